@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Ingot: LLM checkpoints -> deployable quantized artifacts.
+// One target per pipeline stage; dependencies flow downward only:
+//   IngotCore <- IngotFormats <- IngotModel <- IngotForward <- IngotCalibration <- IngotQuant <- IngotVerify
+//   <- IngotPipeline <- IngotCLI <- ingot
+let package = Package(
+    name: "Ingot",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ingot", targets: ["ingot"]),
+        .library(name: "IngotCore", targets: ["IngotCore"]),
+        .library(name: "IngotFormats", targets: ["IngotFormats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+        .target(name: "IngotCore"),
+        .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"]),
+        .target(name: "IngotModel", dependencies: ["IngotCore", "IngotFormats"]),
+        .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS"]),
+        .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"]),
+        .target(name: "IngotQuant", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
+                                                   "IngotCalibration", "COpenBLAS"]),
+        .target(name: "IngotVerify", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
+                                                    "IngotQuant"]),
+        .target(name: "IngotPipeline", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
+                                                      "IngotCalibration", "IngotQuant", "IngotVerify",
+                                                      .product(name: "Yams", package: "Yams")]),
+        .target(name: "IngotCLI", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
+                                                 "IngotCalibration", "IngotQuant", "IngotVerify", "IngotPipeline",
+                                                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ingot", dependencies: ["IngotCLI"]),
+
+        .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
+        .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats"]),
+        .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "ingot"]),
+    ]
+)

@@ -1,0 +1,17 @@
+import ArgumentParser
+import IngotCore
+
+/// `ingot`: the command-line entry point. One file per subcommand.
+public struct IngotCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "ingot",
+        abstract: "Turn LLM checkpoints into deployable quantized artifacts.",
+        version: ingotVersion,
+        subcommands: []
+    )
+
+    public init() {}
+}
+
+/// The toolkit's version, recorded in artifacts' provenance.
+public let ingotVersion = "0.1.0"

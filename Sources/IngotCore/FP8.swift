@@ -1,0 +1,23 @@
+/// Decoding of the 8-bit float formats (OCP FP8): E4M3FN (bias 7, no infinities, NaN at 0x7F/0xFF, max 448) and
+/// E5M2 (IEEE-like, bias 15, max 57344, ±inf). Encoding (saturating, round to nearest even) lives with the
+/// quantizers; decoding is a 256-entry table.
+public enum FP8 {
+    public enum Format: String, Sendable, CaseIterable { case e4m3 = "e4m3", e5m2 = "e5m2" }
+
+    /// f32 value of an E4M3FN code (exact).
+    public static func e4m3ToF32(_ c: UInt8) -> Float {
+        let sign: Float = c & 0x80 != 0 ? -1 : 1
+        let e = Int((c >> 3) & 0xF), m = Int(c & 7)
+        if e == 0xF && m == 7 { return .nan }
+        if e == 0 { return sign * Float(m) * 0x1p-9 }
+        return sign * Float(8 + m) * Float(sign: .plus, exponent: e - 10, significand: 1)
+    }
+
+    /// f32 value of an E5M2 code (exact).
+    public static func e5m2ToF32(_ c: UInt8) -> Float { HalfFloat.f16ToF32(UInt16(c) << 8) }
+
+    public static let e4m3Table: [Float] = (0..<256).map { e4m3ToF32(UInt8($0)) }
+    public static let e5m2Table: [Float] = (0..<256).map { e5m2ToF32(UInt8($0)) }
+
+    public static func table(_ f: Format) -> [Float] { f == .e4m3 ? e4m3Table : e5m2Table }
+}

@@ -1,0 +1,64 @@
+/// A borrowed, read-only view of one tensor's bytes: dtype, shape and the bytes themselves.
+///
+/// Views made by readers point straight into a memory-mapped file (zero copy); `owner` keeps that mapping alive
+/// for as long as the view exists.
+public struct TensorView: @unchecked Sendable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    public let bytes: UnsafeRawBufferPointer
+    /// Keeps the storage behind `bytes` alive.
+    public let owner: AnyObject?
+
+    public init(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, owner: AnyObject?) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.bytes = bytes
+        self.owner = owner
+    }
+
+    public var elementCount: Int { ShapeMath.elementCount(shape) ?? 0 }
+    public var byteCount: Int { bytes.count }
+
+    /// Rows and columns of a 2-D (or more, leading dims flattened) tensor.
+    public var rowsAndColumns: (rows: Int, columns: Int) {
+        guard let last = shape.last else { return (1, 1) }
+        return (last == 0 ? 0 : elementCount / last, last)
+    }
+
+    /// Decodes the tensor to `Float`. Copies; use for weights that the caller needs as f32.
+    public func floats() throws -> [Float] {
+        try FloatCodecs.decodeToF32(bytes, dtype: dtype, count: elementCount)
+    }
+}
+
+/// Owned tensor bytes (for tensors made in memory: quantized outputs, converted tensors, test data).
+public final class TensorBuffer: @unchecked Sendable {
+    public let storage: UnsafeMutableRawBufferPointer
+
+    public init(byteCount: Int) {
+        storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        storage.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    public convenience init(copying bytes: UnsafeRawBufferPointer) {
+        self.init(byteCount: bytes.count)
+        if bytes.count > 0 { storage.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+    }
+
+    deinit { storage.deallocate() }
+
+    /// A view of the first `byteCount` bytes as a tensor.
+    public func view(name: String, dtype: DType, shape: [Int], byteCount: Int) -> TensorView {
+        TensorView(name: name, dtype: dtype, shape: shape,
+                   bytes: UnsafeRawBufferPointer(rebasing: storage[0..<byteCount]), owner: self)
+    }
+
+    /// A tensor holding a copy of `values` in the given dtype.
+    public static func make<T: BitwiseCopyable>(name: String, dtype: DType, shape: [Int], values: [T]) -> TensorView {
+        values.withUnsafeBytes { raw in
+            TensorBuffer(copying: raw).view(name: name, dtype: dtype, shape: shape, byteCount: raw.count)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import IngotCore
+
+/// Opens any checkpoint Ingot reads, by looking at the path:
+/// - a `.safetensors` file;
+/// - a directory with `model.safetensors.index.json` (sharded) or a single `*.safetensors` file;
+/// - an HDF5 file (`.h5`, `.hdf5`, Keras `.weights.h5`);
+/// - a native `.ingot` file.
+public enum Checkpoint {
+    public static func open(_ path: String) throws -> TensorSource {
+        guard FileSystem.exists(path) else { throw IOError(.open, path: path, errno: 2) }
+        if FileSystem.isDirectory(path) {
+            let index = path + "/" + ShardedSafetensors.indexName
+            if FileSystem.exists(index) { return try ShardedSafetensors(indexPath: index) }
+            let files = try FileSystem.list(path).filter { $0.hasSuffix(".safetensors") }
+            if files.count == 1 { return try SafetensorsFile(path: path + "/" + files[0]) }
+            if files.isEmpty {
+                throw SourceError.notACheckpoint(path: path, reason: "directory holds no .safetensors file and no \(ShardedSafetensors.indexName)")
+            }
+            throw SourceError.notACheckpoint(path: path, reason: "directory holds \(files.count) .safetensors files but no \(ShardedSafetensors.indexName)")
+        }
+        if path.hasSuffix(".json"), FileSystem.baseName(path) == ShardedSafetensors.indexName {
+            return try ShardedSafetensors(indexPath: path)
+        }
+        return try SafetensorsFile(path: path)
+    }
+
+    /// The model directory of a checkpoint path (the directory itself, or the file's directory).
+    public static func modelDirectory(of path: String) -> String {
+        FileSystem.isDirectory(path) ? path : FileSystem.directoryName(path)
+    }
+}

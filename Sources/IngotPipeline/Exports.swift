@@ -1,0 +1,2 @@
+/// Recipes and the end-to-end run loop.
+@_exported import IngotCore

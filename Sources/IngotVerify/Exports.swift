@@ -1,0 +1,2 @@
+/// Verification: perplexity delta, KL divergence, top-token agreement, reconstruction error, gates.
+@_exported import IngotCore

@@ -1,0 +1,3 @@
+import IngotCLI
+
+IngotCommand.main()

@@ -7,7 +7,7 @@ public struct IngotCommand: ParsableCommand {
         commandName: "ingot",
         abstract: "Turn LLM checkpoints into deployable quantized artifacts.",
         version: ingotVersion,
-        subcommands: []
+        subcommands: [Inspect.self, Convert.self]
     )
 
     public init() {}

@@ -11,6 +11,7 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
     private let base: UnsafeMutableRawPointer?
+    private var ownsHeap = false
 
     /// Maps `path`. An empty file maps to an empty buffer.
     public init(path: String) throws {
@@ -31,6 +32,23 @@ public final class MappedFile: @unchecked Sendable {
         }
         base = p
         bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    /// An in-memory "file" holding a copy of `contents` (for parsing bytes that did not come from disk:
+    /// fuzzing, network buffers). `path` is only used in messages.
+    public init(contents: [UInt8], path: String) {
+        self.path = path
+        if contents.isEmpty {
+            base = nil
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            ownsHeap = false
+            return
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: contents.count, alignment: 64)
+        contents.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: contents.count) }
+        base = p
+        bytes = UnsafeRawBufferPointer(start: p, count: contents.count)
+        ownsHeap = true
     }
 
     public var count: Int { bytes.count }
@@ -61,6 +79,6 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
-        if let b = base { munmap(b, bytes.count) }
+        if let b = base { if ownsHeap { b.deallocate() } else { munmap(b, bytes.count) } }
     }
 }

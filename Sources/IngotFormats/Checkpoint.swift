@@ -2,7 +2,7 @@ import IngotCore
 
 /// Opens any checkpoint Ingot reads, by looking at the path:
 /// - a `.safetensors` file;
-/// - a directory with `model.safetensors.index.json` (sharded) or a single `*.safetensors` file;
+/// - a directory with `model.safetensors.index.json` (sharded), `model.safetensors`, or a single `*.safetensors` file;
 /// - an HDF5 file (`.h5`, `.hdf5`, Keras `.weights.h5`);
 /// - a native `.ingot` file.
 public enum Checkpoint {
@@ -11,6 +11,7 @@ public enum Checkpoint {
         if FileSystem.isDirectory(path) {
             let index = path + "/" + ShardedSafetensors.indexName
             if FileSystem.exists(index) { return try ShardedSafetensors(indexPath: index) }
+            if FileSystem.exists(path + "/model.safetensors") { return try SafetensorsFile(path: path + "/model.safetensors") }
             let files = try FileSystem.list(path).filter { $0.hasSuffix(".safetensors") }
             if files.count == 1 { return try SafetensorsFile(path: path + "/" + files[0]) }
             if files.isEmpty {
@@ -21,7 +22,13 @@ public enum Checkpoint {
         if path.hasSuffix(".json"), FileSystem.baseName(path) == ShardedSafetensors.indexName {
             return try ShardedSafetensors(indexPath: path)
         }
+        if isHDF5Path(path) { return try HDF5File(path: path) }
         return try SafetensorsFile(path: path)
+    }
+
+    static func isHDF5Path(_ path: String) -> Bool {
+        let p = path.lowercased()
+        return p.hasSuffix(".h5") || p.hasSuffix(".hdf5") || p.hasSuffix(".hdf")
     }
 
     /// The model directory of a checkpoint path (the directory itself, or the file's directory).

@@ -61,3 +61,20 @@ public enum SourceError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+/// A source whose tensors carry more than dtype and shape (codec, compression ratio…), shown by `inspect`.
+public protocol TensorDetailsProviding {
+    var detailColumns: [String] { get }
+    func details(of tensor: String) -> [String]
+}
+
+/// A source whose stored bytes carry checksums.
+public protocol ChecksumVerifiable {
+    /// Verifies every checksum; throws naming the first thing that is wrong.
+    func verifyAll() throws
+}
+
+/// A source that names its own format for display.
+public protocol FormatNamed {
+    var formatName: String { get }
+}

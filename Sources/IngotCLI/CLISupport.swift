@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import IngotCore
+
+/// Exit codes shared by every command: 0 success, 1 a check or gate failed, 2 usage or input error.
+public enum ExitStatus {
+    public static let checkFailed = ExitCode(1)
+    public static let inputError = ExitCode(2)
+}
+
+/// Runs a command body, turning any thrown error into one `error: …` line on stderr and exit code 2
+/// (argument-parser's own errors and explicit exit codes pass through).
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch let e as ValidationError {
+        throw e
+    } catch {
+        printError("\(error)")
+        throw ExitStatus.inputError
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+}
+
+func printWarning(_ message: String) {
+    FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))
+}
+
+/// Options shared by commands that write outputs.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Overwrite the destination if it exists.") var force = false
+    @Flag(help: "No progress output.") var quiet = false
+    @Option(help: "Worker threads (0 = all cores). Output bytes do not depend on it.") var threads: Int = 0
+
+    func validate() throws {
+        guard threads >= 0 else { throw ValidationError("--threads must be ≥ 0") }
+    }
+}
+
+/// Writes `text` to stdout.
+func emit(_ text: String) { FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8)) }
+
+/// Left-aligned text table.
+func table(_ header: [String], _ rows: [[String]], rightAlign: Set<Int> = []) -> String {
+    var widths = header.map(\.count)
+    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, c in
+            let pad = String(repeating: " ", count: max(0, widths[i] - c.count))
+            return rightAlign.contains(i) ? pad + c : c + pad
+        }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+    }
+    return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
+        .joined(separator: "\n")
+}

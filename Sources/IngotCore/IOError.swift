@@ -6,7 +6,7 @@ import Darwin
 
 /// A failed system call on a file, with the path and the reason in words.
 public struct IOError: Error, CustomStringConvertible, Equatable, Sendable {
-    public enum Operation: String, Sendable { case open, stat, map, read, write, sync, rename, remove, mkdir, list }
+    public enum Operation: String, Sendable { case open, create, stat, map, read, write, sync, rename, remove, mkdir, list }
     public let operation: Operation
     public let path: String
     public let errno: Int32
@@ -17,7 +17,7 @@ public struct IOError: Error, CustomStringConvertible, Equatable, Sendable {
         self.errno = errno
     }
 
-    public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
+    public var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT || errno == EFBIG }
 
     public var description: String {
         let reason = String(cString: strerror(errno))

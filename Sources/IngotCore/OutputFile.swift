@@ -29,7 +29,9 @@ public final class OutputFile {
         self.temporaryPath = dir + "/." + base + OutputFile.temporaryMarker + String(getpid())
             + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let tmp = temporaryPath
-        fd = try syscall(.open, tmp) { open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        do { fd = try syscall(.open, tmp) { open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) } } catch let e as IOError {
+            throw IOError(.create, path: path, errno: e.errno)  // name what the user asked for, not our temporary
+        }
         buffer = .allocate(byteCount: bufferSize, alignment: 64)
     }
 
@@ -85,7 +87,10 @@ public final class OutputFile {
         var done = 0
         let tmp = temporaryPath
         while done < bytes.count {
-            let n = try syscall(.write, tmp) { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
+            let n: Int
+            do { n = try syscall(.write, tmp) { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) } } catch let e as IOError {
+                throw IOError(.write, path: path, errno: e.errno)
+            }
             if n == 0 { throw IOError(.write, path: path, errno: EIO) }
             done += n
         }
@@ -142,7 +147,9 @@ public final class OutputDirectory {
         temporaryPath = FileSystem.directoryName(path) + "/." + FileSystem.baseName(path) + OutputFile.temporaryMarker
             + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let tmp = temporaryPath
-        try syscall(.mkdir, tmp) { mkdir(tmp, 0o755) }
+        do { try syscall(.mkdir, tmp) { mkdir(tmp, 0o755) } } catch let e as IOError {
+            throw IOError(.create, path: path, errno: e.errno)
+        }
     }
 
     deinit { if !committed { FileSystem.removeTree(temporaryPath) } }

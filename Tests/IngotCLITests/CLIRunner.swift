@@ -1,0 +1,61 @@
+import Foundation
+
+/// Runs the built `ingot` binary as a user would and captures what it prints.
+struct CLIResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+func fixture(_ relative: String) -> String { repoRoot + "/fixtures/" + relative }
+
+/// The `ingot` executable next to the test bundle.
+let ingotBinary: String = {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<3 {
+        let candidate = dir.appendingPathComponent("ingot").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return repoRoot + "/.build/debug/ingot"
+}()
+
+@discardableResult
+func ingot(_ args: [String], shellPrefix: String? = nil) throws -> CLIResult {
+    let p = Process()
+    if let prefix = shellPrefix {
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        let quoted = ([ingotBinary] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        p.arguments = ["-c", prefix + " " + quoted.joined(separator: " ")]
+    } else {
+        p.executableURL = URL(fileURLWithPath: ingotBinary)
+        p.arguments = args
+    }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                     stderr: String(decoding: e, as: UTF8.self))
+}
+
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "ingot-cli-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+    var entries: [String] { (try? FileManager.default.contentsOfDirectory(atPath: path).sorted()) ?? [] }
+}
+
+func writeBytes(_ bytes: [UInt8], to path: String) {
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import IngotCore
+import IngotFormats
+
+/// `ingot bench`: measured figures for each stage (speed belongs here, never in tests).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: time the stages on a given checkpoint and print a table.",
+        subcommands: [BenchLoad.self, BenchConvert.self])
+}
+
+/// Open + validate + touch every tensor of a checkpoint, then report bytes/s.
+struct BenchLoad: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "load",
+        abstract: "Time opening, validating and reading every byte of every tensor.")
+
+    @Argument(help: "Checkpoint to load.") var path: String
+    @Option(name: .customLong("repeat"), help: "Repetitions (best is reported).") var repetitions: Int = 3
+    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Only open, validate and map every tensor; do not read the bytes.") var noRead = false
+
+    func run() throws {
+        try reportingErrors {
+            var best = Double.infinity
+            var checksum: UInt64 = 0
+            var bytes = 0
+            for _ in 0..<max(1, repetitions) {
+                let t0 = monotonicSeconds()
+                let src = try Checkpoint.open(path)
+                // Validate by opening; then read every tensor, tensors split across cores by index.
+                let views = try src.tensors.map { try src.tensor(named: $0.name) }
+                if noRead {
+                    best = min(best, monotonicSeconds() - t0)
+                    bytes = src.totalBytes
+                    checksum = UInt64(views.count)
+                    continue
+                }
+                var sums = [UInt64](repeating: 0, count: views.count)
+                sums.withUnsafeMutableBufferPointer { out in
+                    let o = UncheckedSendable(out)
+                    parallelFor(views.count) { i in o.value[i] = touch(views[i].bytes) }
+                }
+                let sum = sums.reduce(0, &+)
+                best = min(best, monotonicSeconds() - t0)
+                checksum = sum
+                bytes = src.totalBytes
+            }
+            let rate = Double(bytes) / best
+            if json {
+                emit(JSON.object([("stage", .string("load")), ("bytes", .int(bytes)), ("seconds", .double(best)),
+                                  ("bytes_per_second", .double(rate)), ("checksum", .string(String(checksum)))]).serialized())
+            } else {
+                emit(String(format: "load %@: %.3f s, %@/s (checksum %llu)", path, best, Format.bytes(Int(rate)), checksum))
+            }
+        }
+    }
+
+    /// Reads every byte (sum of 8-byte words), so every page is faulted in and nothing is optimised away.
+    func touch(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        var s: UInt64 = 0
+        let words = b.count / 8
+        let p = b.baseAddress
+        for i in 0..<words { s &+= p!.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self) }
+        for i in (words * 8)..<b.count { s &+= UInt64(b[i]) }
+        return s
+    }
+}
+
+/// In-memory dtype conversion throughput (FloatCodecs), without file I/O.
+struct BenchConvert: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "convert",
+        abstract: "Time in-memory f32/f16/bf16 conversion kernels.")
+
+    @Option(help: "Elements per run.") var elements: Int = 1 << 26
+    @Option(help: "Threads (0 = all cores, 1 = serial).") var threads: Int = 0
+
+    func run() throws {
+        try reportingErrors {
+            let src = TensorBuffer(byteCount: elements * 4), dst = TensorBuffer(byteCount: elements * 4)
+            let p = src.storage.bindMemory(to: UInt16.self)
+            for i in 0..<(elements * 2) { p[i] = UInt16(truncatingIfNeeded: i &* 2654435761 >> 7) & 0x7F7F }
+            var rows: [[String]] = []
+            for (from, to) in [(DType.bf16, DType.f16), (.f16, .bf16), (.bf16, .f32), (.f16, .f32), (.f32, .f16), (.f32, .bf16)] {
+                var best = Double.infinity
+                for _ in 0..<3 {
+                    let t0 = monotonicSeconds()
+                    try FloatCodecs.convert(UnsafeRawBufferPointer(src.storage), from: from, to: to, into: dst.storage,
+                                            count: elements, threads: threads)
+                    best = min(best, monotonicSeconds() - t0)
+                }
+                let inBytes = elements * from.byteWidth!
+                rows.append(["\(from.rawValue) → \(to.rawValue)", String(format: "%.2f", Double(inBytes) / best / 1e9)])
+            }
+            emit(table(["conversion", "GB/s of input"], rows, rightAlign: [1]))
+        }
+    }
+}

@@ -7,6 +7,7 @@ import IngotCore
 /// - a native `.ingot` file.
 public enum Checkpoint {
     public static func open(_ path: String) throws -> TensorSource {
+        if path.hasSuffix(".ingot"), !FileSystem.exists(path), let set = try IngotShardSet.open(path) { return set }
         guard FileSystem.exists(path) else { throw IOError(.open, path: path, errno: 2) }
         if FileSystem.isDirectory(path) {
             let index = path + "/" + ShardedSafetensors.indexName
@@ -23,6 +24,7 @@ public enum Checkpoint {
             return try ShardedSafetensors(indexPath: path)
         }
         if isHDF5Path(path) { return try HDF5File(path: path) }
+        if path.hasSuffix(".ingot") { return try IngotFile(path: path) }
         return try SafetensorsFile(path: path)
     }
 

@@ -1,0 +1,75 @@
+import IngotCore
+
+/// How a chunk's bytes are stored. See formats/ingot.md §4.
+public enum ChunkCodec: String, Sendable, CaseIterable {
+    /// Stored as is (may be memory-mapped in place).
+    case raw
+    /// One zstd frame.
+    case zstd
+    /// Floats: each element rotated left one bit (sign to the bottom, exponent to the top byte), split into byte
+    /// planes (plane k = byte k of every element), each plane stored raw or as one zstd frame.
+    case zstdByteplane = "zstd-byteplane"
+}
+
+/// One plane of a byte-plane chunk.
+public struct PlaneEntry: Sendable, Equatable {
+    public var zstd: Bool
+    public var storedSize: Int
+}
+
+/// The transform behind `zstd-byteplane`, and its inverse; pure functions on buffers.
+enum BytePlanes {
+    /// Element width in bytes for dtypes that use byte planes (16/32-bit floats), nil otherwise.
+    static func width(_ d: DType) -> Int? {
+        switch d {
+        case .bf16, .f16: 2
+        case .f32: 4
+        default: nil
+        }
+    }
+
+    /// Splits `n` elements of width `w` from `src` into planes in `dst` (plane k at dst[k*n ..< (k+1)*n]),
+    /// rotating each element left by one bit first.
+    static func split(_ src: UnsafeRawBufferPointer, width w: Int, into dst: UnsafeMutableRawBufferPointer) {
+        let n = src.count / w
+        let d = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        if w == 2 {
+            let s = src.baseAddress!.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n {
+                let v = UInt16(littleEndian: s[i])
+                let r = (v << 1) | (v >> 15)
+                d[i] = UInt8(truncatingIfNeeded: r)
+                d[n + i] = UInt8(truncatingIfNeeded: r >> 8)
+            }
+        } else {
+            let s = src.baseAddress!.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n {
+                let v = UInt32(littleEndian: s[i])
+                let r = (v << 1) | (v >> 31)
+                d[i] = UInt8(truncatingIfNeeded: r)
+                d[n + i] = UInt8(truncatingIfNeeded: r >> 8)
+                d[2 * n + i] = UInt8(truncatingIfNeeded: r >> 16)
+                d[3 * n + i] = UInt8(truncatingIfNeeded: r >> 24)
+            }
+        }
+    }
+
+    /// Inverse of `split`.
+    static func join(_ planes: UnsafeRawBufferPointer, width w: Int, into dst: UnsafeMutableRawBufferPointer) {
+        let n = dst.count / w
+        let p = planes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        if w == 2 {
+            let o = dst.baseAddress!.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n {
+                let r = UInt16(p[i]) | UInt16(p[n + i]) << 8
+                o[i] = ((r >> 1) | (r << 15)).littleEndian
+            }
+        } else {
+            let o = dst.baseAddress!.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n {
+                let r = UInt32(p[i]) | UInt32(p[n + i]) << 8 | UInt32(p[2 * n + i]) << 16 | UInt32(p[3 * n + i]) << 24
+                o[i] = ((r >> 1) | (r << 31)).littleEndian
+            }
+        }
+    }
+}

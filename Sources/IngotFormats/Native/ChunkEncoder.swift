@@ -1,0 +1,91 @@
+import IngotCore
+
+/// Encodes and decodes single chunks. Pure: the output depends only on the input bytes, dtype and level.
+enum ChunkEncoder {
+    struct Encoded {
+        var codec: ChunkCodec
+        var bytes: [UInt8]  // empty for raw: the caller writes the source bytes
+        var planes: [PlaneEntry]
+        var storedHash: UInt64
+        var rawHash: UInt64
+        var storedSize: Int
+    }
+
+    /// Compression must save at least 2% or the chunk (or plane) is stored raw.
+    static let worthIt = 0.98
+
+    static func encode(_ raw: UnsafeRawBufferPointer, dtype: DType, level: Int32?, context: ZstdContext) -> Encoded {
+        let rawHash = XXH64.hash(raw)
+        let rawResult = Encoded(codec: .raw, bytes: [], planes: [], storedHash: rawHash, rawHash: rawHash, storedSize: raw.count)
+        guard let level, raw.count >= 64 else { return rawResult }
+        if let w = BytePlanes.width(dtype), raw.count % w == 0 {
+            let planeSize = raw.count / w
+            let planes = UnsafeMutableRawBufferPointer.allocate(byteCount: raw.count, alignment: 64)
+            defer { planes.deallocate() }
+            BytePlanes.split(raw, width: w, into: planes)
+            var out = [UInt8]()
+            out.reserveCapacity(raw.count)
+            var entries: [PlaneEntry] = []
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: ZstdContext.bound(planeSize), alignment: 64)
+            defer { scratch.deallocate() }
+            for k in 0..<w {
+                let plane = UnsafeRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
+                if let n = context.compress(plane, into: scratch, level: level), Double(n) < Double(planeSize) * worthIt {
+                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                    entries.append(PlaneEntry(zstd: true, storedSize: n))
+                } else {
+                    out.append(contentsOf: plane)
+                    entries.append(PlaneEntry(zstd: false, storedSize: planeSize))
+                }
+            }
+            guard Double(out.count) < Double(raw.count) * worthIt else { return rawResult }
+            let h = out.withUnsafeBytes { XXH64.hash($0) }
+            return Encoded(codec: .zstdByteplane, bytes: out, planes: entries, storedHash: h, rawHash: rawHash, storedSize: out.count)
+        }
+        var out = [UInt8](repeating: 0, count: ZstdContext.bound(raw.count))
+        let n = out.withUnsafeMutableBytes { context.compress(raw, into: $0, level: level) }
+        guard let n, Double(n) < Double(raw.count) * worthIt else { return rawResult }
+        out.removeSubrange(n...)
+        let h = out.withUnsafeBytes { XXH64.hash($0) }
+        return Encoded(codec: .zstd, bytes: out, planes: [], storedHash: h, rawHash: rawHash, storedSize: n)
+    }
+
+    /// Decodes a chunk's stored bytes into `dst` (exactly `chunk.rawSize` bytes), verifying both checksums.
+    static func decode(_ stored: UnsafeRawBufferPointer, chunk: NativeChunk, into dst: UnsafeMutableRawBufferPointer,
+                       dtype: DType, context: ZstdContext, file: String, owner: String, index: Int) throws {
+        guard XXH64.hash(stored) == chunk.storedHash else { throw NativeError.chunkChecksum(file: file, tensor: owner, chunk: index) }
+        func fail(_ f: ZstdContext.DecompressFailure) -> NativeError {
+            switch f {
+            case .notAFrame: .chunkDecode(file: file, tensor: owner, chunk: index, reason: "not a zstd frame")
+            case .declaredSize(let d): .chunkDecode(file: file, tensor: owner, chunk: index, reason: "frame declares \(d) bytes, index says \(chunk.rawSize)")
+            case .corrupt(let r): .chunkDecode(file: file, tensor: owner, chunk: index, reason: r)
+            }
+        }
+        switch chunk.codec {
+        case .raw:
+            if chunk.rawSize > 0 { dst.baseAddress!.copyMemory(from: stored.baseAddress!, byteCount: chunk.rawSize) }
+        case .zstd:
+            if let f = context.decompress(stored, into: dst) { throw fail(f) }
+        case .zstdByteplane:
+            let w = chunk.planes.count
+            guard BytePlanes.width(dtype) == w else {
+                throw NativeError.chunkDecode(file: file, tensor: owner, chunk: index, reason: "\(w) planes for \(dtype.rawValue)")
+            }
+            let planeSize = chunk.rawSize / w
+            let planes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunk.rawSize, 1), alignment: 64)
+            defer { planes.deallocate() }
+            var pos = 0
+            for (k, p) in chunk.planes.enumerated() {
+                let src = UnsafeRawBufferPointer(rebasing: stored[pos..<(pos + p.storedSize)])
+                let out = UnsafeMutableRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
+                if p.zstd { if let f = context.decompress(src, into: out) { throw fail(f) } }
+                else if planeSize > 0 { out.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: planeSize) }
+                pos += p.storedSize
+            }
+            BytePlanes.join(UnsafeRawBufferPointer(rebasing: planes[0..<chunk.rawSize]), width: w, into: dst)
+        }
+        if chunk.codec != .raw, XXH64.hash(UnsafeRawBufferPointer(dst)) != chunk.rawHash {
+            throw NativeError.chunkDecodedChecksum(file: file, tensor: owner, chunk: index)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import IngotCore
+
+/// Writes any readable checkpoint as `.ingot` (one file, or shards when larger than `maxShardSize`), with the
+/// model directory's companion files and the source's metadata.
+public struct PackJob {
+    public var source: TensorSource
+    public var destination: String
+    public var options = IngotFileWriter.Options()
+    public var maxShardSize: Int? = nil
+    public var companionsFrom: String? = nil
+    /// Extra companion files (name, bytes), e.g. from another `.ingot`.
+    public var companions: [(name: String, bytes: [UInt8])] = []
+    public var metadata: [(key: String, value: JSON)] = []
+    public var overwrite = false
+    public var progress: ProgressReporter = SilentProgress()
+
+    public init(source: TensorSource, destination: String) {
+        self.source = source
+        self.destination = destination
+    }
+
+    public struct Stats { public var tensors = 0, rawBytes = 0, storedBytes = 0, files = 0, seconds = 0.0 }
+
+    @discardableResult
+    public func run() throws -> Stats {
+        let t0 = monotonicSeconds()
+        let entries = try source.tensors.map { try SafetensorsWriter.Entry(name: $0.name, dtype: $0.dtype, shape: $0.shape) }
+        let plan = maxShardSize.map { CheckpointWriter.plan(entries, maxShardSize: $0) } ?? [entries]
+        let paths = plan.count == 1 ? [destination]
+            : plan.indices.map { IngotShardSet.shardName(destination, index: $0 + 1, count: plan.count) }
+        if !overwrite { for p in paths where FileSystem.exists(p) { throw OutputError.destinationExists(p) } }
+        var meta: [(key: String, value: JSON)] = [("created_by", .string("ingot")),
+            ("safetensors_metadata", .object(source.metadata.map { ($0.key, JSON.string($0.value)) }))]
+        meta += metadata
+        var writers: [IngotFileWriter] = []
+        defer { for w in writers { w.discard() } }  // no-op after commit
+        var stats = Stats()
+        progress.begin("pack", total: entries.reduce(0) { $0 + $1.byteCount }, unit: .bytes)
+        var done = 0
+        for (s, shard) in plan.enumerated() {
+            let w = try IngotFileWriter(path: paths[s], options: options, overwrite: overwrite, shard: (s + 1, plan.count))
+            writers.append(w)
+            w.metadata = .object(meta)
+            if s == 0 {
+                var files = companions
+                if let dir = companionsFrom {
+                    for name in ModelFiles.present(in: dir) where !files.contains(where: { $0.name == name }) {
+                        files.append((name, try FileSystem.read(dir + "/" + name)))
+                    }
+                }
+                for f in files { try w.addFile(name: f.name, bytes: f.bytes); stats.files += 1 }
+            }
+            for e in shard {
+                let view = try source.tensor(named: e.name)
+                try w.addTensor(view, quantization: source.nativeEntry(e.name)?.quantization)
+                done += e.byteCount
+                progress.update(done)
+                stats.tensors += 1
+                stats.rawBytes += e.byteCount
+            }
+        }
+        for w in writers { try w.commit(); stats.storedBytes += w.bytesWritten }
+        progress.finish()
+        stats.seconds = monotonicSeconds() - t0
+        return stats
+    }
+}

@@ -41,6 +41,7 @@ struct BenchLoad: ParsableCommand {
                     let o = UncheckedSendable(out)
                     parallelFor(views.count) { i in o.value[i] = touch(views[i].bytes) }
                 }
+                withExtendedLifetime(views) {}
                 let sum = sums.reduce(0, &+)
                 best = min(best, monotonicSeconds() - t0)
                 checksum = sum

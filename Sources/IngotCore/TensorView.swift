@@ -18,6 +18,13 @@ public struct TensorView: @unchecked Sendable {
         self.owner = owner
     }
 
+    /// Runs `body` with the bytes, keeping their storage alive for the whole call. Use this (not `bytes`
+    /// directly) whenever the view may be the only owner of its storage, e.g. a decoded `.ingot` tensor.
+    @inlinable
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(owner) { try body(bytes) }
+    }
+
     public var elementCount: Int { ShapeMath.elementCount(shape) ?? 0 }
     public var byteCount: Int { bytes.count }
 
@@ -29,7 +36,7 @@ public struct TensorView: @unchecked Sendable {
 
     /// Decodes the tensor to `Float`. Copies; use for weights that the caller needs as f32.
     public func floats() throws -> [Float] {
-        try FloatCodecs.decodeToF32(bytes, dtype: dtype, count: elementCount)
+        try withBytes { try FloatCodecs.decodeToF32($0, dtype: dtype, count: elementCount) }
     }
 }
 

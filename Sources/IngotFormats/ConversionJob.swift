@@ -36,29 +36,31 @@ public struct ConversionJob {
             let info = source.tensors[i]
             let view = try source.tensor(named: info.name)
             let out = entries[i].dtype
+            try view.withBytes { bytes in
             if out == info.dtype {
                 var offset = 0
                 let step = stepElements * 4
                 repeat {
-                    let n = min(step, view.bytes.count - offset)
-                    try sink(UnsafeRawBufferPointer(rebasing: view.bytes[offset..<offset + n]))
+                    let n = min(step, bytes.count - offset)
+                    try sink(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
                     offset += n
                     done += n
                     progress.update(done)
-                } while offset < view.bytes.count
+                } while offset < bytes.count
             } else {
                 let inW = info.dtype.byteWidth!, outW = out.byteWidth!
                 let count = view.elementCount
                 var e = 0
                 repeat {
                     let n = min(stepElements, count - e)
-                    try FloatCodecs.convert(UnsafeRawBufferPointer(rebasing: view.bytes[e * inW..<(e + n) * inW]), from: info.dtype,
+                    try FloatCodecs.convert(UnsafeRawBufferPointer(rebasing: bytes[e * inW..<(e + n) * inW]), from: info.dtype,
                                             to: out, into: scratch.storage, count: n, threads: threads)
                     try sink(UnsafeRawBufferPointer(rebasing: scratch.storage[0..<n * outW]))
                     e += n
                     done += n * outW
                     progress.update(done)
                 } while e < count
+            }
             }
         }
         progress.finish()

@@ -33,6 +33,6 @@ func write(_ bytes: [UInt8], to path: String) {
 /// SHA-256 of every tensor's bytes, by name.
 func tensorDigests(_ source: TensorSource) throws -> [String: String] {
     var out: [String: String] = [:]
-    for t in source.tensors { out[t.name] = SHA256.hex(try source.tensor(named: t.name).bytes) }
+    for t in source.tensors { out[t.name] = try source.tensor(named: t.name).withBytes { SHA256.hex($0) } }
     return out
 }

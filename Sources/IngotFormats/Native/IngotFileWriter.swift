@@ -50,7 +50,7 @@ public final class IngotFileWriter {
     }
 
     public func addTensor(_ view: TensorView, quantization: QuantizationInfo? = nil) throws {
-        try addTensor(name: view.name, dtype: view.dtype, shape: view.shape, bytes: view.bytes, quantization: quantization)
+        try view.withBytes { try addTensor(name: view.name, dtype: view.dtype, shape: view.shape, bytes: $0, quantization: quantization) }
     }
 
     /// Stores a companion file (config.json, tokenizer…), zstd-compressed.

@@ -7,7 +7,7 @@ import IngotFormats
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: time the stages on a given checkpoint and print a table.",
-        subcommands: [BenchLoad.self, BenchConvert.self])
+        subcommands: [BenchLoad.self, BenchConvert.self, BenchDecode.self])
 }
 
 /// Open + validate + touch every tensor of a checkpoint, then report bytes/s.
@@ -97,3 +97,43 @@ struct BenchConvert: ParsableCommand {
         }
     }
 }
+
+/// Decodes every tensor of a checkpoint in memory (no output file): the read side of `.ingot`.
+struct BenchDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "decode",
+        abstract: "Time decoding every tensor (e.g. of an .ingot file) into memory.")
+
+    @Argument(help: "Checkpoint.") var path: String
+    @Option(help: "Threads (1 = one core, 0 = all).") var threads: Int = 0
+    @Option(name: .customLong("repeat"), help: "Repetitions (best is reported).") var repetitions: Int = 3
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            Parallelism.configure(threads: threads)
+            let src = try Checkpoint.open(path)
+            var best = Double.infinity
+            for _ in 0..<max(1, repetitions) {
+                let t0 = monotonicSeconds()
+                // Tensors decode in parallel (each .ingot tensor also decodes its own chunks in parallel).
+                var failures = [String?](repeating: nil, count: src.tensors.count)
+                failures.withUnsafeMutableBufferPointer { f in
+                    let out = UncheckedSendable(f)
+                    parallelFor(src.tensors.count) { i in
+                        do { _ = try src.tensor(named: src.tensors[i].name).withBytes { $0.count } } catch { out.value[i] = "\(error)" }
+                    }
+                }
+                if let f = failures.compactMap({ $0 }).first { throw BenchFailure(message: f) }
+                best = min(best, monotonicSeconds() - t0)
+            }
+            let bytes = src.totalBytes
+            if json {
+                emit(JSON.object([("stage", .string("decode")), ("bytes", .int(bytes)), ("seconds", .double(best))]).serialized())
+            } else {
+                emit(String(format: "decode %@: %.3f s, %@/s", path, best, Format.bytes(Int(Double(bytes) / best))))
+            }
+        }
+    }
+}
+
+struct BenchFailure: Error, CustomStringConvertible { let message: String; var description: String { message } }

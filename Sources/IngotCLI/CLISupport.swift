@@ -35,6 +35,7 @@ struct OutputOptions: ParsableArguments {
 
     func validate() throws {
         guard threads >= 0 else { throw ValidationError("--threads must be ≥ 0") }
+        Parallelism.configure(threads: threads)
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 /// so results do not depend on the number of cores.
 public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
     if n <= 0 { return }
-    if n == 1 { body(0); return }
+    if n == 1 || Parallelism.serial { for i in 0..<n { body(i) }; return }
     withoutActuallyEscaping(body) { b in
         let box = UncheckedSendable(b)
         DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
@@ -15,4 +15,13 @@ public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
 public struct UncheckedSendable<T>: @unchecked Sendable {
     public let value: T
     public init(_ value: T) { self.value = value }
+}
+
+/// Process-wide parallelism switch (`--threads 1` sets `serial`). Work is split by index, so results are the same
+/// either way; only speed changes.
+public enum Parallelism {
+    nonisolated(unsafe) public static var serial = false
+
+    /// Applies a `--threads` option: 1 runs everything on one core, anything else uses all cores.
+    public static func configure(threads: Int) { serial = threads == 1 }
 }

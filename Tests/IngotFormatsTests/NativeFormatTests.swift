@@ -24,7 +24,7 @@ struct NativeFormatTests {
         #expect(try tensorDigests(f) == tensorDigests(orig))
         #expect(f.tensors.map(\.name) == orig.tensors.map(\.name), "file order kept")
         #expect(f.entries.contains { $0.chunks.count > 1 }, "multi-chunk tensors exercised")
-        #expect(f.entries.allSatisfy { $0.chunks.allSatisfy { $0.codec == .zstdByteplane } })
+        #expect(f.entries.allSatisfy { $0.chunks.allSatisfy { $0.codec == .byteplane } })
         #expect(try f.fileContents("config.json") == FileSystem.read(model + "/config.json"))
         #expect(f.metadata.first?.value == "pt")
         try f.verifyAll()

@@ -7,17 +7,18 @@ public enum ChunkCodec: String, Sendable, CaseIterable {
     /// One zstd frame.
     case zstd
     /// Floats: each element rotated left one bit (sign to the bottom, exponent to the top byte), split into byte
-    /// planes (plane k = byte k of every element), each plane stored raw or as one zstd frame.
-    case zstdByteplane = "zstd-byteplane"
+    /// planes (plane k = byte k of every element), each plane stored raw, Huffman-coded or as one zstd frame.
+    case byteplane
 }
 
 /// One plane of a byte-plane chunk.
 public struct PlaneEntry: Sendable, Equatable {
-    public var zstd: Bool
+    public enum Codec: String, Sendable { case raw, zstd, huffman }
+    public var codec: Codec
     public var storedSize: Int
 }
 
-/// The transform behind `zstd-byteplane`, and its inverse; pure functions on buffers.
+/// The transform behind `byteplane`, and its inverse; pure functions on buffers.
 enum BytePlanes {
     /// Element width in bytes for dtypes that use byte planes (16/32-bit floats), nil otherwise.
     static func width(_ d: DType) -> Int? {

@@ -26,21 +26,22 @@ enum ChunkEncoder {
             var out = [UInt8]()
             out.reserveCapacity(raw.count)
             var entries: [PlaneEntry] = []
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: ZstdContext.bound(planeSize), alignment: 64)
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Huffman.bound(planeSize), alignment: 64)
             defer { scratch.deallocate() }
             for k in 0..<w {
                 let plane = UnsafeRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
-                if let n = context.compress(plane, into: scratch, level: level), Double(n) < Double(planeSize) * worthIt {
+                let n = Huffman.encode(plane, into: scratch)
+                if Double(n) < Double(planeSize) * worthIt {
                     out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                    entries.append(PlaneEntry(zstd: true, storedSize: n))
+                    entries.append(PlaneEntry(codec: .huffman, storedSize: n))
                 } else {
                     out.append(contentsOf: plane)
-                    entries.append(PlaneEntry(zstd: false, storedSize: planeSize))
+                    entries.append(PlaneEntry(codec: .raw, storedSize: planeSize))
                 }
             }
             guard Double(out.count) < Double(raw.count) * worthIt else { return rawResult }
             let h = out.withUnsafeBytes { XXH64.hash($0) }
-            return Encoded(codec: .zstdByteplane, bytes: out, planes: entries, storedHash: h, rawHash: rawHash, storedSize: out.count)
+            return Encoded(codec: .byteplane, bytes: out, planes: entries, storedHash: h, rawHash: rawHash, storedSize: out.count)
         }
         var out = [UInt8](repeating: 0, count: ZstdContext.bound(raw.count))
         let n = out.withUnsafeMutableBytes { context.compress(raw, into: $0, level: level) }
@@ -66,7 +67,7 @@ enum ChunkEncoder {
             if chunk.rawSize > 0 { dst.baseAddress!.copyMemory(from: stored.baseAddress!, byteCount: chunk.rawSize) }
         case .zstd:
             if let f = context.decompress(stored, into: dst) { throw fail(f) }
-        case .zstdByteplane:
+        case .byteplane:
             let w = chunk.planes.count
             guard BytePlanes.width(dtype) == w else {
                 throw NativeError.chunkDecode(file: file, tensor: owner, chunk: index, reason: "\(w) planes for \(dtype.rawValue)")
@@ -78,8 +79,14 @@ enum ChunkEncoder {
             for (k, p) in chunk.planes.enumerated() {
                 let src = UnsafeRawBufferPointer(rebasing: stored[pos..<(pos + p.storedSize)])
                 let out = UnsafeMutableRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
-                if p.zstd { if let f = context.decompress(src, into: out) { throw fail(f) } }
-                else if planeSize > 0 { out.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: planeSize) }
+                switch p.codec {
+                case .zstd: if let f = context.decompress(src, into: out) { throw fail(f) }
+                case .huffman:
+                    do { try Huffman.decode(src, into: out) } catch Huffman.Failure.corrupt(let r) {
+                        throw NativeError.chunkDecode(file: file, tensor: owner, chunk: index, reason: "plane \(k): \(r)")
+                    }
+                case .raw: if planeSize > 0 { out.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: planeSize) }
+                }
                 pos += p.storedSize
             }
             BytePlanes.join(UnsafeRawBufferPointer(rebasing: planes[0..<chunk.rawSize]), width: w, into: dst)

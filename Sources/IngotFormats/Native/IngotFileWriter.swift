@@ -41,22 +41,39 @@ public final class IngotFileWriter {
     /// Adds a tensor; `bytes` may be a zero-copy view of a memory-mapped source.
     public func addTensor(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer,
                           quantization: QuantizationInfo? = nil) throws {
-        guard names.insert(name).inserted else { throw NativeError.duplicateName(file: path, name: name) }
-        guard let n = ShapeMath.byteCount(shape, dtype), n == bytes.count else {
-            throw NativeError.sizeMismatch(file: path, tensor: name, expected: ShapeMath.byteCount(shape, dtype) ?? -1, actual: bytes.count)
-        }
-        let chunks = try writeChunks(bytes, dtype: dtype)
-        index.tensors.append(NativeTensor(name: name, dtype: dtype, shape: shape, byteCount: n, chunks: chunks, quantization: quantization))
+        try addTensors([(name, dtype, shape, bytes, quantization)])
     }
 
     public func addTensor(_ view: TensorView, quantization: QuantizationInfo? = nil) throws {
         try view.withBytes { try addTensor(name: view.name, dtype: view.dtype, shape: view.shape, bytes: $0, quantization: quantization) }
     }
 
+    /// Adds several tensors at once: their chunks are encoded together in parallel (small tensors have one chunk
+    /// each, so batching is what keeps every core busy), then written in the given order.
+    public func addTensors(_ views: [TensorView], quantization: [QuantizationInfo?]) throws {
+        try withExtendedLifetime(views) {
+            try addTensors(views.enumerated().map { i, v in (v.name, v.dtype, v.shape, v.bytes, quantization[i]) })
+        }
+    }
+
+    private func addTensors(_ items: [(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, q: QuantizationInfo?)]) throws {
+        for it in items {
+            guard names.insert(it.name).inserted else { throw NativeError.duplicateName(file: path, name: it.name) }
+            guard let n = ShapeMath.byteCount(it.shape, it.dtype), n == it.bytes.count else {
+                throw NativeError.sizeMismatch(file: path, tensor: it.name, expected: ShapeMath.byteCount(it.shape, it.dtype) ?? -1, actual: it.bytes.count)
+            }
+        }
+        let chunkLists = try writeChunks(items.map { ($0.bytes, $0.dtype) })
+        for (i, it) in items.enumerated() {
+            index.tensors.append(NativeTensor(name: it.name, dtype: it.dtype, shape: it.shape, byteCount: it.bytes.count,
+                                              chunks: chunkLists[i], quantization: it.q))
+        }
+    }
+
     /// Stores a companion file (config.json, tokenizer…), zstd-compressed.
     public func addFile(name: String, bytes: [UInt8]) throws {
         guard !index.files.contains(where: { $0.name == name }) else { throw NativeError.duplicateName(file: path, name: name) }
-        let chunks = try bytes.withUnsafeBytes { try writeChunks($0, dtype: .u8) }
+        let chunks = try bytes.withUnsafeBytes { try writeChunks([($0, .u8)])[0] }
         index.files.append(NativeBlob(name: name, byteCount: bytes.count, chunks: chunks))
     }
 
@@ -80,41 +97,37 @@ public final class IngotFileWriter {
         try out.writeZeros(NativeLayout.alignUp(out.offset, alignment) - out.offset)
     }
 
-    /// Encodes `bytes` in batches of chunks (parallel), writing them in order.
-    private func writeChunks(_ bytes: UnsafeRawBufferPointer, dtype: DType) throws -> [NativeChunk] {
+    /// Encodes the chunks of every buffer (all in parallel, split by index), then writes them in order.
+    private func writeChunks(_ buffers: [(bytes: UnsafeRawBufferPointer, dtype: DType)]) throws -> [[NativeChunk]] {
         let size = options.chunkSize
-        let count = max(1, (bytes.count + size - 1) / size)
-        let batch = options.threads == 1 ? 1 : 8
-        var result: [NativeChunk] = []
-        var first = 0
-        while first < count {
-            let last = min(count, first + batch)
-            var encoded = [ChunkEncoder.Encoded?](repeating: nil, count: last - first)
-            let level = options.level
-            encoded.withUnsafeMutableBufferPointer { slots in
-                let s = UncheckedSendable(slots)
-                let work = { (i: Int) in
-                    let k = first + i
-                    let piece = UnsafeRawBufferPointer(rebasing: bytes[(k * size)..<min(bytes.count, (k + 1) * size)])
-                    s.value[i] = ZstdPool.shared.withContext { ChunkEncoder.encode(piece, dtype: dtype, level: level, context: $0) }
-                }
-                if options.threads == 1 { for i in 0..<(last - first) { work(i) } } else { parallelFor(last - first, work) }
+        var jobs: [(buffer: Int, range: Range<Int>)] = []
+        for (b, buf) in buffers.enumerated() {
+            let count = max(1, (buf.bytes.count + size - 1) / size)
+            for k in 0..<count { jobs.append((b, (k * size)..<min(buf.bytes.count, (k + 1) * size))) }
+        }
+        var encoded = [ChunkEncoder.Encoded?](repeating: nil, count: jobs.count)
+        let level = options.level
+        encoded.withUnsafeMutableBufferPointer { slots in
+            let s = UncheckedSendable(slots)
+            let work = { (j: Int) in
+                let job = jobs[j], buf = buffers[job.buffer]
+                let piece = UnsafeRawBufferPointer(rebasing: buf.bytes[job.range])
+                s.value[j] = ZstdPool.shared.withContext { ChunkEncoder.encode(piece, dtype: buf.dtype, level: level, context: $0) }
             }
-            for (i, e) in encoded.enumerated() {
-                let k = first + i
-                let e = e!
-                try pad(to: e.codec == .raw ? options.alignment : NativeLayout.smallAlignment)
-                let offset = out.offset
-                if e.codec == .raw {
-                    try out.write(UnsafeRawBufferPointer(rebasing: bytes[(k * size)..<min(bytes.count, (k + 1) * size)]))
-                } else {
-                    try out.write(e.bytes)
-                }
-                let raw = min(bytes.count, (k + 1) * size) - k * size
-                result.append(NativeChunk(offset: offset, rawSize: raw, storedSize: e.storedSize, codec: e.codec,
-                                          storedHash: e.storedHash, rawHash: e.rawHash, planes: e.planes))
+            if options.threads == 1 { for j in jobs.indices { work(j) } } else { parallelFor(jobs.count, work) }
+        }
+        var result = [[NativeChunk]](repeating: [], count: buffers.count)
+        for (j, e) in encoded.enumerated() {
+            let e = e!, job = jobs[j]
+            try pad(to: e.codec == .raw ? options.alignment : NativeLayout.smallAlignment)
+            let offset = out.offset
+            if e.codec == .raw {
+                try out.write(UnsafeRawBufferPointer(rebasing: buffers[job.buffer].bytes[job.range]))
+            } else {
+                try out.write(e.bytes)
             }
-            first = last
+            result[job.buffer].append(NativeChunk(offset: offset, rawSize: job.range.count, storedSize: e.storedSize, codec: e.codec,
+                                                  storedHash: e.storedHash, rawHash: e.rawHash, planes: e.planes))
         }
         return result
     }

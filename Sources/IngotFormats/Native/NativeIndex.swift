@@ -10,7 +10,7 @@ public struct NativeChunk: Sendable, Equatable {
     public var storedHash: UInt64
     /// XXH64 of the decoded bytes (equal to `storedHash` for raw chunks).
     public var rawHash: UInt64
-    /// Per-plane storage for `zstd-byteplane`.
+    /// Per-plane storage for `byteplane`.
     public var planes: [PlaneEntry] = []
 }
 
@@ -46,7 +46,7 @@ struct NativeIndex {
                                                     ("xxh64", .string(XXH64.hex(c.storedHash)))]
             if c.codec != .raw { kv.append(("raw_xxh64", .string(XXH64.hex(c.rawHash)))) }
             if !c.planes.isEmpty {
-                kv.append(("planes", .array(c.planes.map { .object([("codec", .string($0.zstd ? "zstd" : "raw")), ("stored", .int($0.storedSize))]) })))
+                kv.append(("planes", .array(c.planes.map { .object([("codec", .string($0.codec.rawValue)), ("stored", .int($0.storedSize))]) })))
             }
             return .object(kv)
         }
@@ -102,18 +102,18 @@ struct NativeIndex {
                 switch codec {
                 case .raw:
                     guard stored == raw else { throw cbad("raw chunk stores \(stored) bytes for \(raw)") }
-                case .zstd, .zstdByteplane:
+                case .zstd, .byteplane:
                     guard let rh = c["raw_xxh64"]?.stringValue.flatMap({ UInt64($0, radix: 16) }) else { throw cbad("missing raw_xxh64") }
                     rawHash = rh
-                    if codec == .zstdByteplane {
+                    if codec == .byteplane {
                         guard let ps = c["planes"]?.arrayValue, ps.count == 2 || ps.count == 4 else { throw cbad("byte-plane chunk needs 2 or 4 planes") }
                         var total = 0
                         for p in ps {
-                            guard let pc = p["codec"]?.stringValue, pc == "zstd" || pc == "raw", let s = p["stored"]?.intValue, s >= 0 else {
+                            guard let pc = p["codec"]?.stringValue.flatMap(PlaneEntry.Codec.init(rawValue:)), let s = p["stored"]?.intValue, s >= 0 else {
                                 throw cbad("malformed plane")
                             }
-                            if pc == "raw", s != raw / ps.count { throw cbad("raw plane stores \(s) bytes for \(raw / ps.count)") }
-                            planes.append(PlaneEntry(zstd: pc == "zstd", storedSize: s))
+                            if pc == .raw, s != raw / ps.count { throw cbad("raw plane stores \(s) bytes for \(raw / ps.count)") }
+                            planes.append(PlaneEntry(codec: pc, storedSize: s))
                             total += s
                         }
                         guard total == stored, raw % ps.count == 0 else { throw cbad("planes do not add up to the chunk") }

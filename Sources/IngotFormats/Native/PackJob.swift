@@ -50,14 +50,26 @@ public struct PackJob {
                 }
                 for f in files { try w.addFile(name: f.name, bytes: f.bytes); stats.files += 1 }
             }
-            for e in shard {
-                let view = try source.tensor(named: e.name)
-                try w.addTensor(view, quantization: source.nativeEntry(e.name)?.quantization)
-                done += e.byteCount
+            // Batches of tensors (up to 64 MiB or 32 tensors) are encoded together so small tensors use every core;
+            // the working set stays bounded by the batch.
+            var batch: [TensorView] = []
+            var batchBytes = 0
+            func flush() throws {
+                guard !batch.isEmpty else { return }
+                try w.addTensors(batch, quantization: batch.map { source.nativeEntry($0.name)?.quantization })
+                done += batchBytes
                 progress.update(done)
+                batch.removeAll()
+                batchBytes = 0
+            }
+            for e in shard {
+                batch.append(try source.tensor(named: e.name))
+                batchBytes += e.byteCount
                 stats.tensors += 1
                 stats.rawBytes += e.byteCount
+                if batchBytes >= 64 << 20 || batch.count >= 32 { try flush() }
             }
+            try flush()
         }
         for w in writers { try w.commit(); stats.storedBytes += w.bytesWritten }
         progress.finish()

@@ -1,0 +1,176 @@
+/// Canonical Huffman coding of byte planes (formats/ingot.md §4.1): an order-0 entropy coder for the exponent
+/// plane of floats, where zstd's LZ stage costs ratio and time (2.9 vs 2.66 bits per bf16 exponent).
+///
+/// A plane is coded in blocks of `blockSize` bytes, each with its own code (adapts to each tensor region):
+/// 128 bytes of 4-bit code lengths (symbol 2k in the low nibble, 0 = absent, at most `maxLength`), a u32
+/// payload length, then the payload: codes packed LSB-first, each code bit-reversed (as in DEFLATE).
+enum Huffman {
+    static let maxLength = 12
+    static let blockSize = 1 << 18
+
+    enum Failure: Error, Equatable { case corrupt(String) }
+
+    /// Upper bound of the encoded size of `n` bytes.
+    static func bound(_ n: Int) -> Int { n * 2 + (n / blockSize + 1) * 140 + 16 }
+
+    /// Code lengths for the histogram, limited to `maxLength` (counts are halved until the tree fits).
+    static func lengths(_ counts: [Int]) -> [UInt8] {
+        var c = counts
+        while true {
+            var lens = [UInt8](repeating: 0, count: 256)
+            let used = (0..<256).filter { c[$0] > 0 }
+            if used.count == 1 { lens[used[0]] = 1; return lens }
+            if used.isEmpty { return lens }
+            // Deterministic Huffman: a min-heap ordered by (weight, id).
+            var nodes: [(w: Int, id: Int)] = used.map { (c[$0], $0) }
+            var parent = [Int](repeating: -1, count: 512)
+            var next = 256
+            nodes.sort { ($0.w, $0.id) < ($1.w, $1.id) }
+            var heap = nodes
+            while heap.count > 1 {
+                let a = heap.removeFirst(), b = heap.removeFirst()
+                parent[a.id] = next; parent[b.id] = next
+                let n = (w: a.w + b.w, id: next)
+                next += 1
+                let pos = heap.firstIndex { ($0.w, $0.id) > (n.w, n.id) } ?? heap.count
+                heap.insert(n, at: pos)
+            }
+            var maxLen = 0
+            for s in used {
+                var d = 0, x = s
+                while parent[x] >= 0 { d += 1; x = parent[x] }
+                lens[s] = UInt8(d)
+                maxLen = max(maxLen, d)
+            }
+            if maxLen <= maxLength { return lens }
+            for s in used { c[s] = max(1, c[s] >> 1) }
+        }
+    }
+
+    /// Canonical codes (bit-reversed for LSB-first packing) from lengths; nil if the lengths over-subscribe.
+    static func codes(_ lens: [UInt8]) -> [UInt32]? {
+        var countPerLength = [Int](repeating: 0, count: maxLength + 1)
+        for l in lens where l > 0 { guard Int(l) <= maxLength else { return nil }; countPerLength[Int(l)] += 1 }
+        var code = 0
+        var nextCode = [Int](repeating: 0, count: maxLength + 2)
+        var kraft = 0
+        for l in 1...maxLength {
+            code = (code + countPerLength[l - 1]) << 1
+            nextCode[l] = code
+            kraft += countPerLength[l] << (maxLength - l)
+        }
+        guard kraft <= 1 << maxLength else { return nil }
+        var out = [UInt32](repeating: 0, count: 256)
+        for s in 0..<256 where lens[s] > 0 {
+            let l = Int(lens[s])
+            var c = nextCode[l]
+            nextCode[l] += 1
+            var r: UInt32 = 0
+            for _ in 0..<l { r = (r << 1) | UInt32(c & 1); c >>= 1 }
+            out[s] = r
+        }
+        return out
+    }
+
+    /// Encodes `src` into `dst` (capacity ≥ `bound(src.count)`); returns the byte count.
+    static func encode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) -> Int {
+        var o = 0
+        let s = src.bindMemory(to: UInt8.self)
+        let d = dst.bindMemory(to: UInt8.self)
+        var start = 0
+        while start < s.count {
+            let end = min(s.count, start + blockSize)
+            var counts = [Int](repeating: 0, count: 256)
+            for i in start..<end { counts[Int(s[i])] += 1 }
+            let lens = lengths(counts)
+            let table = codes(lens)!
+            for k in 0..<128 { d[o + k] = lens[2 * k] | (lens[2 * k + 1] << 4) }
+            o += 128
+            let lenPos = o
+            o += 4
+            let payloadStart = o
+            var acc: UInt64 = 0
+            var bits: UInt64 = 0
+            lens.withUnsafeBufferPointer { L in
+                table.withUnsafeBufferPointer { T in
+                    for i in start..<end {
+                        let sym = Int(s[i])
+                        acc |= UInt64(T[sym]) << bits
+                        bits += UInt64(L[sym])
+                        if bits >= 32 {
+                            UnsafeMutableRawPointer(d.baseAddress! + o).storeBytes(of: UInt32(truncatingIfNeeded: acc).littleEndian, as: UInt32.self)
+                            o += 4
+                            acc >>= 32
+                            bits -= 32
+                        }
+                    }
+                }
+            }
+            while bits > 0 { d[o] = UInt8(truncatingIfNeeded: acc); o += 1; acc >>= 8; bits = bits > 8 ? bits - 8 : 0 }
+            let payload = UInt32(o - payloadStart)
+            withUnsafeBytes(of: payload.littleEndian) { for k in 0..<4 { d[lenPos + k] = $0[k] } }
+            start = end
+        }
+        return o
+    }
+
+    /// Decodes exactly `dst.count` bytes from `src`, which must be consumed entirely. Never reads out of bounds.
+    static func decode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws {
+        let d = dst.bindMemory(to: UInt8.self)
+        var pos = 0
+        var start = 0
+        var table = [UInt16](repeating: 0, count: 1 << maxLength)  // symbol | length << 8; length 0 = invalid
+        while start < d.count {
+            let end = min(d.count, start + blockSize)
+            guard pos + 132 <= src.count else { throw Failure.corrupt("truncated block header") }
+            var lens = [UInt8](repeating: 0, count: 256)
+            for k in 0..<128 { let b = src[pos + k]; lens[2 * k] = b & 0xF; lens[2 * k + 1] = b >> 4 }
+            pos += 128
+            let payload = Int(UInt32(littleEndian: src.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
+            pos += 4
+            guard payload <= src.count - pos else { throw Failure.corrupt("payload runs past the plane") }
+            guard let codes = codes(lens) else { throw Failure.corrupt("code lengths over-subscribe the code space") }
+            for i in table.indices { table[i] = 0 }
+            for s in 0..<256 where lens[s] > 0 {
+                let l = Int(lens[s])
+                var f = Int(codes[s])
+                while f < table.count { table[f] = UInt16(s) | UInt16(l) << 8; f += 1 << l }
+            }
+            let p = UnsafeRawBufferPointer(rebasing: src[pos..<(pos + payload)])
+            var bitPos = 0
+            let totalBits = payload * 8
+            try table.withUnsafeBufferPointer { T in
+                var i = start
+                // Fast path: 8 readable bytes guarantee ≥ 56 bits, enough for four 12-bit codes.
+                while i + 4 <= end, (bitPos >> 3) + 8 <= p.count {
+                    var w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: bitPos >> 3, as: UInt64.self)) >> UInt64(bitPos & 7)
+                    for k in 0..<4 {
+                        let e = T[Int(w & 0xFFF)]
+                        let l = Int(e >> 8)
+                        if l == 0 { throw Failure.corrupt("invalid code") }
+                        d[i + k] = UInt8(truncatingIfNeeded: e)
+                        w >>= UInt64(l)
+                        bitPos += l
+                    }
+                    i += 4
+                }
+                while i < end {
+                    var w: UInt64 = 0
+                    let byte = bitPos >> 3
+                    for k in 0..<min(3, max(0, p.count - byte)) { w |= UInt64(p[byte + k]) << UInt64(8 * k) }
+                    w >>= UInt64(bitPos & 7)
+                    let e = T[Int(w & 0xFFF)]
+                    let l = Int(e >> 8)
+                    if l == 0 { throw Failure.corrupt("invalid code") }
+                    d[i] = UInt8(truncatingIfNeeded: e)
+                    bitPos += l
+                    i += 1
+                }
+            }
+            guard bitPos <= totalBits, (bitPos + 7) / 8 == payload else { throw Failure.corrupt("payload length does not match its codes") }
+            pos += payload
+            start = end
+        }
+        guard pos == src.count else { throw Failure.corrupt("trailing bytes after the last block") }
+    }
+}

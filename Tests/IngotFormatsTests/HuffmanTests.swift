@@ -1,0 +1,51 @@
+import Testing
+@testable import IngotFormats
+
+/// The plane entropy coder: lossless on every kind of distribution, length-limited, and safe on garbage.
+struct HuffmanTests {
+    func roundTrip(_ data: [UInt8]) throws -> Int {
+        var enc = [UInt8](repeating: 0, count: Huffman.bound(data.count))
+        let n = data.withUnsafeBytes { s in enc.withUnsafeMutableBytes { Huffman.encode(s, into: $0) } }
+        var dec = [UInt8](repeating: 0xAA, count: data.count)
+        try enc[0..<n].withUnsafeBytes { s in try dec.withUnsafeMutableBytes { try Huffman.decode(s, into: $0) } }
+        #expect(dec == data)
+        return n
+    }
+
+    @Test func distributions() throws {
+        var g = SystemRandomNumberGenerator()
+        _ = try roundTrip([])
+        _ = try roundTrip([7])
+        _ = try roundTrip([UInt8](repeating: 42, count: 300_000))  // one symbol, spans two blocks
+        _ = try roundTrip((0..<600_000).map { UInt8(truncatingIfNeeded: $0) })  // uniform over 256
+        let random = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &g) }
+        _ = try roundTrip(random)
+        // Geometric: probabilities 2^-k force lengths past the 12-bit limit, which must be enforced.
+        var skewed: [UInt8] = []
+        for k in 0..<20 { skewed += [UInt8](repeating: UInt8(k), count: max(1, 1 << (19 - k))) }
+        skewed.shuffle(using: &g)
+        let n = try roundTrip(skewed)
+        #expect(n < skewed.count / 3)
+        #expect(Huffman.lengths((0..<256).map { $0 < 20 ? 1 << (20 - $0) : 0 }).max()! <= UInt8(Huffman.maxLength))
+    }
+
+    @Test func compressesExponentLikeData() throws {
+        // bf16 exponents of N(0, 0.02) weights cluster around 118-122: entropy ≈ 2.6 bits.
+        var g = SystemRandomNumberGenerator()
+        let data: [UInt8] = (0..<200_000).map { _ in
+            let x = Double.random(in: 0..<1, using: &g)
+            return x < 0.5 ? 121 : x < 0.75 ? 120 : x < 0.875 ? 119 : x < 0.94 ? 118 : UInt8.random(in: 100...117, using: &g)
+        }
+        let n = try roundTrip(data)
+        #expect(Double(n * 8) / Double(data.count) < 2.2)
+    }
+
+    @Test func garbageNeverCrashes() {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let junk = (0..<Int.random(in: 0..<600, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }
+            var out = [UInt8](repeating: 0, count: Int.random(in: 0..<2000, using: &g))
+            _ = try? junk.withUnsafeBytes { s in try out.withUnsafeMutableBytes { try Huffman.decode(s, into: $0) } }
+        }
+    }
+}

@@ -7,7 +7,7 @@ import IngotFormats
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: time the stages on a given checkpoint and print a table.",
-        subcommands: [BenchLoad.self, BenchConvert.self, BenchDecode.self])
+        subcommands: [BenchLoad.self, BenchConvert.self, BenchEncode.self, BenchDecode.self, BenchKernels.self])
 }
 
 /// Open + validate + touch every tensor of a checkpoint, then report bytes/s.
@@ -137,3 +137,44 @@ struct BenchDecode: ParsableCommand {
 }
 
 struct BenchFailure: Error, CustomStringConvertible { let message: String; var description: String { message } }
+
+/// Single-core speed of the `.ingot` codec kernels on the bf16 bytes of a checkpoint's first tensors.
+struct BenchKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kernels", abstract: "Time the .ingot codec kernels.")
+    @Argument(help: "A bf16 checkpoint.") var path: String
+
+    func run() throws {
+        try reportingErrors {
+            let src = try Checkpoint.open(path)
+            guard let t = src.tensors.filter({ $0.dtype == .bf16 }).max(by: { $0.byteCount < $1.byteCount }) else {
+                throw BenchFailure(message: "\(path): no bf16 tensor")
+            }
+            let rows = try src.tensor(named: t.name).withBytes { try CodecKernels.time($0) }
+            emit(table(["kernel (1 core)", "GB/s"], rows.map { [$0.0, String(format: "%.2f", Double($0.2) / $0.1 / 1e9)] }, rightAlign: [1]))
+        }
+    }
+}
+
+/// Encodes every tensor into memory exactly as `pack` would, without writing a file: codec throughput.
+struct BenchEncode: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "encode", abstract: "Time .ingot encoding in memory.")
+    @Argument(help: "Checkpoint.") var path: String
+    @Option(help: "Threads (1 = one core, 0 = all).") var threads: Int = 0
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            Parallelism.configure(threads: threads)
+            let src = try Checkpoint.open(path)
+            var best = (Double.infinity, 0, 0)
+            for _ in 0..<3 { let r = try CodecKernels.encodeAll(src); if r.0 < best.0 { best = r } }
+            if json {
+                emit(JSON.object([("stage", .string("encode")), ("bytes", .int(best.1)), ("stored", .int(best.2)),
+                                  ("seconds", .double(best.0))]).serialized())
+            } else {
+                emit(String(format: "encode %@: %.3f s, %@/s, %.2f%%", path, best.0, Format.bytes(Int(Double(best.1) / best.0)),
+                            100 * Double(best.2) / Double(best.1)))
+            }
+        }
+    }
+}

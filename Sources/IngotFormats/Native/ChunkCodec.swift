@@ -20,7 +20,8 @@ public struct PlaneEntry: Sendable, Equatable {
 
 /// The transform behind `byteplane`, and its inverse; pure functions on buffers.
 enum BytePlanes {
-    /// Element width in bytes for dtypes that use byte planes (16/32-bit floats), nil otherwise.
+    /// Element width in bytes for dtypes the writer codes as byte planes (16/32-bit floats), nil otherwise.
+    /// (Readers also accept one-plane chunks; for FP8 codes zstd matches Huffman's size and decodes faster.)
     static func width(_ d: DType) -> Int? {
         switch d {
         case .bf16, .f16: 2
@@ -34,7 +35,9 @@ enum BytePlanes {
     static func split(_ src: UnsafeRawBufferPointer, width w: Int, into dst: UnsafeMutableRawBufferPointer) {
         let n = src.count / w
         let d = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        if w == 2 {
+        if w == 1 {
+            if n > 0 { dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n) }
+        } else if w == 2 {
             let s = src.baseAddress!.assumingMemoryBound(to: UInt16.self)
             for i in 0..<n {
                 let v = UInt16(littleEndian: s[i])
@@ -59,7 +62,9 @@ enum BytePlanes {
     static func join(_ planes: UnsafeRawBufferPointer, width w: Int, into dst: UnsafeMutableRawBufferPointer) {
         let n = dst.count / w
         let p = planes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        if w == 2 {
+        if w == 1 {
+            if n > 0 { dst.baseAddress!.copyMemory(from: planes.baseAddress!, byteCount: n) }
+        } else if w == 2 {
             let o = dst.baseAddress!.assumingMemoryBound(to: UInt16.self)
             for i in 0..<n {
                 let r = UInt16(p[i]) | UInt16(p[n + i]) << 8

@@ -30,8 +30,9 @@ enum ChunkEncoder {
             defer { scratch.deallocate() }
             for k in 0..<w {
                 let plane = UnsafeRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
-                let n = Huffman.encode(plane, into: scratch)
-                if Double(n) < Double(planeSize) * worthIt {
+                // The exact coded size is known from the histogram: only code planes that shrink.
+                if Double(Huffman.encodedSize(plane)) < Double(planeSize) * worthIt {
+                    let n = Huffman.encode(plane, into: scratch)
                     out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                     entries.append(PlaneEntry(codec: .huffman, storedSize: n))
                 } else {
@@ -69,7 +70,7 @@ enum ChunkEncoder {
             if let f = context.decompress(stored, into: dst) { throw fail(f) }
         case .byteplane:
             let w = chunk.planes.count
-            guard BytePlanes.width(dtype) == w else {
+            guard BytePlanes.width(dtype) == w || (w == 1 && dtype.bitWidth == 8) else {
                 throw NativeError.chunkDecode(file: file, tensor: owner, chunk: index, reason: "\(w) planes for \(dtype.rawValue)")
             }
             let planeSize = chunk.rawSize / w

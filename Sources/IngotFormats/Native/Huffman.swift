@@ -72,6 +72,24 @@ enum Huffman {
         return out
     }
 
+    /// Exact encoded size of `src`, from histograms alone (lets a writer skip planes that would not shrink).
+    static func encodedSize(_ src: UnsafeRawBufferPointer) -> Int {
+        let s = src.bindMemory(to: UInt8.self)
+        var total = 0
+        var start = 0
+        while start < s.count {
+            let end = min(s.count, start + blockSize)
+            var counts = [Int](repeating: 0, count: 256)
+            for i in start..<end { counts[Int(s[i])] += 1 }
+            let lens = lengths(counts)
+            var bits = 0
+            for k in 0..<256 { bits += counts[k] * Int(lens[k]) }
+            total += 132 + (bits + 7) / 8
+            start = end
+        }
+        return total
+    }
+
     /// Encodes `src` into `dst` (capacity ≥ `bound(src.count)`); returns the byte count.
     static func encode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) -> Int {
         var o = 0
@@ -115,11 +133,16 @@ enum Huffman {
     }
 
     /// Decodes exactly `dst.count` bytes from `src`, which must be consumed entirely. Never reads out of bounds.
+    ///
+    /// Table-driven: a 12-bit lookup yields up to three whole symbols (exponent codes average ~2.7 bits), so the
+    /// fast loop emits several symbols per lookup; a one-symbol table finishes each block.
     static func decode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws {
         let d = dst.bindMemory(to: UInt8.self)
         var pos = 0
         var start = 0
-        var table = [UInt16](repeating: 0, count: 1 << maxLength)  // symbol | length << 8; length 0 = invalid
+        let size = 1 << maxLength, mask = UInt64(size - 1)
+        var single = [UInt16](repeating: 0, count: size)  // symbol | length << 8; length 0 = invalid code
+        var multi = [UInt32](repeating: 0, count: size)   // s0 | s1 << 8 | s2 << 16 | count << 24 | bits << 26
         while start < d.count {
             let end = min(d.count, start + blockSize)
             guard pos + 132 <= src.count else { throw Failure.corrupt("truncated block header") }
@@ -130,36 +153,54 @@ enum Huffman {
             pos += 4
             guard payload <= src.count - pos else { throw Failure.corrupt("payload runs past the plane") }
             guard let codes = codes(lens) else { throw Failure.corrupt("code lengths over-subscribe the code space") }
-            for i in table.indices { table[i] = 0 }
+            for i in 0..<size { single[i] = 0 }
             for s in 0..<256 where lens[s] > 0 {
                 let l = Int(lens[s])
                 var f = Int(codes[s])
-                while f < table.count { table[f] = UInt16(s) | UInt16(l) << 8; f += 1 << l }
+                while f < size { single[f] = UInt16(s) | UInt16(l) << 8; f += 1 << l }
+            }
+            for p in 0..<size {
+                var bits = 0, count = 0, e: UInt32 = 0
+                while count < 3 {
+                    let t = single[(p >> bits) & (size - 1)]
+                    let l = Int(t >> 8)
+                    if l == 0 || bits + l > maxLength { break }
+                    e |= UInt32(t & 0xFF) << UInt32(8 * count)
+                    bits += l
+                    count += 1
+                }
+                multi[p] = e | UInt32(count) << 24 | UInt32(bits) << 26
             }
             let p = UnsafeRawBufferPointer(rebasing: src[pos..<(pos + payload)])
             var bitPos = 0
-            let totalBits = payload * 8
-            try table.withUnsafeBufferPointer { T in
-                var i = start
-                // Fast path: 8 readable bytes guarantee ≥ 56 bits, enough for four 12-bit codes.
-                while i + 4 <= end, (bitPos >> 3) + 8 <= p.count {
+            var i = start
+            var bad = false
+            multi.withUnsafeBufferPointer { M in
+                // Fast path: 8 readable input bytes give ≥ 56 bits, enough for four lookups of ≤ 12 bits; each
+                // lookup stores 4 output bytes (≤ 3 valid), so 12 output bytes of room are needed.
+                while i + 16 <= end, (bitPos >> 3) + 8 <= p.count {
                     var w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: bitPos >> 3, as: UInt64.self)) >> UInt64(bitPos & 7)
-                    for k in 0..<4 {
-                        let e = T[Int(w & 0xFFF)]
-                        let l = Int(e >> 8)
-                        if l == 0 { throw Failure.corrupt("invalid code") }
-                        d[i + k] = UInt8(truncatingIfNeeded: e)
-                        w >>= UInt64(l)
-                        bitPos += l
+                    var used = 0
+                    for _ in 0..<4 {
+                        let e = M[Int(w & mask)]
+                        let n = Int((e >> 24) & 3), b = Int(e >> 26)
+                        if n == 0 { bad = true; return }
+                        UnsafeMutableRawPointer(d.baseAddress! + i).storeBytes(of: e.littleEndian, as: UInt32.self)
+                        i += n
+                        w >>= UInt64(b)
+                        used += b
                     }
-                    i += 4
+                    bitPos += used
                 }
+            }
+            if bad { throw Failure.corrupt("invalid code") }
+            try single.withUnsafeBufferPointer { T in
                 while i < end {
                     var w: UInt64 = 0
                     let byte = bitPos >> 3
                     for k in 0..<min(3, max(0, p.count - byte)) { w |= UInt64(p[byte + k]) << UInt64(8 * k) }
                     w >>= UInt64(bitPos & 7)
-                    let e = T[Int(w & 0xFFF)]
+                    let e = T[Int(w & mask)]
                     let l = Int(e >> 8)
                     if l == 0 { throw Failure.corrupt("invalid code") }
                     d[i] = UInt8(truncatingIfNeeded: e)
@@ -167,7 +208,7 @@ enum Huffman {
                     i += 1
                 }
             }
-            guard bitPos <= totalBits, (bitPos + 7) / 8 == payload else { throw Failure.corrupt("payload length does not match its codes") }
+            guard (bitPos + 7) / 8 == payload else { throw Failure.corrupt("payload length does not match its codes") }
             pos += payload
             start = end
         }

@@ -106,7 +106,7 @@ struct NativeIndex {
                     guard let rh = c["raw_xxh64"]?.stringValue.flatMap({ UInt64($0, radix: 16) }) else { throw cbad("missing raw_xxh64") }
                     rawHash = rh
                     if codec == .byteplane {
-                        guard let ps = c["planes"]?.arrayValue, ps.count == 2 || ps.count == 4 else { throw cbad("byte-plane chunk needs 2 or 4 planes") }
+                        guard let ps = c["planes"]?.arrayValue, [1, 2, 4].contains(ps.count) else { throw cbad("byte-plane chunk needs 1, 2 or 4 planes") }
                         var total = 0
                         for p in ps {
                             guard let pc = p["codec"]?.stringValue.flatMap(PlaneEntry.Codec.init(rawValue:)), let s = p["stored"]?.intValue, s >= 0 else {

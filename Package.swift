@@ -40,8 +40,12 @@ let package = Package(
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ingot", dependencies: ["IngotCLI"]),
 
+        // Fuzz targets (scripts/fuzz builds them with libFuzzer; normal builds replay corpora).
+        .target(name: "IngotFuzzTargets", dependencies: ["IngotCore", "IngotFormats"]),
+        .executableTarget(name: "ingot-fuzz", dependencies: ["IngotFuzzTargets"]),
+
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
-        .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats"]),
+        .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets"]),
         .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "ingot"]),
     ]
 )

@@ -38,6 +38,13 @@ public enum FileSystem {
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    /// Creates a directory (and its parents).
+    public static func makeDirectory(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw IOError(.mkdir, path: path, errno: EACCES)
+        }
+    }
+
     /// Names in a directory, sorted (deterministic).
     public static func list(_ path: String) throws -> [String] {
         do { return try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {

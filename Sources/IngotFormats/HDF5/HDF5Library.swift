@@ -39,3 +39,8 @@ enum HDF5Library {
     static let accTruncate: UInt32 = 0x0002
     static let accExclusive: UInt32 = 0x0004
 }
+
+/// The signature check Ingot runs before libhdf5 sees a file (public for fuzzing).
+public enum HDF5SignatureCheck {
+    public static func hasSignature(_ path: String) throws -> Bool { try HDF5Library.hasSignature(path) }
+}

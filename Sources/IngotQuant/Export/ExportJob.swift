@@ -1,0 +1,286 @@
+import IngotCore
+import IngotFormats
+
+/// Layouts that runtimes load.
+public enum ExportFormat: String, Sendable, CaseIterable {
+    /// llm-compressor / compressed-tensors: `pack-quantized` (INT4/INT8) or `float-quantized` (FP8), vLLM and
+    /// transformers read it.
+    case compressedTensors = "compressed-tensors"
+    /// AutoAWQ GEMM (`qweight`/`qzeros`/`scales`).
+    case autoawq
+    /// DeepSeek-V3-style FP8: `weight` F8_E4M3 + `weight_scale_inv` F32 per 128×128 block.
+    case fp8
+}
+
+/// A weight as the exporter sees it: a 2-D slice of a source tensor under the name it is exported as.
+struct ExportWeight {
+    let name: String           // exported tensor name (ends in .weight for linears)
+    let source: String         // source tensor
+    let dtype: DType
+    let shape: [Int]
+    let byteOffset: Int        // slice of the source tensor (fused experts)
+    let byteCount: Int
+    let settings: QuantizationPlan.Settings?
+}
+
+/// One line of the report: what happened to a tensor.
+public struct ExportRecord: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var from: String
+    public var to: String
+}
+
+/// Quantizes a checkpoint tensor by tensor and writes it in a runtime layout, with `config.json` carrying the
+/// `quantization_config` that runtime reads. Streams: one weight is quantized and written at a time.
+public struct ExportJob {
+    public var source: TensorSource
+    public var modelDirectory: String?
+    public var format: ExportFormat
+    public var plan: QuantizationPlan
+    public var destination: String
+    public var overwrite = false
+    public var maxShardSize = 5_000_000_000
+    public var progress: ProgressReporter = SilentProgress()
+
+    public init(source: TensorSource, modelDirectory: String?, format: ExportFormat, plan: QuantizationPlan, destination: String) {
+        self.source = source
+        self.modelDirectory = modelDirectory
+        self.format = format
+        self.plan = plan
+        self.destination = destination
+    }
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case unsupported(tensor: String, reason: String)
+        case invalidConfig(String)
+        public var description: String {
+            switch self {
+            case let .unsupported(t, r): "tensor '\(t)': \(r)"
+            case let .invalidConfig(r): "config.json: \(r)"
+            }
+        }
+    }
+
+    /// Every weight to export, fused 3-D experts split into per-expert 2-D weights, with its settings.
+    func weights() throws -> [ExportWeight] {
+        var out: [ExportWeight] = []
+        for t in source.tensors {
+            if t.shape.count == 3, t.name.hasSuffix("experts.gate_up_proj") || t.name.hasSuffix("experts.down_proj") {
+                let (e, rows, cols) = (t.shape[0], t.shape[1], t.shape[2])
+                let prefix = String(t.name.dropLast(t.name.hasSuffix("gate_up_proj") ? 12 : 9))
+                let w = t.dtype.byteWidth ?? 1
+                for x in 0..<e {
+                    if t.name.hasSuffix("gate_up_proj") {
+                        for (k, part) in ["gate_proj", "up_proj"].enumerated() {
+                            let n = prefix + "\(x).\(part).weight"
+                            out.append(ExportWeight(name: n, source: t.name, dtype: t.dtype, shape: [rows / 2, cols],
+                                                    byteOffset: (x * rows + k * rows / 2) * cols * w, byteCount: rows / 2 * cols * w,
+                                                    settings: plan.settings(for: n, shape: [rows / 2, cols])))
+                        }
+                    } else {
+                        let n = prefix + "\(x).down_proj.weight"
+                        out.append(ExportWeight(name: n, source: t.name, dtype: t.dtype, shape: [rows, cols],
+                                                byteOffset: x * rows * cols * w, byteCount: rows * cols * w,
+                                                settings: plan.settings(for: n, shape: [rows, cols])))
+                    }
+                }
+                continue
+            }
+            var name = t.name
+            if format == .compressedTensors { name = Self.llmCompressorName(name) }
+            out.append(ExportWeight(name: name, source: t.name, dtype: t.dtype, shape: t.shape, byteOffset: 0,
+                                    byteCount: t.byteCount, settings: plan.settings(for: t.name, shape: t.shape)))
+        }
+        return out
+    }
+
+    /// llm-compressor names Mixtral's experts `gate_proj`/`up_proj`/`down_proj` (from `w1`/`w3`/`w2`).
+    static func llmCompressorName(_ n: String) -> String {
+        guard n.contains("block_sparse_moe.experts.") else { return n }
+        return n.replacingOccurrences(of: ".w1.weight", with: ".gate_proj.weight")
+            .replacingOccurrences(of: ".w3.weight", with: ".up_proj.weight")
+            .replacingOccurrences(of: ".w2.weight", with: ".down_proj.weight")
+    }
+
+    /// The output tensors of one weight (names, dtypes, shapes), in write order.
+    func outputs(_ w: ExportWeight) throws -> [SafetensorsWriter.Entry] {
+        guard let s = w.settings else { return [try .init(name: w.name, dtype: w.dtype, shape: w.shape)] }
+        let m = String(w.name.dropLast(7)), rows = w.shape[0], cols = w.shape[1]
+        let storeType = ComputePrecision(dtype: w.dtype).dtype
+        switch (format, s.scheme) {
+        case (.compressedTensors, .rtnInt4), (.compressedTensors, .rtnInt8):
+            let bits = s.scheme == .rtnInt4 ? 4 : 8
+            let g = s.groupSize ?? cols, groups = (cols + g - 1) / g
+            var e = [try SafetensorsWriter.Entry(name: m + ".weight_packed", dtype: .i32, shape: [rows, (cols * bits + 31) / 32]),
+                     try .init(name: m + ".weight_scale", dtype: storeType, shape: [rows, groups])]
+            if !s.symmetric { e.append(try .init(name: m + ".weight_zero_point", dtype: .i32, shape: [(rows * bits + 31) / 32, groups])) }
+            e.append(try .init(name: m + ".weight_shape", dtype: .i64, shape: [2]))
+            return e
+        case (.compressedTensors, .fp8E4M3), (.compressedTensors, .fp8E5M2):
+            let q = FP8Quantizer(granularity: s.fp8Granularity)
+            let sc = q.granularity == .block ? [(rows + 127) / 128, (cols + 127) / 128] : q.granularity == .channel ? [rows, 1] : [1]
+            return [try .init(name: m + ".weight", dtype: s.scheme == .fp8E4M3 ? .f8e4m3 : .f8e5m2, shape: [rows, cols]),
+                    try .init(name: m + ".weight_scale", dtype: storeType, shape: sc)]
+        case (.autoawq, .rtnInt4):
+            let g = s.groupSize ?? cols
+            guard rows % 8 == 0, cols % g == 0 else {
+                throw Failure.unsupported(tensor: w.name, reason: "AutoAWQ GEMM needs out % 8 == 0 and in % group == 0 (shape \(ShapeMath.describe(w.shape)), group \(g))")
+            }
+            return [try .init(name: m + ".qweight", dtype: .i32, shape: [cols, rows / 8]),
+                    try .init(name: m + ".qzeros", dtype: .i32, shape: [cols / g, rows / 8]),
+                    try .init(name: m + ".scales", dtype: .f16, shape: [cols / g, rows])]
+        case (.fp8, .fp8E4M3):
+            return [try .init(name: m + ".weight", dtype: .f8e4m3, shape: [rows, cols]),
+                    try .init(name: m + ".weight_scale_inv", dtype: .f32, shape: [(rows + 127) / 128, (cols + 127) / 128])]
+        default:
+            throw Failure.unsupported(tensor: w.name, reason: "scheme \(s.scheme.rawValue) cannot be exported as \(format.rawValue)")
+        }
+    }
+
+    /// Quantizes one weight and returns the bytes of each output tensor (same order as `outputs`).
+    func quantize(_ w: ExportWeight, _ values: [Float]) throws -> [[UInt8]] {
+        let s = w.settings!, rows = w.shape[0], cols = w.shape[1]
+        let precision = ComputePrecision(dtype: w.dtype)
+        return values.withUnsafeBufferPointer { v in
+            switch (format, s.scheme) {
+            case (.compressedTensors, .rtnInt4), (.compressedTensors, .rtnInt8):
+                let bits = s.scheme == .rtnInt4 ? 4 : 8
+                let q = IntQuantizer(bits: bits, groupSize: s.groupSize, symmetric: s.symmetric, convention: .compressedTensors)
+                    .quantize(v, rows: rows, columns: cols, precision: precision)
+                let packed = bits == 4 ? Packing.compressedTensors(q.codes, rows: rows, columns: cols)
+                    : Packing.packBytes(q.codes, rows: rows, columns: cols)
+                var out = [Packing.bytes(packed), Packing.floatBytes(q.scales, as: q.scaleDType)]
+                if let z = q.zeros {
+                    out.append(Packing.bytes(bits == 4 ? Packing.compressedTensorsZeros(z, rows: rows, groups: q.scaleColumns)
+                                             : Packing.packBytesDim0(z, rows: rows, columns: q.scaleColumns)))
+                }
+                out.append(Packing.bytes([Int64(rows), Int64(cols)]))
+                return out
+            case (.compressedTensors, _):
+                let q = FP8Quantizer(format: s.scheme == .fp8E4M3 ? .e4m3 : .e5m2, granularity: s.fp8Granularity)
+                    .quantize(v, rows: rows, columns: cols, precision: precision)
+                return [q.codes, Packing.floatBytes(q.scales, as: q.scaleDType)]
+            case (.autoawq, _):
+                let q = IntQuantizer(bits: 4, groupSize: s.groupSize, symmetric: false, convention: .autoawq)
+                    .quantize(v, rows: rows, columns: cols, precision: .f16)
+                let groups = q.scaleColumns
+                var scalesT = [Float](repeating: 0, count: groups * rows)
+                for r in 0..<rows { for g in 0..<groups { scalesT[g * rows + r] = q.scales[r * groups + g] } }
+                return [Packing.bytes(Packing.awqWeight(q.codes, rows: rows, columns: cols)),
+                        Packing.bytes(Packing.awqZeros(q.zeros!, rows: rows, groups: groups)),
+                        Packing.floatBytes(scalesT, as: .f16)]
+            case (.fp8, _):
+                let q = FP8Quantizer(format: .e4m3, granularity: .block).quantize(v, rows: rows, columns: cols, precision: .f32)
+                return [q.codes, Packing.floatBytes(q.scales, as: .f32)]
+            }
+        }
+    }
+
+    /// The `quantization_config` block the runtime reads.
+    func quantizationConfig(ignored: [String]) -> JSON {
+        let s = plan.defaults
+        switch format {
+        case .compressedTensors:
+            let fp8 = s.scheme == .fp8E4M3 || s.scheme == .fp8E5M2
+            let bits = s.scheme == .rtnInt4 ? 4 : 8
+            var weights: [(key: String, value: JSON)] = [("actorder", .null)]
+            weights.append(("block_structure", fp8 && s.fp8Granularity == .block ? .array([.int(128), .int(128)]) : .null))
+            weights += [("dynamic", .bool(false)),
+                        ("group_size", !fp8 && s.groupSize != nil ? .int(s.groupSize!) : .null),
+                        ("num_bits", .int(bits)), ("observer", .string("memoryless_minmax")), ("observer_kwargs", .object([])),
+                        ("scale_dtype", .null),
+                        ("strategy", .string(fp8 ? s.fp8Granularity.rawValue : (s.groupSize == nil ? "channel" : "group"))),
+                        ("symmetric", .bool(fp8 || s.symmetric)), ("type", .string(fp8 ? "float" : "int")),
+                        ("zp_dtype", !fp8 && !s.symmetric ? .string("torch.int8") : .null)]
+            var inputActs: JSON = .null
+            if fp8 {
+                let block = s.fp8Granularity == .block
+                inputActs = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(true)),
+                                     ("group_size", block ? .int(128) : .null), ("num_bits", .int(8)), ("observer", .null),
+                                     ("observer_kwargs", .object([])), ("scale_dtype", .null),
+                                     ("strategy", .string(block ? "group" : "token")), ("symmetric", .bool(true)),
+                                     ("type", .string("float")), ("zp_dtype", .null)])
+            }
+            let fmt = fp8 ? "float-quantized" : "pack-quantized"
+            let group = JSON.object([("format", .string(fmt)), ("input_activations", inputActs), ("output_activations", .null),
+                                     ("targets", .array([.string("Linear")])), ("weights", .object(weights))])
+            return .object([("config_groups", .object([("group_0", group)])), ("format", .string(fmt)),
+                            ("global_compression_ratio", .null), ("ignore", .array(ignored.map { .string($0) })),
+                            ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")),
+                            ("quantization_status", .string("compressed")), ("sparsity_config", .object([])),
+                            ("transform_config", .object([])), ("version", .string("0.19.0"))])
+        case .autoawq:
+            return .object([("bits", .int(4)), ("group_size", .int(s.groupSize ?? -1)), ("modules_to_not_convert", .null),
+                            ("quant_method", .string("awq")), ("version", .string("gemm")), ("zero_point", .bool(true))])
+        case .fp8:
+            return .object([("activation_scheme", .string("dynamic")), ("fmt", .string("e4m3")), ("quant_method", .string("fp8")),
+                            ("weight_block_size", .array([.int(128), .int(128)]))])
+        }
+    }
+
+    @discardableResult
+    public func run() throws -> [ExportRecord] {
+        let ws = try weights()
+        var entries: [SafetensorsWriter.Entry] = []
+        var owner: [(weight: Int, part: Int)] = []
+        var records: [ExportRecord] = []
+        for (i, w) in ws.enumerated() {
+            let outs = try outputs(w)
+            for (k, e) in outs.enumerated() { entries.append(e); owner.append((i, k)) }
+            records.append(ExportRecord(name: w.name, shape: w.shape, from: w.dtype.rawValue,
+                                        to: w.settings.map { describe($0) } ?? w.dtype.rawValue + " (kept)"))
+        }
+        // Modules left in full precision that a runtime would otherwise treat as quantizable linears.
+        var ignored = ws.filter { $0.settings == nil && $0.shape.count == 2 && $0.name.hasSuffix(".weight")
+            && QuantizationPlan.isRouter(String($0.name.dropLast(7))) }.map { String($0.name.dropLast(7)) }
+        ignored.append("lm_head")
+        var writer = CheckpointWriter(destination: destination)
+        writer.overwrite = overwrite
+        writer.maxShardSize = maxShardSize
+        writer.metadata = source.metadata
+        writer.extraFiles = try configFile(ignored: ignored).map { [("config.json", $0)] } ?? []
+        if let dir = modelDirectory { writer.companionsFrom = dir }
+        var cache: (index: Int, parts: [[UInt8]])? = nil
+        progress.begin("export", total: ws.count, unit: .items)
+        try writer.write(entries) { i, sink in
+            let (wi, part) = owner[i]
+            let w = ws[wi]
+            let view = try source.tensor(named: w.source)
+            try view.withBytes { all in
+                let bytes = UnsafeRawBufferPointer(rebasing: all[w.byteOffset..<(w.byteOffset + w.byteCount)])
+                guard w.settings != nil else { try sink(bytes); return }
+                if cache?.index != wi {
+                    let values = try FloatCodecs.decodeToF32(bytes, dtype: w.dtype, count: w.byteCount / (w.dtype.byteWidth ?? 1))
+                    cache = (wi, try quantize(w, values))
+                    progress.update(wi + 1)
+                }
+                try cache!.parts[part].withUnsafeBytes { try sink($0) }
+            }
+        }
+        progress.finish()
+        return records
+    }
+
+    func describe(_ s: QuantizationPlan.Settings) -> String {
+        switch s.scheme {
+        case .rtnInt4, .rtnInt8:
+            "\(s.scheme == .rtnInt4 ? "int4" : "int8") \(s.symmetric ? "sym" : "asym") " + (s.groupSize.map { "g\($0)" } ?? "per-channel")
+        case .fp8E4M3, .fp8E5M2: "\(s.scheme.rawValue) \(format == .fp8 ? "block" : s.fp8Granularity.rawValue)"
+        case .none: "kept"
+        }
+    }
+
+    /// The source's config.json with the quantization config added (nil when the source has none).
+    func configFile(ignored: [String]) throws -> [UInt8]? {
+        guard let dir = modelDirectory, FileSystem.exists(dir + "/config.json") else { return nil }
+        let json: JSON
+        do { json = try JSON.parse(FileSystem.read(dir + "/config.json"), rejectDuplicateKeys: false) } catch {
+            throw Failure.invalidConfig("not valid JSON (\(error))")
+        }
+        guard var kv = json.objectValue else { throw Failure.invalidConfig("not a JSON object") }
+        kv.removeAll { $0.key == "quantization_config" }
+        kv.append(("quantization_config", quantizationConfig(ignored: ignored)))
+        return Array((JSON.object(kv).serialized(pretty: true) + "\n").utf8)
+    }
+}

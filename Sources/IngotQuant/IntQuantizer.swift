@@ -1,0 +1,100 @@
+import IngotCore
+import IngotFormats
+
+/// Round-to-nearest integer quantization with per-group (or per-channel) scales, in two conventions that differ
+/// in the last bit and are reproduced exactly:
+/// - `compressedTensors` (llm-compressor): min/max widened to include 0; asymmetric `s = (max−min)/(2ᵇ−1)`,
+///   `zp = round(clamp(−2ᵇ⁻¹ − min/s, −2ᵇ⁻¹, 2ᵇ⁻¹−1))` (signed); symmetric `s = absmax/((2ᵇ−1)/2)`, `zp = 0`;
+///   `q = round(clamp(x/s + zp, qmin, qmax))`; zero scales become the dtype's eps; arithmetic in the weight dtype.
+/// - `autoawq`: on `w.half()`, `s = clamp(max−min, 1e-5)/(2ᵇ−1)`, `z = clamp(−round(min/s), 0, 2ᵇ−1)`,
+///   `q = clamp(round(w/s) + z, 0, 2ᵇ−1)`; arithmetic in fp16. Asymmetric only.
+/// Rounding is half to even (`torch.round`). A last group shorter than `groupSize` is quantized on its own.
+public struct IntQuantizer: Sendable {
+    public enum Convention: String, Sendable, CaseIterable { case compressedTensors = "compressed-tensors", autoawq }
+
+    public var bits: Int
+    /// nil = one group per row (per-channel).
+    public var groupSize: Int?
+    public var symmetric: Bool
+    public var convention: Convention
+
+    public init(bits: Int = 4, groupSize: Int? = 128, symmetric: Bool = false, convention: Convention = .compressedTensors) {
+        self.bits = bits
+        self.groupSize = groupSize
+        self.symmetric = symmetric
+        self.convention = convention
+    }
+
+    /// Quantizes `weights` (`[rows, columns]`, values as stored in the checkpoint) computed in `precision`.
+    public func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, precision: ComputePrecision) -> QuantizedWeight {
+        let g = groupSize ?? columns
+        let groups = (columns + g - 1) / g
+        let levels = (1 << bits) - 1
+        let awq = convention == .autoawq
+        let R = awq ? ComputePrecision.f16 : precision
+        let offset = awq ? 0 : 1 << (bits - 1)
+        let qmin = Float(awq ? 0 : -(1 << (bits - 1))), qmax = Float(awq ? levels : (1 << (bits - 1)) - 1)
+        var codes = [UInt8](repeating: 0, count: rows * columns)
+        var scales = [Float](repeating: 0, count: rows * groups)
+        var zeros = [UInt8](repeating: 0, count: rows * groups)
+        codes.withUnsafeMutableBufferPointer { C in
+            scales.withUnsafeMutableBufferPointer { S in
+                zeros.withUnsafeMutableBufferPointer { Z in
+                    let c = UncheckedSendable((C, S, Z))
+                    parallelFor(rows) { r in
+                        let (C, S, Z) = c.value
+                        for gi in 0..<groups {
+                            let lo = r * columns + gi * g, hi = r * columns + min(columns, (gi + 1) * g)
+                            var mn = Float.infinity, mx = -Float.infinity
+                            for i in lo..<hi {
+                                let x = awq ? R.round(weights[i]) : weights[i]
+                                if x < mn { mn = x }
+                                if x > mx { mx = x }
+                            }
+                            if !(mn <= mx) { mn = 0; mx = 0 }  // all NaN: quantize as zeros
+                            let s: Float, zp: Float
+                            if awq {
+                                var range = R.round(mx - mn)
+                                if !(range >= 1e-5) { range = R.round(1e-5) }
+                                s = R.round(range / Float(levels))
+                                let z = -R.round(mn / s).rounded(.toNearestOrEven)
+                                zp = min(max(z, 0), Float(levels))
+                            } else {
+                                let lo0 = min(mn, 0), hi0 = max(mx, 0)
+                                var sc: Float
+                                if symmetric {
+                                    sc = R.round(max(abs(lo0), abs(hi0)) / (Float(levels) / 2))
+                                    zp = 0
+                                } else {
+                                    sc = R.round(R.round(hi0 - lo0) / Float(levels))
+                                    let z = R.round(qmin - R.round(lo0 / sc))
+                                    zp = z.isNaN ? 0 : min(max(z, qmin), qmax).rounded(.toNearestOrEven)
+                                }
+                                if sc == 0 || !sc.isFinite { sc = R.eps }
+                                s = sc
+                            }
+                            S[r * groups + gi] = s
+                            Z[r * groups + gi] = UInt8(Int(zp) + offset)
+                            for i in lo..<hi {
+                                let x = awq ? R.round(weights[i]) : weights[i]
+                                var t: Float
+                                if awq {
+                                    t = R.round(x / s).rounded(.toNearestOrEven) + zp
+                                } else {
+                                    t = R.round(R.round(x / s) + zp)
+                                }
+                                if t.isNaN { t = zp }
+                                t = min(max(t, qmin), qmax).rounded(.toNearestOrEven)
+                                C[i] = UInt8(Int(t) + offset)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return QuantizedWeight(scheme: symmetric ? .intSymmetric : .intAffine, bits: bits,
+                               granularity: groupSize == nil ? .channel : .group, groupSize: groupSize, block: nil,
+                               rows: rows, columns: columns, codes: codes, scales: scales, scaleDType: R.dtype,
+                               zeros: symmetric ? nil : zeros, codeOffset: offset)
+    }
+}

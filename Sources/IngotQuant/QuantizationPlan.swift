@@ -1,0 +1,67 @@
+import Foundation
+import IngotCore
+import IngotFormats
+
+/// Which weights get quantized, by what: defaults plus ignore lists and per-layer overrides, matched on module
+/// names (the tensor name without `.weight`) by glob (`*`, `?`) or by regular expression with a `re:` prefix, as
+/// llm-compressor spells them.
+public struct QuantizationPlan: Sendable {
+    public enum Scheme: String, Sendable, CaseIterable {
+        case rtnInt4 = "rtn-int4", rtnInt8 = "rtn-int8", fp8E4M3 = "fp8-e4m3", fp8E5M2 = "fp8-e5m2", none
+    }
+
+    public struct Settings: Sendable, Equatable {
+        public var scheme: Scheme
+        public var groupSize: Int? = 128
+        public var symmetric = false
+        public var convention: IntQuantizer.Convention = .compressedTensors
+        public var fp8Granularity: QuantizationInfo.Granularity = .channel
+        public init(scheme: Scheme) { self.scheme = scheme }
+    }
+
+    public var defaults: Settings
+    /// Modules never quantized (in addition to the built-in rules).
+    public var ignore: [String] = []
+    /// (pattern, settings): the first matching override wins.
+    public var overrides: [(pattern: String, settings: Settings)] = []
+
+    public init(defaults: Settings) { self.defaults = defaults }
+
+    /// Built-in: only 2-D `.weight` tensors of linear layers; embeddings, `lm_head`, norms and routers stay.
+    public static func isLinearWeight(_ name: String, shape: [Int]) -> Bool {
+        guard shape.count == 2, name.hasSuffix(".weight") else { return false }
+        let module = String(name.dropLast(7))
+        let last = module.split(separator: ".").last.map(String.init) ?? module
+        if last.contains("norm") || last == "embed_tokens" || last == "wte" || last == "lm_head" { return false }
+        if isRouter(module) { return false }
+        return true
+    }
+
+    /// MoE routers (and Qwen's shared-expert gate): full precision, since routing decisions hinge on them.
+    public static func isRouter(_ module: String) -> Bool {
+        module.hasSuffix("mlp.gate") || module.hasSuffix("block_sparse_moe.gate") || module.hasSuffix("shared_expert_gate")
+    }
+
+    /// Settings for a tensor, or nil when it stays as is.
+    public func settings(for name: String, shape: [Int]) -> Settings? {
+        guard Self.isLinearWeight(name, shape: shape) else { return nil }
+        let module = String(name.dropLast(7))
+        if ignore.contains(where: { Self.matches($0, module) }) { return nil }
+        let s = overrides.first { Self.matches($0.pattern, module) }?.settings ?? defaults
+        return s.scheme == .none ? nil : s
+    }
+
+    /// `re:` regular expression (searched anywhere, as llm-compressor's `re.match` from the start), else a glob
+    /// over the whole name; a pattern with neither wildcard nor prefix also matches as a name suffix (`lm_head`).
+    public static func matches(_ pattern: String, _ name: String) -> Bool {
+        if pattern.hasPrefix("re:") {
+            guard let re = try? NSRegularExpression(pattern: String(pattern.dropFirst(3))) else { return false }
+            let r = re.firstMatch(in: name, range: NSRange(name.startIndex..., in: name))
+            return r?.range.location == 0
+        }
+        if !pattern.contains("*") && !pattern.contains("?") {
+            return name == pattern || name.hasSuffix("." + pattern)
+        }
+        return fnmatch(pattern, name, 0) == 0
+    }
+}

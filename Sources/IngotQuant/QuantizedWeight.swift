@@ -1,0 +1,64 @@
+import IngotCore
+import IngotFormats
+
+/// A quantized 2-D weight `[out, in]`: unsigned codes, per-group scales and zero points, and how to read them.
+///
+/// Integer schemes store `u = q + offset` (offset 8 for compressed-tensors' signed INT4, 0 for AutoAWQ's unsigned
+/// codes) and zero points in the same unsigned domain, so every convention dequantizes as `(u − z) · s`.
+public struct QuantizedWeight: Sendable, Equatable {
+    public var scheme: QuantizationInfo.Scheme
+    public var bits: Int
+    public var granularity: QuantizationInfo.Granularity
+    public var groupSize: Int?
+    public var block: [Int]?
+    public var rows: Int
+    public var columns: Int
+    /// One code per element, row-major.
+    public var codes: [UInt8]
+    /// `[rows, groups]` (or the block grid / `[1]`), values exactly as stored.
+    public var scales: [Float]
+    public var scaleDType: DType
+    /// `[rows, groups]` unsigned zero points (integer affine schemes).
+    public var zeros: [UInt8]?
+    /// Offset between signed codes and stored unsigned codes (8 for signed INT4).
+    public var codeOffset: Int
+
+    /// Scale-tensor columns per row (groups, or block columns).
+    public var scaleColumns: Int {
+        switch granularity {
+        case .group: (columns + groupSize! - 1) / groupSize!
+        case .block: (columns + block![1] - 1) / block![1]
+        case .channel: 1
+        case .tensor: 1
+        }
+    }
+
+    /// Index of the scale for element (r, c).
+    @inlinable
+    public func scaleIndex(_ r: Int, _ c: Int) -> Int {
+        switch granularity {
+        case .group: r * scaleColumns + c / groupSize!
+        case .block: (r / block![0]) * scaleColumns + c / block![1]
+        case .channel: r
+        case .tensor: 0
+        }
+    }
+
+    /// Reference dequantization to f32 (exact products, no rounding to the storage dtype).
+    public func dequantized() -> [Float] {
+        var w = [Float](repeating: 0, count: rows * columns)
+        let fp8: FP8.Format? = scheme == .fp8E4M3 ? .e4m3 : scheme == .fp8E5M2 ? .e5m2 : nil
+        for r in 0..<rows {
+            for c in 0..<columns {
+                let i = r * columns + c, s = scales[scaleIndex(r, c)]
+                if let f = fp8 {
+                    w[i] = FP8Codec.decode(codes[i], f) * s
+                } else {
+                    let z = zeros.map { Float($0[scaleIndex(r, c)]) } ?? Float(codeOffset)
+                    w[i] = (Float(codes[i]) - z) * s
+                }
+            }
+        }
+        return w
+    }
+}

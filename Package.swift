@@ -47,6 +47,6 @@ let package = Package(
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
         .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets"]),
         .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotQuant"]),
-        .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "ingot"]),
+        .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "IngotQuant", "ingot"]),
     ]
 )

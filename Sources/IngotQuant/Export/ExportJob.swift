@@ -21,6 +21,8 @@ struct ExportWeight {
     let byteOffset: Int        // slice of the source tensor (fused experts)
     let byteCount: Int
     let settings: QuantizationPlan.Settings?
+    /// Set when the source (an `.ingot` file) already holds this weight quantized: it is repacked, not requantized.
+    var stored: QuantizationInfo? = nil
 }
 
 /// One line of the report: what happened to a tensor.
@@ -42,6 +44,8 @@ public struct ExportJob {
     public var overwrite = false
     public var maxShardSize = 5_000_000_000
     public var progress: ProgressReporter = SilentProgress()
+    /// Companion files when the source is an `.ingot` (they travel inside it).
+    public var storedCompanions: [(name: String, bytes: [UInt8])] = []
 
     public init(source: TensorSource, modelDirectory: String?, format: ExportFormat, plan: QuantizationPlan, destination: String) {
         self.source = source
@@ -65,7 +69,21 @@ public struct ExportJob {
     /// Every weight to export, fused 3-D experts split into per-expert 2-D weights, with its settings.
     func weights() throws -> [ExportWeight] {
         var out: [ExportWeight] = []
+        var companions = Set<String>()
         for t in source.tensors {
+            if let q = source.nativeEntry(t.name)?.quantization { companions.insert(q.scale); if let z = q.zeroPoint { companions.insert(z) } }
+        }
+        for t in source.tensors where !companions.contains(t.name) {
+            if let q = source.nativeEntry(t.name)?.quantization {
+                var st = QuantizationPlan.Settings(scheme: q.scheme == .fp8E4M3 ? .fp8E4M3 : q.scheme == .fp8E5M2 ? .fp8E5M2 : q.bits == 4 ? .rtnInt4 : .rtnInt8)
+                st.groupSize = q.groupSize
+                st.symmetric = q.scheme != .intAffine
+                st.fp8Granularity = q.granularity
+                let name = format == .compressedTensors ? Self.llmCompressorName(t.name) : t.name
+                out.append(ExportWeight(name: name, source: t.name, dtype: q.originalDType, shape: q.originalShape, byteOffset: 0,
+                                        byteCount: t.byteCount, settings: st, stored: q))
+                continue
+            }
             if t.shape.count == 3, t.name.hasSuffix("experts.gate_up_proj") || t.name.hasSuffix("experts.down_proj") {
                 let (e, rows, cols) = (t.shape[0], t.shape[1], t.shape[2])
                 let prefix = String(t.name.dropLast(t.name.hasSuffix("gate_up_proj") ? 12 : 9))
@@ -138,16 +156,35 @@ public struct ExportJob {
         }
     }
 
-    /// Quantizes one weight and returns the bytes of each output tensor (same order as `outputs`).
+    /// Quantizes one weight (the runtime's own arithmetic) and returns the bytes of each output tensor.
     func quantize(_ w: ExportWeight, _ values: [Float]) throws -> [[UInt8]] {
         let s = w.settings!, rows = w.shape[0], cols = w.shape[1]
-        let precision = ComputePrecision(dtype: w.dtype)
-        return values.withUnsafeBufferPointer { v in
+        let q: QuantizedWeight = values.withUnsafeBufferPointer { v in
+            switch (format, s.scheme) {
+            case (.autoawq, _):
+                return IntQuantizer(bits: 4, groupSize: s.groupSize, symmetric: false, convention: .autoawq)
+                    .quantize(v, rows: rows, columns: cols, precision: .f16)
+            case (.fp8, _):
+                return FP8Quantizer(format: .e4m3, granularity: .block).quantize(v, rows: rows, columns: cols, precision: .f32)
+            default:
+                var cs = s
+                cs.convention = .compressedTensors
+                return QuantizeJob.quantize(v, rows: rows, columns: cols, dtype: w.dtype, settings: cs)
+            }
+        }
+        return try package(w, q)
+    }
+
+    /// The bytes of each output tensor of a quantized weight (same order as `outputs`).
+    func package(_ w: ExportWeight, _ q: QuantizedWeight) throws -> [[UInt8]] {
+        let s = w.settings!, rows = w.shape[0], cols = w.shape[1]
+        if format == .fp8, q.granularity != .block || q.scheme != .fp8E4M3 {
+            throw Failure.unsupported(tensor: w.name, reason: "DeepSeek FP8 needs 128×128-block E4M3 weights")
+        }
+        return try {
             switch (format, s.scheme) {
             case (.compressedTensors, .rtnInt4), (.compressedTensors, .rtnInt8):
                 let bits = s.scheme == .rtnInt4 ? 4 : 8
-                let q = IntQuantizer(bits: bits, groupSize: s.groupSize, symmetric: s.symmetric, convention: .compressedTensors)
-                    .quantize(v, rows: rows, columns: cols, precision: precision)
                 let packed = bits == 4 ? Packing.compressedTensors(q.codes, rows: rows, columns: cols)
                     : Packing.packBytes(q.codes, rows: rows, columns: cols)
                 var out = [Packing.bytes(packed), Packing.floatBytes(q.scales, as: q.scaleDType)]
@@ -158,23 +195,22 @@ public struct ExportJob {
                 out.append(Packing.bytes([Int64(rows), Int64(cols)]))
                 return out
             case (.compressedTensors, _):
-                let q = FP8Quantizer(format: s.scheme == .fp8E4M3 ? .e4m3 : .e5m2, granularity: s.fp8Granularity)
-                    .quantize(v, rows: rows, columns: cols, precision: precision)
                 return [q.codes, Packing.floatBytes(q.scales, as: q.scaleDType)]
             case (.autoawq, _):
-                let q = IntQuantizer(bits: 4, groupSize: s.groupSize, symmetric: false, convention: .autoawq)
-                    .quantize(v, rows: rows, columns: cols, precision: .f16)
+                guard q.bits == 4, q.granularity == .group else {
+                    throw Failure.unsupported(tensor: w.name, reason: "AutoAWQ GEMM holds 4-bit group-quantized weights only")
+                }
+                let zeros = q.zeros ?? [UInt8](repeating: UInt8(q.codeOffset), count: rows * q.scaleColumns)
                 let groups = q.scaleColumns
                 var scalesT = [Float](repeating: 0, count: groups * rows)
                 for r in 0..<rows { for g in 0..<groups { scalesT[g * rows + r] = q.scales[r * groups + g] } }
                 return [Packing.bytes(Packing.awqWeight(q.codes, rows: rows, columns: cols)),
-                        Packing.bytes(Packing.awqZeros(q.zeros!, rows: rows, groups: groups)),
+                        Packing.bytes(Packing.awqZeros(zeros, rows: rows, groups: groups)),
                         Packing.floatBytes(scalesT, as: .f16)]
             case (.fp8, _):
-                let q = FP8Quantizer(format: .e4m3, granularity: .block).quantize(v, rows: rows, columns: cols, precision: .f32)
                 return [q.codes, Packing.floatBytes(q.scales, as: .f32)]
             }
-        }
+        }()
     }
 
     /// The `quantization_config` block the runtime reads.
@@ -239,7 +275,9 @@ public struct ExportJob {
         writer.overwrite = overwrite
         writer.maxShardSize = maxShardSize
         writer.metadata = source.metadata
-        writer.extraFiles = try configFile(ignored: ignored).map { [("config.json", $0)] } ?? []
+        writer.extraFiles = storedCompanions.filter { $0.name != "config.json" }
+        let config = try configFile(ignored: ignored)
+        if let c = config { writer.extraFiles.append(("config.json", c)) }
         if let dir = modelDirectory { writer.companionsFrom = dir }
         var cache: (index: Int, parts: [[UInt8]])? = nil
         progress.begin("export", total: ws.count, unit: .items)
@@ -250,7 +288,10 @@ public struct ExportJob {
             try view.withBytes { all in
                 let bytes = UnsafeRawBufferPointer(rebasing: all[w.byteOffset..<(w.byteOffset + w.byteCount)])
                 guard w.settings != nil else { try sink(bytes); return }
-                if cache?.index != wi {
+                if cache?.index != wi, let stored = w.stored {
+                    cache = (wi, try package(w, QuantizedWeight.load(w.source, info: stored, from: source)))
+                    progress.update(wi + 1)
+                } else if cache?.index != wi {
                     let values = try FloatCodecs.decodeToF32(bytes, dtype: w.dtype, count: w.byteCount / (w.dtype.byteWidth ?? 1))
                     cache = (wi, try quantize(w, values))
                     progress.update(wi + 1)
@@ -262,10 +303,13 @@ public struct ExportJob {
         return records
     }
 
-    func describe(_ s: QuantizationPlan.Settings) -> String {
+    func describe(_ s: QuantizationPlan.Settings) -> String { Self.describe(s, format: format) }
+
+    static func describe(_ s: QuantizationPlan.Settings, format: ExportFormat?) -> String {
         switch s.scheme {
         case .rtnInt4, .rtnInt8:
             "\(s.scheme == .rtnInt4 ? "int4" : "int8") \(s.symmetric ? "sym" : "asym") " + (s.groupSize.map { "g\($0)" } ?? "per-channel")
+                + (s.convention == .autoawq ? " (autoawq)" : "")
         case .fp8E4M3, .fp8E5M2: "\(s.scheme.rawValue) \(format == .fp8 ? "block" : s.fp8Granularity.rawValue)"
         case .none: "kept"
         }
@@ -273,9 +317,12 @@ public struct ExportJob {
 
     /// The source's config.json with the quantization config added (nil when the source has none).
     func configFile(ignored: [String]) throws -> [UInt8]? {
-        guard let dir = modelDirectory, FileSystem.exists(dir + "/config.json") else { return nil }
+        let raw: [UInt8]
+        if let dir = modelDirectory, FileSystem.exists(dir + "/config.json") { raw = try FileSystem.read(dir + "/config.json") }
+        else if let c = storedCompanions.first(where: { $0.name == "config.json" }) { raw = c.bytes }
+        else { return nil }
         let json: JSON
-        do { json = try JSON.parse(FileSystem.read(dir + "/config.json"), rejectDuplicateKeys: false) } catch {
+        do { json = try JSON.parse(raw, rejectDuplicateKeys: false) } catch {
             throw Failure.invalidConfig("not valid JSON (\(error))")
         }
         guard var kv = json.objectValue else { throw Failure.invalidConfig("not a JSON object") }

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import IngotCore
+import IngotFormats
+import IngotQuant
+
+/// Quantization options shared by `quantize` and `export`.
+struct QuantOptions: ParsableArguments {
+    @Option(help: "rtn-int4, rtn-int8, fp8-e4m3 or fp8-e5m2.") var scheme: String = "rtn-int4"
+    @Option(help: "Input columns per scale group (INT schemes).") var groupSize: Int = 128
+    @Flag(help: "One scale per output channel instead of groups (INT schemes).") var perChannel = false
+    @Flag(help: "Symmetric INT quantization (no zero point).") var symmetric = false
+    @Option(help: "Rounding convention: compressed-tensors or autoawq.") var convention: String = "compressed-tensors"
+    @Option(help: "FP8 scale granularity: tensor, channel or block (128×128).") var fp8Granularity: String = "channel"
+    @Option(help: "Keep matching modules in full precision (glob, or re:REGEX). Repeatable.") var ignore: [String] = []
+    @Option(help: "PATTERN=SCHEME[:gN][:sym] per-layer override, e.g. 're:.*down_proj=rtn-int8'. Repeatable.")
+    var override: [String] = []
+    @Option(help: "Write the per-tensor report as JSON here.") var report: String?
+
+    func plan() throws -> QuantizationPlan {
+        var d = try settings(scheme, groupSize: perChannel ? nil : groupSize, symmetric: symmetric)
+        guard let c = IntQuantizer.Convention(rawValue: convention) else {
+            throw ValidationError("--convention must be compressed-tensors or autoawq")
+        }
+        d.convention = c
+        var plan = QuantizationPlan(defaults: d)
+        plan.ignore = ignore
+        for o in override {
+            guard let eq = o.lastIndex(of: "=") else { throw ValidationError("--override '\(o)': expected PATTERN=SCHEME") }
+            let parts = o[o.index(after: eq)...].split(separator: ":").map(String.init)
+            var g: Int? = d.groupSize, sym = d.symmetric
+            for p in parts.dropFirst() {
+                if p == "sym" { sym = true } else if p == "asym" { sym = false } else if p == "channel" { g = nil }
+                else if p.hasPrefix("g"), let n = Int(p.dropFirst()), n > 0 { g = n }
+                else { throw ValidationError("--override '\(o)': unknown modifier '\(p)'") }
+            }
+            var s = try settings(parts.first ?? "", groupSize: g, symmetric: sym)
+            s.convention = c
+            plan.overrides.append((String(o[..<eq]), s))
+        }
+        return plan
+    }
+
+    func settings(_ name: String, groupSize: Int?, symmetric: Bool) throws -> QuantizationPlan.Settings {
+        guard let sc = QuantizationPlan.Scheme(rawValue: name) else {
+            throw ValidationError("unknown scheme '\(name)' (use \(QuantizationPlan.Scheme.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if let g = groupSize, g <= 0 { throw ValidationError("--group-size must be positive") }
+        var s = QuantizationPlan.Settings(scheme: sc)
+        s.groupSize = groupSize
+        s.symmetric = symmetric
+        guard let gr = QuantizationInfo.Granularity(rawValue: fp8Granularity), gr != .group else {
+            throw ValidationError("--fp8-granularity must be tensor, channel or block")
+        }
+        s.fp8Granularity = gr
+        return s
+    }
+
+    /// Prints a summary of what was quantized to what, and writes the JSON report when asked.
+    func emitReport(_ records: [ExportRecord], quiet: Bool) throws {
+        var counts: [String: Int] = [:]
+        for r in records { counts[r.to, default: 0] += 1 }
+        if !quiet {
+            emit(table(["result", "tensors"], counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }, rightAlign: [1]))
+        }
+        if let path = report {
+            let json = JSON.array(records.map { .object([("name", .string($0.name)), ("shape", .array($0.shape.map { .int($0) })),
+                                                         ("from", .string($0.from)), ("to", .string($0.to))]) })
+            let f = try OutputFile(path: path, overwrite: true)
+            try f.write(json.serialized(pretty: true) + "\n")
+            try f.commit()
+        }
+    }
+}
+
+/// `ingot quantize MODEL --scheme … -o OUT`: quantize into `.ingot` (quantized tensors first-class) or, for a
+/// directory, the compressed-tensors layout.
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a checkpoint (RTN INT4/INT8, FP8) into .ingot or a compressed-tensors directory.")
+
+    @Argument(help: "Source checkpoint.") var model: String
+    @Option(name: .shortAndLong, help: "Output: X.ingot, or a directory (compressed-tensors layout).") var output: String
+    @OptionGroup var quant: QuantOptions
+    @OptionGroup var out: OutputOptions
+
+    func run() throws {
+        try reportingErrors {
+            let src = try Checkpoint.open(model)
+            let plan = try quant.plan()
+            let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
+            let records: [ExportRecord]
+            if output.hasSuffix(".ingot") {
+                var job = QuantizeJob(source: src, modelDirectory: dir, plan: plan, destination: output)
+                job.overwrite = out.force
+                job.options.threads = out.threads
+                job.progress = TerminalProgress.make(quiet: out.quiet)
+                job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme))]
+                records = try job.run()
+            } else {
+                var job = ExportJob(source: src, modelDirectory: dir, format: .compressedTensors, plan: plan, destination: output)
+                job.overwrite = out.force
+                job.progress = TerminalProgress.make(quiet: out.quiet)
+                records = try job.run()
+            }
+            try quant.emitReport(records, quiet: out.quiet)
+        }
+    }
+}
+
+/// `ingot export SRC --to FORMAT -o DIR`: the layouts runtimes load, from a checkpoint (quantizing) or from a
+/// quantized `.ingot` (repacking the stored codes).
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export compressed-tensors, AutoAWQ GEMM or DeepSeek-style FP8 safetensors (+ config.json).")
+
+    @Argument(help: "Source checkpoint or quantized .ingot.") var source: String
+    @Option(help: "compressed-tensors, autoawq or fp8.") var to: String
+    @Option(name: .shortAndLong, help: "Output directory.") var output: String
+    @Option(help: "Largest shard (e.g. 5GB).") var maxShardSize = "5GB"
+    @OptionGroup var quant: QuantOptions
+    @OptionGroup var out: OutputOptions
+
+    func run() throws {
+        try reportingErrors {
+            guard let format = ExportFormat(rawValue: to) else {
+                throw ValidationError("--to must be compressed-tensors, autoawq or fp8")
+            }
+            let src = try Checkpoint.open(source)
+            var plan = try quant.plan()
+            if format == .autoawq { plan.defaults.convention = .autoawq }
+            if format == .fp8 { plan.defaults.scheme = .fp8E4M3; plan.defaults.fp8Granularity = .block }
+            let dir = FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source)
+            var job = ExportJob(source: src, modelDirectory: source.hasSuffix(".ingot") ? nil : dir, format: format, plan: plan,
+                                destination: output)
+            job.overwrite = out.force
+            job.maxShardSize = Format.parseSize(maxShardSize) ?? 5_000_000_000
+            job.progress = TerminalProgress.make(quiet: out.quiet)
+            if source.hasSuffix(".ingot") { job.storedCompanions = try src.storedCompanionFiles() }
+            try quant.emitReport(try job.run(), quiet: out.quiet)
+        }
+    }
+}

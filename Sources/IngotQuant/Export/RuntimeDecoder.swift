@@ -1,0 +1,171 @@
+import IngotCore
+import IngotFormats
+
+/// Reads quantized checkpoints back to f32 weights: compressed-tensors (`pack-quantized`, `float-quantized`),
+/// AutoAWQ GEMM, DeepSeek FP8 and `.ingot` quantized tensors, whoever wrote them.
+///
+/// As a `TensorSource` it lists every weight under its plain `….weight` name as F32 `[out, in]` (exact products
+/// `(q − z)·s` / `fp8·s`, no rounding to the scale dtype), and every other tensor unchanged.
+public final class DequantizedSource: TensorSource, @unchecked Sendable {
+    public let path: String
+    public let base: TensorSource
+    public let tensors: [TensorInfo]
+    public var metadata: [(key: String, value: String)] { base.metadata }
+    private let recipes: [String: Recipe]
+    /// Scale blocks of block-quantized FP8 weights (128×128, as compressed-tensors and DeepSeek use).
+    public static let fp8Block = 128
+
+    enum Recipe {
+        case ct(module: String, bits: Int, rows: Int, cols: Int, asym: Bool)
+        case ctFP8(module: String, rows: Int, cols: Int)
+        case awq(module: String, rows: Int, cols: Int, groups: Int)
+        case deepseek(module: String, rows: Int, cols: Int)
+        case ingot(name: String, info: QuantizationInfo)
+    }
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case malformed(String)
+        public var description: String { switch self { case .malformed(let r): "quantized checkpoint: \(r)" } }
+    }
+
+    public init(_ base: TensorSource) throws {
+        self.base = base
+        path = base.path
+        var infos: [TensorInfo] = []
+        var recipes: [String: Recipe] = [:]
+        var hidden = Set<String>()
+        let names = Set(base.tensors.map(\.name))
+        for t in base.tensors {
+            func add(_ module: String, _ rows: Int, _ cols: Int, _ r: Recipe) {
+                recipes[module + ".weight"] = r
+                infos.append(TensorInfo(name: module + ".weight", dtype: .f32, shape: [rows, cols], byteCount: rows * cols * 4,
+                                        file: t.file, fileOffset: nil))
+            }
+            if t.name.hasSuffix(".weight_packed") {
+                let m = String(t.name.dropLast(14))
+                guard let shapeT = base.info(m + ".weight_shape"), let sc = base.info(m + ".weight_scale") else {
+                    throw Failure.malformed("\(t.name) without weight_shape / weight_scale")
+                }
+                let shape = try base.tensor(named: shapeT.name).floats().map { Int($0) }
+                guard shape.count == 2, shape[0] == t.shape[0], sc.shape.count == 2, sc.shape[0] == shape[0] else {
+                    throw Failure.malformed("\(m): inconsistent weight_shape / weight_scale")
+                }
+                let bits = t.shape[1] * 32 / max(shape[1], 1) <= 4 ? 4 : 8
+                add(m, shape[0], shape[1], .ct(module: m, bits: bits, rows: shape[0], cols: shape[1], asym: names.contains(m + ".weight_zero_point")))
+                hidden.formUnion([m + ".weight_packed", m + ".weight_shape", m + ".weight_scale", m + ".weight_zero_point"])
+            } else if t.name.hasSuffix(".qweight") {
+                let m = String(t.name.dropLast(8))
+                guard let s = base.info(m + ".scales"), s.shape.count == 2, t.shape.count == 2 else { throw Failure.malformed("\(t.name) without scales") }
+                add(m, s.shape[1], t.shape[0], .awq(module: m, rows: s.shape[1], cols: t.shape[0], groups: s.shape[0]))
+                hidden.formUnion([m + ".qweight", m + ".qzeros", m + ".scales"])
+            } else if t.name.hasSuffix(".weight"), t.dtype == .f8e4m3 || t.dtype == .f8e5m2, t.shape.count == 2 {
+                let m = String(t.name.dropLast(7))
+                if names.contains(m + ".weight_scale_inv") {
+                    recipes[t.name] = .deepseek(module: m, rows: t.shape[0], cols: t.shape[1])
+                    hidden.insert(m + ".weight_scale_inv")
+                } else if names.contains(m + ".weight_scale") {
+                    recipes[t.name] = .ctFP8(module: m, rows: t.shape[0], cols: t.shape[1])
+                    hidden.insert(m + ".weight_scale")
+                } else { continue }
+                infos.append(TensorInfo(name: t.name, dtype: .f32, shape: t.shape, byteCount: t.shape[0] * t.shape[1] * 4, file: t.file, fileOffset: nil))
+                hidden.insert(t.name)
+            } else if let q = base.nativeEntry(t.name)?.quantization {
+                recipes[t.name] = .ingot(name: t.name, info: q)
+                infos.append(TensorInfo(name: t.name, dtype: .f32, shape: q.originalShape,
+                                        byteCount: q.originalShape[0] * q.originalShape[1] * 4, file: t.file, fileOffset: nil))
+                hidden.formUnion([t.name, q.scale] + (q.zeroPoint.map { [$0] } ?? []))
+            }
+        }
+        for t in base.tensors where !hidden.contains(t.name) && recipes[t.name] == nil { infos.append(t) }
+        tensors = infos
+        self.recipes = recipes
+    }
+
+    /// Whether `name` is a dequantized weight (vs a tensor passed through).
+    public func isQuantized(_ name: String) -> Bool { recipes[name] != nil }
+
+    public func tensor(named name: String) throws -> TensorView {
+        guard let r = recipes[name] else { return try base.tensor(named: name) }
+        let w = try weights(r)
+        let info = self.info(name)!
+        return TensorBuffer.make(name: name, dtype: .f32, shape: info.shape, values: w)
+    }
+
+    func weights(_ r: Recipe) throws -> [Float] {
+        func load(_ n: String) throws -> TensorView { try base.tensor(named: n) }
+        switch r {
+        case let .ct(m, bits, rows, cols, asym):
+            let packed = try load(m + ".weight_packed"), scales = try load(m + ".weight_scale").floats()
+            let groups = scales.count / rows
+            guard groups > 0 else { throw Failure.malformed("\(m): empty weight_scale") }
+            let g = (cols + groups - 1) / groups
+            let per = 32 / bits, words = (cols + per - 1) / per
+            guard packed.byteCount == rows * words * 4 else { throw Failure.malformed("\(m): weight_packed size") }
+            var zeros = [Float](repeating: Float(1 << (bits - 1)), count: rows * groups)
+            if asym {
+                let zp = try load(m + ".weight_zero_point")
+                let zw = (rows + per - 1) / per
+                guard zp.byteCount == zw * groups * 4 else { throw Failure.malformed("\(m): weight_zero_point size") }
+                zp.withBytes { z in
+                    for r in 0..<rows { for gi in 0..<groups {
+                        let word = UInt32(littleEndian: z.loadUnaligned(fromByteOffset: 4 * ((r / per) * groups + gi), as: UInt32.self))
+                        zeros[r * groups + gi] = Float((word >> UInt32(bits * (r % per))) & UInt32((1 << bits) - 1))
+                    } }
+                }
+            }
+            var w = [Float](repeating: 0, count: rows * cols)
+            packed.withBytes { p in
+                for r in 0..<rows { for c in 0..<cols {
+                    let word = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * (r * words + c / per), as: UInt32.self))
+                    let q = Float((word >> UInt32(bits * (c % per))) & UInt32((1 << bits) - 1))
+                    let k = r * groups + c / g
+                    w[r * cols + c] = (q - zeros[k]) * scales[k]
+                } }
+            }
+            return w
+        case let .ctFP8(m, rows, cols), let .deepseek(m, rows, cols):
+            let codes = try load(m + ".weight")
+            var deepseek = false
+            if case .deepseek = r { deepseek = true }
+            let st = try load(m + (deepseek ? ".weight_scale_inv" : ".weight_scale"))
+            let scales = try st.floats()
+            let table = codes.dtype == .f8e4m3 ? FP8.e4m3Table : FP8.e5m2Table
+            var w = [Float](repeating: 0, count: rows * cols)
+            let B = Self.fp8Block
+            let granularity: QuantizationInfo.Granularity
+            if scales.count == 1 { granularity = .tensor }
+            else if st.shape == [rows, 1] || st.shape == [rows] { granularity = .channel }
+            else if st.shape == [(rows + B - 1) / B, (cols + B - 1) / B] { granularity = .block }
+            else { throw Failure.malformed("\(m): scale shape \(ShapeMath.describe(st.shape)) fits neither tensor, channel nor 128×128 blocks") }
+            let sc = (cols + B - 1) / B
+            codes.withBytes { b in
+                for r in 0..<rows { for c in 0..<cols {
+                    let k = granularity == .tensor ? 0 : granularity == .channel ? r : (r / B) * sc + c / B
+                    w[r * cols + c] = table[Int(b[r * cols + c])] * scales[k]
+                } }
+            }
+            return w
+        case let .awq(m, rows, cols, groups):
+            let qw = try load(m + ".qweight"), qz = try load(m + ".qzeros"), s = try load(m + ".scales").floats()
+            let words = rows / 8, g = cols / max(groups, 1)
+            guard qw.byteCount == cols * words * 4, qz.byteCount == groups * words * 4, s.count == groups * rows, g > 0 else {
+                throw Failure.malformed("\(m): AutoAWQ tensor sizes")
+            }
+            var w = [Float](repeating: 0, count: rows * cols)
+            qw.withBytes { q in qz.withBytes { z in
+                for i in 0..<cols { for k in 0..<words {
+                    let word = UInt32(littleEndian: q.loadUnaligned(fromByteOffset: 4 * (i * words + k), as: UInt32.self))
+                    let zw = UInt32(littleEndian: z.loadUnaligned(fromByteOffset: 4 * ((i / g) * words + k), as: UInt32.self))
+                    for n in 0..<8 {
+                        let o = 8 * k + Packing.awqOrder[n]
+                        let qv = Float((word >> UInt32(4 * n)) & 0xF), zv = Float((zw >> UInt32(4 * n)) & 0xF)
+                        w[o * cols + i] = (qv - zv) * s[(i / g) * rows + o]
+                    }
+                } }
+            } }
+            return w
+        case let .ingot(name, info):
+            return try Dequantize.weights(name, info: info, in: base)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import IngotCore
+import IngotFormats
+
+/// `ingot quantize … -o X.ingot`: quantizes a checkpoint into the native container, quantized tensors
+/// first-class (codes + scale/zero-point tensors + `QuantizationInfo`), everything else stored losslessly.
+/// Streams tensor by tensor.
+public struct QuantizeJob {
+    public var source: TensorSource
+    public var modelDirectory: String?
+    public var plan: QuantizationPlan
+    public var destination: String
+    public var options = IngotFileWriter.Options()
+    public var overwrite = false
+    public var metadata: [(key: String, value: JSON)] = []
+    public var progress: ProgressReporter = SilentProgress()
+
+    public init(source: TensorSource, modelDirectory: String?, plan: QuantizationPlan, destination: String) {
+        self.source = source
+        self.modelDirectory = modelDirectory
+        self.plan = plan
+        self.destination = destination
+    }
+
+    /// Quantizes one weight as the plan says (compressed-tensors arithmetic unless the AutoAWQ convention is chosen).
+    public static func quantize(_ values: UnsafeBufferPointer<Float>, rows: Int, columns: Int, dtype: DType,
+                                settings s: QuantizationPlan.Settings) -> QuantizedWeight {
+        let precision = ComputePrecision(dtype: dtype)
+        switch s.scheme {
+        case .rtnInt4, .rtnInt8:
+            return IntQuantizer(bits: s.scheme == .rtnInt4 ? 4 : 8, groupSize: s.groupSize, symmetric: s.symmetric,
+                                convention: s.convention).quantize(values, rows: rows, columns: columns, precision: precision)
+        case .fp8E4M3, .fp8E5M2:
+            return FP8Quantizer(format: s.scheme == .fp8E4M3 ? .e4m3 : .e5m2, granularity: s.fp8Granularity)
+                .quantize(values, rows: rows, columns: columns, precision: precision)
+        case .none:
+            preconditionFailure("QuantizationPlan.settings never returns scheme none")
+        }
+    }
+
+    @discardableResult
+    public func run() throws -> [ExportRecord] {
+        let writer = try IngotFileWriter(path: destination, options: options, overwrite: overwrite)
+        defer { writer.discard() }
+        var meta: [(key: String, value: JSON)] = [("created_by", .string("ingot quantize")),
+            ("safetensors_metadata", .object(source.metadata.map { ($0.key, JSON.string($0.value)) }))]
+        meta += metadata
+        writer.metadata = .object(meta)
+        if let dir = modelDirectory {
+            for name in ModelFiles.present(in: dir) { try writer.addFile(name: name, bytes: FileSystem.read(dir + "/" + name)) }
+        }
+        var records: [ExportRecord] = []
+        progress.begin("quantize", total: source.tensors.count, unit: .items)
+        for (k, t) in source.tensors.enumerated() {
+            let view = try source.tensor(named: t.name)
+            guard let s = plan.settings(for: t.name, shape: t.shape) else {
+                try writer.addTensor(view)
+                records.append(ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: t.dtype.rawValue + " (kept)"))
+                continue
+            }
+            let rows = t.shape[0], cols = t.shape[1]
+            let values = try view.floats()
+            let q = values.withUnsafeBufferPointer { Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
+            let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
+            let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
+                                        block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,
+                                        originalDType: t.dtype, originalShape: t.shape)
+            let codeType: DType = q.scheme == .fp8E4M3 ? .f8e4m3 : q.scheme == .fp8E5M2 ? .f8e5m2 : q.bits == 4 ? .u4 : .u8
+            var codeBytes = q.codes
+            if q.bits == 4 && codeType == .u4 {
+                guard cols % 2 == 0 else {
+                    throw ExportJob.Failure.unsupported(tensor: t.name, reason: "4-bit rows must have an even number of columns")
+                }
+                codeBytes = (0..<(q.codes.count / 2)).map { q.codes[2 * $0] & 0xF | (q.codes[2 * $0 + 1] & 0xF) << 4 }
+            }
+            try codeBytes.withUnsafeBytes { try writer.addTensor(name: t.name, dtype: codeType, shape: t.shape, bytes: $0, quantization: info) }
+            let scaleShape = q.granularity == .tensor ? [1] : [q.granularity == .block ? (rows + q.block![0] - 1) / q.block![0] : rows, q.scaleColumns]
+            try Packing.floatBytes(q.scales, as: q.scaleDType).withUnsafeBytes {
+                try writer.addTensor(name: scaleName, dtype: q.scaleDType, shape: scaleShape, bytes: $0)
+            }
+            if let z = q.zeros {
+                try z.withUnsafeBytes { try writer.addTensor(name: zeroName, dtype: .u8, shape: [rows, q.scaleColumns], bytes: $0) }
+            }
+            records.append(ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s, format: nil)))
+            progress.update(k + 1)
+        }
+        try writer.commit()
+        progress.finish()
+        return records
+    }
+}
+
+extension QuantizedWeight {
+    /// A quantized weight stored in an `.ingot` file (codes, scales, zero points), as the quantizer made it.
+    public static func load(_ name: String, info q: QuantizationInfo, from source: TensorSource) throws -> QuantizedWeight {
+        let rows = q.originalShape[0], cols = q.originalShape[1]
+        let codesView = try source.tensor(named: name)
+        var codes = [UInt8](repeating: 0, count: rows * cols)
+        try codesView.withBytes { b in
+            if codesView.dtype == .u4 || codesView.dtype == .i4 {
+                guard b.count * 2 == rows * cols else { throw Dequantize.Failure.shape(tensor: name, reason: "code count") }
+                for i in 0..<(rows * cols) { codes[i] = i % 2 == 0 ? b[i / 2] & 0xF : b[i / 2] >> 4 }
+            } else {
+                guard b.count == rows * cols else { throw Dequantize.Failure.shape(tensor: name, reason: "code count") }
+                for i in 0..<(rows * cols) { codes[i] = b[i] }
+            }
+        }
+        let scaleView = try source.tensor(named: q.scale)
+        let zeros = try q.zeroPoint.map { z in try source.tensor(named: z).withBytes { Array($0) } }
+        return QuantizedWeight(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize, block: q.block,
+                               rows: rows, columns: cols, codes: codes, scales: try scaleView.floats(), scaleDType: scaleView.dtype,
+                               zeros: zeros, codeOffset: q.bits == 8 && q.scheme != .fp8E4M3 && q.scheme != .fp8E5M2 ? 128 : (q.bits == 4 ? 8 : 0))
+    }
+}

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import IngotCore
 import IngotFormats
+import IngotQuant
 
 /// `ingot bench`: measured figures for each stage (speed belongs here, never in tests).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: time the stages on a given checkpoint and print a table.",
-        subcommands: [BenchLoad.self, BenchConvert.self, BenchEncode.self, BenchDecode.self, BenchKernels.self])
+        subcommands: [BenchLoad.self, BenchConvert.self, BenchEncode.self, BenchDecode.self, BenchKernels.self, BenchQuantize.self])
 }
 
 /// Open + validate + touch every tensor of a checkpoint, then report bytes/s.
@@ -174,6 +175,44 @@ struct BenchEncode: ParsableCommand {
             } else {
                 emit(String(format: "encode %@: %.3f s, %@/s, %.2f%%", path, best.0, Format.bytes(Int(Double(best.1) / best.0)),
                             100 * Double(best.2) / Double(best.1)))
+            }
+        }
+    }
+}
+
+/// Quantizes every linear weight of a checkpoint in memory (no output): quantizer throughput.
+struct BenchQuantize: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "quantize", abstract: "Time RTN / FP8 quantization in memory.")
+    @Argument(help: "Checkpoint.") var path: String
+    @Option(help: "rtn-int4, rtn-int8, fp8-e4m3.") var scheme: String = "rtn-int4"
+    @Option(help: "Group size (INT).") var groupSize: Int = 64
+    @Option(help: "Threads (1 = one core, 0 = all).") var threads: Int = 0
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            Parallelism.configure(threads: threads)
+            let src = try Checkpoint.open(path)
+            guard let sc = QuantizationPlan.Scheme(rawValue: scheme) else { throw BenchFailure(message: "unknown scheme \(scheme)") }
+            var s = QuantizationPlan.Settings(scheme: sc)
+            s.groupSize = groupSize
+            let plan = QuantizationPlan(defaults: s)
+            let targets = src.tensors.filter { plan.settings(for: $0.name, shape: $0.shape) != nil }
+            var best = Double.infinity
+            for _ in 0..<2 {
+                let t0 = monotonicSeconds()
+                for t in targets {
+                    let v = try src.tensor(named: t.name)
+                    let values = try v.floats()
+                    _ = values.withUnsafeBufferPointer { QuantizeJob.quantize($0, rows: t.shape[0], columns: t.shape[1], dtype: t.dtype, settings: s) }
+                }
+                best = min(best, monotonicSeconds() - t0)
+            }
+            let bytes = targets.reduce(0) { $0 + $1.byteCount }
+            if json {
+                emit(JSON.object([("stage", .string("quantize")), ("bytes", .int(bytes)), ("seconds", .double(best))]).serialized())
+            } else {
+                emit(String(format: "%@ on %@: %.3f s, %.2f GB/s of input", scheme, path, best, Double(bytes) / best / 1e9))
             }
         }
     }

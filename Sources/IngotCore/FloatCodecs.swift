@@ -101,12 +101,12 @@ public enum FloatCodecs {
     // Branch-free per-element forms of the `HalfFloat` references (selects, no branches), written as plain loops
     // over raw pointers so LLVM vectorizes them; tested bit-exact against the references over every 16-bit code.
 
-    @inline(__always) static func bf16Bits(_ b: UInt32) -> UInt32 {
+    @inlinable @inline(__always) public static func bf16Bits(_ b: UInt32) -> UInt32 {
         let rounded = (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16
         return (b & 0x7FFF_FFFF) > 0x7F80_0000 ? (b >> 16) | 0x40 : rounded
     }
 
-    @inline(__always) static func f16Bits(_ b: UInt32) -> UInt32 {
+    @inlinable @inline(__always) public static func f16Bits(_ b: UInt32) -> UInt32 {
         let sign = (b >> 16) & 0x8000
         let a = b & 0x7FFF_FFFF
         let normal = (a &+ 0xC800_0FFF &+ ((a >> 13) & 1)) >> 13

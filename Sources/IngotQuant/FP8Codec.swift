@@ -12,32 +12,35 @@ public enum FP8Codec {
         format == .e4m3 ? encodeE4M3(x) : encodeE5M2(x)
     }
 
+    /// Branch-free (selects only, so loops over it vectorize).
     @inlinable @inline(__always)
     public static func encodeE4M3(_ x: Float) -> UInt8 {
         let bits = x.bitPattern
-        let sign = UInt8(truncatingIfNeeded: (bits >> 24) & 0x80)
+        let sign = (bits >> 24) & 0x80
         let a = bits & 0x7FFF_FFFF
-        if a > 0x7F80_0000 { return sign | 0x7F }
-        if a >= 0x43E0_0000 { return sign | 0x7E }                 // ≥ 448 saturates
-        if a < 0x3C80_0000 {                                          // below 2⁻⁶: subnormal steps of 2⁻⁹
-            return sign | UInt8((Float(bitPattern: a) * 512).rounded(.toNearestOrEven))
-        }
+        // below 2⁻⁶: subnormal steps of 2⁻⁹ (the magic add rounds to an integer, ties to even)
+        let sub = (Float(bitPattern: a) * 512 + 12_582_912).bitPattern & 0xFF
         let r = (a &+ 0x7FFFF &+ ((a >> 20) & 1)) >> 20               // keep 3 mantissa bits, ties to even
-        return sign | UInt8(min(r &- 960, 0x7E))                      // rebias 127 → 7
+        var code = min(r &- 960, 0x7E)                                // rebias 127 → 7
+        code = a < 0x3C80_0000 ? sub : code
+        code = a >= 0x43E0_0000 ? 0x7E : code                         // ≥ 448 saturates
+        code = a > 0x7F80_0000 ? 0x7F : code                          // NaN
+        return UInt8(truncatingIfNeeded: sign | code)
     }
 
+    /// Branch-free (selects only, so loops over it vectorize).
     @inlinable @inline(__always)
     public static func encodeE5M2(_ x: Float) -> UInt8 {
         let bits = x.bitPattern
-        let sign = UInt8(truncatingIfNeeded: (bits >> 24) & 0x80)
+        let sign = (bits >> 24) & 0x80
         let a = bits & 0x7FFF_FFFF
-        if a > 0x7F80_0000 { return sign | 0x7F }
-        if a >= 0x4760_0000 { return sign | 0x7B }                  // ≥ 57344 saturates
-        if a < 0x3880_0000 {                                          // below 2⁻¹⁴: subnormal steps of 2⁻¹⁶
-            return sign | UInt8((Float(bitPattern: a) * 65536).rounded(.toNearestOrEven))
-        }
+        let sub = (Float(bitPattern: a) * 65536 + 12_582_912).bitPattern & 0xFF   // below 2⁻¹⁴: steps of 2⁻¹⁶
         let r = (a &+ 0xFFFFF &+ ((a >> 21) & 1)) >> 21
-        return sign | UInt8(min(r &- 448, 0x7B))                      // rebias 127 → 15
+        var code = min(r &- 448, 0x7B)                                // rebias 127 → 15
+        code = a < 0x3880_0000 ? sub : code
+        code = a >= 0x4760_0000 ? 0x7B : code                         // ≥ 57344 saturates
+        code = a > 0x7F80_0000 ? 0x7F : code
+        return UInt8(truncatingIfNeeded: sign | code)
     }
 
     @inlinable

@@ -25,27 +25,48 @@ public struct FP8Quantizer: Sendable {
         let blockRows = granularity == .block ? (rows + block[0] - 1) / block[0] : granularity == .channel ? rows : 1
         let cols = q.scaleColumns
         var absmax = [Float](repeating: 0, count: blockRows * cols)
-        for r in 0..<rows {
-            for c in 0..<columns {
-                let v = weights[r * columns + c]
-                let k = q.scaleIndex(r, c)
-                if v.isFinite { absmax[k] = max(absmax[k], abs(v)) }
+        // Absolute maxima per scale cell: rows in parallel for channel scales, serial sweep otherwise.
+        let perRow = granularity == .channel
+        absmax.withUnsafeMutableBufferPointer { A in
+            let a = UncheckedSendable(A)
+            let qq = q
+            let run = qq.granularity == .block ? qq.block![1] : columns
+            let body = { (r: Int) in
+                var c = 0
+                while c < columns {
+                    let n = min(run, columns - c)
+                    let x = weights.baseAddress! + r * columns + c
+                    var m: Float = 0
+                    for i in 0..<n { let v = abs(x[i]); m = max(m, v < .infinity ? v : 0) }  // NaN/inf ignored
+                    let k = qq.scaleIndex(r, c)
+                    a.value[k] = max(a.value[k], m)
+                    c += n
+                }
             }
+            if perRow { parallelFor(rows, body) } else { for r in 0..<rows { body(r) } }
         }
         q.scales = absmax.map { a in
             let s = R.round(a / maxValue)
             return s == 0 || !s.isFinite ? R.eps : s
         }
-        let lim = maxValue, fmt = format
+        let lim = maxValue, e4m3 = format == .e4m3
         let qq = q
         var codes = q.codes
         codes.withUnsafeMutableBufferPointer { C in
             let cc = UncheckedSendable(C)
             parallelFor(rows) { r in
-                for c in 0..<columns {
-                    let i = r * columns + c
-                    let t = min(max(R.round(weights[i] / qq.scales[qq.scaleIndex(r, c)]), -lim), lim)
-                    cc.value[i] = FP8Codec.encode(t, fmt)
+                let base = weights.baseAddress! + r * columns, out = cc.value.baseAddress! + r * columns
+                // Runs of columns sharing one scale.
+                let run = qq.granularity == .block ? qq.block![1] : columns
+                var c = 0
+                while c < columns {
+                    let n = min(run, columns - c), s = qq.scales[qq.scaleIndex(r, c)]
+                    switch R {
+                    case .bf16: QuantKernels.fp8Run(RoundBF16.self, base + c, n, scale: s, limit: lim, e4m3: e4m3, into: out + c)
+                    case .f16: QuantKernels.fp8Run(RoundF16.self, base + c, n, scale: s, limit: lim, e4m3: e4m3, into: out + c)
+                    case .f32: QuantKernels.fp8Run(RoundF32.self, base + c, n, scale: s, limit: lim, e4m3: e4m3, into: out + c)
+                    }
+                    c += n
                 }
             }
         }

@@ -25,6 +25,17 @@ public struct IntQuantizer: Sendable {
         self.convention = convention
     }
 
+    /// Dispatches the compressed-tensors element loop to the rounding of `precision`.
+    @inline(__always)
+    func precisionKernel(_ p: ComputePrecision, _ x: UnsafePointer<Float>, _ n: Int, _ s: Float, _ zp: Float, _ qmin: Float,
+                         _ qmax: Float, _ offset: Float, _ out: UnsafeMutablePointer<UInt8>) {
+        switch p {
+        case .bf16: QuantKernels.ctGroup(RoundBF16.self, x, n, scale: s, zero: zp, qmin: qmin, qmax: qmax, offset: offset, into: out)
+        case .f16: QuantKernels.ctGroup(RoundF16.self, x, n, scale: s, zero: zp, qmin: qmin, qmax: qmax, offset: offset, into: out)
+        case .f32: QuantKernels.ctGroup(RoundF32.self, x, n, scale: s, zero: zp, qmin: qmin, qmax: qmax, offset: offset, into: out)
+        }
+    }
+
     /// Quantizes `weights` (`[rows, columns]`, values as stored in the checkpoint) computed in `precision`.
     public func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, precision: ComputePrecision) -> QuantizedWeight {
         let g = groupSize ?? columns
@@ -45,12 +56,8 @@ public struct IntQuantizer: Sendable {
                         let (C, S, Z) = c.value
                         for gi in 0..<groups {
                             let lo = r * columns + gi * g, hi = r * columns + min(columns, (gi + 1) * g)
-                            var mn = Float.infinity, mx = -Float.infinity
-                            for i in lo..<hi {
-                                let x = awq ? R.round(weights[i]) : weights[i]
-                                if x < mn { mn = x }
-                                if x > mx { mx = x }
-                            }
+                            var (mn, mx, hasNaN) = QuantKernels.minMax(weights.baseAddress! + lo, hi - lo)
+                            if awq { mn = R.round(mn); mx = R.round(mx) }  // rounding is monotonic: same as min/max of rounded
                             if !(mn <= mx) { mn = 0; mx = 0 }  // all NaN: quantize as zeros
                             let s: Float, zp: Float
                             if awq {
@@ -75,6 +82,11 @@ public struct IntQuantizer: Sendable {
                             }
                             S[r * groups + gi] = s
                             Z[r * groups + gi] = UInt8(Int(zp) + offset)
+                            if !awq && !hasNaN {
+                                // Fast path: specialized, vectorizable loop (results identical to the general one).
+                                precisionKernel(R, weights.baseAddress! + lo, hi - lo, s, zp, qmin, qmax, Float(offset), C.baseAddress! + lo)
+                                continue
+                            }
                             for i in lo..<hi {
                                 let x = awq ? R.round(weights[i]) : weights[i]
                                 var t: Float

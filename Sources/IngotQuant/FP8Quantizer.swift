@@ -36,8 +36,7 @@ public struct FP8Quantizer: Sendable {
                 while c < columns {
                     let n = min(run, columns - c)
                     let x = weights.baseAddress! + r * columns + c
-                    var m: Float = 0
-                    for i in 0..<n { let v = abs(x[i]); m = max(m, v < .infinity ? v : 0) }  // NaN/inf ignored
+                    let m = QuantKernels.absMax(x, n)
                     let k = qq.scaleIndex(r, c)
                     a.value[k] = max(a.value[k], m)
                     c += n

@@ -71,6 +71,20 @@ enum QuantKernels {
         return (mn, mx, false)
     }
 
+    /// Largest finite |x| of a run (NaN and infinities ignored), 0 for an empty run.
+    static func absMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m0 = UInt32(0), m1 = UInt32(0), m2 = UInt32(0), m3 = UInt32(0)
+        var i = 0
+        // On bit patterns: |x| orders like its unsigned bits, and every finite |x| is below 0x7F800000.
+        @inline(__always) func f(_ v: Float) -> UInt32 { let b = v.bitPattern & 0x7FFF_FFFF; return b < 0x7F80_0000 ? b : 0 }
+        while i + 4 <= n {
+            m0 = max(m0, f(x[i])); m1 = max(m1, f(x[i + 1])); m2 = max(m2, f(x[i + 2])); m3 = max(m3, f(x[i + 3]))
+            i += 4
+        }
+        while i < n { m0 = max(m0, f(x[i])); i += 1 }
+        return Float(bitPattern: max(max(m0, m1), max(m2, m3)))
+    }
+
     /// FP8 element step: `code = fp8(clamp(R(x/s), ±max))`.
     @inline(__always)
     static func fp8Run<R: Rounding>(_ r: R.Type, _ x: UnsafePointer<Float>, _ n: Int, scale s: Float, limit: Float, e4m3: Bool,

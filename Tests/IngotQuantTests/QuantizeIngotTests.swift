@@ -56,13 +56,17 @@ struct QuantizeIngotTests {
     @Test func ragged128GroupsOnAWidthNotDivisible() throws {
         // SmolLM2's 576 inputs with group 128: the last group has 64 columns and its own scale.
         let rows = 4, cols = 576
-        var g = SystemRandomNumberGenerator()
-        let w = (0..<(rows * cols)).map { _ in HalfFloat.bf16ToF32(HalfFloat.f32ToBF16(Float.random(in: -0.05...0.05, using: &g))) }
+        var state: UInt64 = 42
+        let w = (0..<(rows * cols)).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return HalfFloat.bf16ToF32(HalfFloat.f32ToBF16(Float(Int(state >> 40) - (1 << 23)) / Float(1 << 23) * 0.05))
+        }
         let q = w.withUnsafeBufferPointer { IntQuantizer(bits: 4, groupSize: 128).quantize($0, rows: rows, columns: cols, precision: .bf16) }
         #expect(q.scaleColumns == 5 && q.scales.count == 20)
         let dq = q.dequantized()
         for r in 0..<rows {
-            for c in 512..<576 { #expect(abs(dq[r * cols + c] - w[r * cols + c]) <= q.scales[r * 5 + 4] * 0.51 + 1e-6) }
+            // Asymmetric grids with a rounded zero point can clip the extreme value by up to one step.
+            for c in 512..<576 { #expect(abs(dq[r * cols + c] - w[r * cols + c]) <= q.scales[r * 5 + 4] * 1.001) }
         }
     }
 

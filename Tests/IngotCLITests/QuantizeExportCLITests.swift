@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+import IngotCore
+import IngotFormats
+
+/// `ingot quantize` / `ingot export` / `ingot dequantize` as a user runs them.
+@Suite(.serialized) struct QuantizeExportCLITests {
+    @Test func quantizeToIngotThenExportEveryLayout() throws {
+        let d = TempDir()
+        let r = try ingot(["quantize", fixture("tiny-moe-austen"), "--scheme", "rtn-int4", "--group-size", "64", "-o", d.file("q.ingot"),
+                           "--report", d.file("report.json")])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("int4 asym g64") && r.stdout.contains("112"), "\(r.stdout)")
+        let report = try JSON.parse(FileSystem.read(d.file("report.json")))
+        #expect(report.arrayValue?.count == 126)
+        #expect(try ingot(["verify-file", d.file("q.ingot")]).status == 0)
+        for to in ["compressed-tensors", "autoawq"] {
+            let e = try ingot(["export", d.file("q.ingot"), "--to", to, "-o", d.file(to), "--quiet"])
+            #expect(e.status == 0, "\(to): \(e)")
+            let cfg = try JSON.parse(FileSystem.read(d.file(to + "/config.json")))
+            #expect(cfg["quantization_config"]?["quant_method"]?.stringValue == (to == "autoawq" ? "awq" : "compressed-tensors"))
+            #expect(FileManager.default.fileExists(atPath: d.file(to + "/tokenizer.json")))
+        }
+        // The three dequantize to the same weights.
+        for src in [d.file("q.ingot"), d.file("compressed-tensors"), d.file("autoawq")] {
+            #expect(try ingot(["dequantize", src, d.file(FileSystem.baseName(src) + ".dq.safetensors"), "--weights-only", "--quiet"]).status == 0)
+        }
+        let a = try Checkpoint.open(d.file("q.ingot.dq.safetensors")), b = try Checkpoint.open(d.file("compressed-tensors.dq.safetensors"))
+        let n = "model.layers.2.self_attn.v_proj.weight"
+        #expect(try a.tensor(named: n).floats() == b.tensor(named: n).floats())
+    }
+
+    @Test func fp8BlockExportsForDeepSeekStyleRuntimes() throws {
+        let d = TempDir()
+        #expect(try ingot(["export", fixture("tiny-moe-austen-fused"), "--to", "fp8", "-o", d.file("fp8"), "--quiet"]).status == 0)
+        let s = try Checkpoint.open(d.file("fp8"))
+        #expect(s.info("model.layers.0.mlp.experts.3.gate_proj.weight")?.dtype == .f8e4m3, "fused experts are split per expert")
+        #expect(s.info("model.layers.0.mlp.experts.3.gate_proj.weight_scale_inv")?.dtype == .f32)
+        #expect(s.info("model.layers.0.mlp.gate.weight")?.dtype == .bf16, "router kept")
+    }
+
+    @Test(arguments: [
+        (["quantize", "MODEL", "--scheme", "rtn-int3", "-o", "OUT/x.ingot"], "unknown scheme 'rtn-int3'"),
+        (["quantize", "MODEL", "--group-size", "0", "-o", "OUT/x.ingot"], "--group-size must be positive"),
+        (["quantize", "MODEL", "--override", "nonsense", "-o", "OUT/x.ingot"], "expected PATTERN=SCHEME"),
+        (["export", "MODEL", "--to", "gguf", "-o", "OUT/x"], "--to must be"),
+        (["export", "MODEL", "--to", "autoawq", "--group-size", "100", "-o", "OUT/x"], "AutoAWQ GEMM needs"),
+    ])
+    func badArguments(args: [String], message: String) throws {
+        let d = TempDir()
+        let a = args.map { $0 == "MODEL" ? fixture("tiny-moe-austen") : $0.replacingOccurrences(of: "OUT", with: d.path) }
+        let r = try ingot(a)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains(message), "\(r.stderr)")
+        #expect(d.entries.isEmpty, "left behind: \(d.entries)")
+    }
+}

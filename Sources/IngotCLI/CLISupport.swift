@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IngotCore
+import IngotQuant
 
 /// Exit codes shared by every command: 0 success, 1 a check or gate failed, 2 usage or input error.
 public enum ExitStatus {
@@ -11,7 +12,10 @@ public enum ExitStatus {
 /// Runs a command body, turning any thrown error into one `error: …` line on stderr and exit code 2
 /// (argument-parser's own errors and explicit exit codes pass through).
 func reportingErrors(_ body: () throws -> Void) throws {
-    do { try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch let e as ValidationError {
+    do { try body() } catch let e as ExitCode { throw e } catch let e as BadWeights {
+        printError("\(e)")
+        throw ExitStatus.checkFailed
+    } catch let e as CleanExit { throw e } catch let e as ValidationError {
         throw e
     } catch {
         printError("\(error)")

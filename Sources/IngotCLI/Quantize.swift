@@ -16,6 +16,8 @@ struct QuantOptions: ParsableArguments {
     @Option(help: "PATTERN=SCHEME[:gN][:sym] per-layer override, e.g. 're:.*down_proj=rtn-int8'. Repeatable.")
     var override: [String] = []
     @Option(help: "Write the per-tensor report as JSON here.") var report: String?
+    @Flag(help: "Fail (writing nothing) if a weight has NaN/Inf, all-zero rows or groups, denormals or out-of-range values.")
+    var strict = false
 
     func plan() throws -> QuantizationPlan {
         var d = try settings(scheme, groupSize: perChannel ? nil : groupSize, symmetric: symmetric)
@@ -60,12 +62,22 @@ struct QuantOptions: ParsableArguments {
     func emitReport(_ records: [ExportRecord], quiet: Bool) throws {
         var counts: [String: Int] = [:]
         for r in records { counts[r.to, default: 0] += 1 }
+        for r in records { if let h = r.health { printWarning("tensor '\(r.name)': \(h.summary)") } }
         if !quiet {
             emit(table(["result", "tensors"], counts.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }, rightAlign: [1]))
         }
         if let path = report {
-            let json = JSON.array(records.map { .object([("name", .string($0.name)), ("shape", .array($0.shape.map { .int($0) })),
-                                                         ("from", .string($0.from)), ("to", .string($0.to))]) })
+            let json = JSON.array(records.map { r in
+                var o: [(key: String, value: JSON)] = [("name", .string(r.name)), ("shape", .array(r.shape.map { .int($0) })),
+                                                       ("from", .string(r.from)), ("to", .string(r.to))]
+                if let h = r.health {
+                    o.append(("health", .object([("nan", .int(h.nan)), ("infinite", .int(h.infinite)),
+                                                 ("first_non_finite", h.firstNonFinite.map { .int($0) } ?? .null),
+                                                 ("zero_rows", .int(h.zeroRows)), ("zero_groups", .int(h.zeroGroups)),
+                                                 ("denormals", .int(h.denormal)), ("beyond_fp8_range", .int(h.beyondFP8))])))
+                }
+                return .object(o)
+            })
             let f = try OutputFile(path: path, overwrite: true)
             try f.write(json.serialized(pretty: true) + "\n")
             try f.commit()
@@ -96,10 +108,12 @@ struct Quantize: ParsableCommand {
                 job.options.threads = out.threads
                 job.progress = TerminalProgress.make(quiet: out.quiet)
                 job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme))]
+                job.strict = quant.strict
                 records = try job.run()
             } else {
                 var job = ExportJob(source: src, modelDirectory: dir, format: .compressedTensors, plan: plan, destination: output)
                 job.overwrite = out.force
+                job.strict = quant.strict
                 job.progress = TerminalProgress.make(quiet: out.quiet)
                 records = try job.run()
             }
@@ -134,6 +148,7 @@ struct Export: ParsableCommand {
             var job = ExportJob(source: src, modelDirectory: source.hasSuffix(".ingot") ? nil : dir, format: format, plan: plan,
                                 destination: output)
             job.overwrite = out.force
+            job.strict = quant.strict
             job.maxShardSize = Format.parseSize(maxShardSize) ?? 5_000_000_000
             job.progress = TerminalProgress.make(quiet: out.quiet)
             if source.hasSuffix(".ingot") { job.storedCompanions = try src.storedCompanionFiles() }

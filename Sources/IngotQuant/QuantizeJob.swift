@@ -12,6 +12,8 @@ public struct QuantizeJob {
     public var options = IngotFileWriter.Options()
     public var overwrite = false
     public var metadata: [(key: String, value: JSON)] = []
+    /// Fail (writing nothing) on NaN/Inf, all-zero rows/groups, denormals or out-of-range values.
+    public var strict = false
     public var progress: ProgressReporter = SilentProgress()
 
     public init(source: TensorSource, modelDirectory: String?, plan: QuantizationPlan, destination: String) {
@@ -59,6 +61,10 @@ public struct QuantizeJob {
             }
             let rows = t.shape[0], cols = t.shape[1]
             let values = try view.floats()
+            let health = values.withUnsafeBufferPointer {
+                WeightHealth.scan($0, rows: rows, columns: cols, groupSize: s.groupSize, fp8Max: s.scheme == .fp8E4M3 ? 448 : nil)
+            }
+            if strict, !health.isClean { throw BadWeights(tensor: t.name, health: health) }
             let q = values.withUnsafeBufferPointer { Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
             let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
             let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
@@ -80,7 +86,8 @@ public struct QuantizeJob {
             if let z = q.zeros {
                 try z.withUnsafeBytes { try writer.addTensor(name: zeroName, dtype: .u8, shape: [rows, q.scaleColumns], bytes: $0) }
             }
-            records.append(ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s, format: nil)))
+            records.append(ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s, format: nil),
+                                        health: health.isClean ? nil : health))
             progress.update(k + 1)
         }
         try writer.commit()

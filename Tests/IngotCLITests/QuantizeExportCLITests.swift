@@ -55,3 +55,35 @@ import IngotFormats
         #expect(d.entries.isEmpty, "left behind: \(d.entries)")
     }
 }
+
+/// Weights with NaN, Inf, zero rows, denormals: reported per tensor, never NaN scales; `--strict` fails.
+@Suite(.serialized) struct BadWeightsCLITests {
+    func badCheckpoint(_ d: TempDir) throws -> String {
+        var w = [Float](repeating: 0.01, count: 64 * 64)
+        w[17] = .nan
+        w[99] = .infinity
+        for c in 0..<64 { w[64 * 5 + c] = 0 }   // an all-zero row
+        w[64 * 9 + 3] = 1e-41                   // a denormal
+        let p = d.file("bad.safetensors")
+        let entry = try SafetensorsWriter.Entry(name: "model.layers.0.mlp.up_proj.weight", dtype: .f32, shape: [64, 64])
+        let writer = try SafetensorsWriter(path: p, entries: [entry])
+        try w.withUnsafeBytes { try writer.append($0) }
+        try writer.commit()
+        return p
+    }
+
+    @Test func reportedThenStrictFails() throws {
+        let d = TempDir()
+        let p = try badCheckpoint(d)
+        let r = try ingot(["quantize", p, "--scheme", "rtn-int4", "--group-size", "32", "-o", d.file("q.ingot")])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stderr.contains("1 NaN, 1 infinite, first non-finite at index 17, 1 all-zero rows, 2 all-zero groups, 1 denormals"), "\(r.stderr)")
+        let dq = try ingot(["dequantize", d.file("q.ingot"), d.file("dq.safetensors"), "--quiet"])
+        #expect(dq.status == 0)
+        let w = try Checkpoint.open(d.file("dq.safetensors")).tensor(named: "model.layers.0.mlp.up_proj.weight").floats()
+        #expect(w.allSatisfy { $0.isFinite }, "no NaN after quantization")
+        let s = try ingot(["export", p, "--to", "compressed-tensors", "--strict", "-o", d.file("strict")])
+        #expect(s.status == 1 && s.stderr.contains("(--strict)"), "\(s)")
+        #expect(!FileManager.default.fileExists(atPath: d.file("strict")))
+    }
+}

@@ -24,11 +24,12 @@ enum HDF5Library {
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// Whether `path` carries an HDF5 signature where the format allows it (checked before libhdf5 sees it).
-    static func hasSignature(_ path: String) throws -> Bool {
-        let file = try MappedFile(path: path)
+    static func hasSignature(_ path: String) throws -> Bool { hasSignature(try MappedFile(path: path).bytes) }
+
+    static func hasSignature(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
-        while offset + 8 <= file.count {
-            if file.bytes[offset..<offset + 8].elementsEqual(signature) { return true }
+        while offset + 8 <= bytes.count {
+            if bytes[offset..<offset + 8].elementsEqual(signature) { return true }
             offset = offset == 0 ? 512 : offset * 2
         }
         return false
@@ -43,4 +44,5 @@ enum HDF5Library {
 /// The signature check Ingot runs before libhdf5 sees a file (public for fuzzing).
 public enum HDF5SignatureCheck {
     public static func hasSignature(_ path: String) throws -> Bool { try HDF5Library.hasSignature(path) }
+    public static func hasSignature(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { HDF5Library.hasSignature($0) } }
 }

@@ -25,12 +25,17 @@ struct ExportWeight {
     var stored: QuantizationInfo? = nil
 }
 
+/// A mutable reference (lets a non-escaping closure record findings).
+final class Box<T> { var value: T; init(_ v: T) { value = v } }
+
 /// One line of the report: what happened to a tensor.
 public struct ExportRecord: Sendable, Equatable {
     public var name: String
     public var shape: [Int]
     public var from: String
     public var to: String
+    /// Findings about the weight before quantization (nil when clean or not quantized).
+    public var health: WeightHealth? = nil
 }
 
 /// Quantizes a checkpoint tensor by tensor and writes it in a runtime layout, with `config.json` carrying the
@@ -44,6 +49,8 @@ public struct ExportJob {
     public var overwrite = false
     public var maxShardSize = 5_000_000_000
     public var progress: ProgressReporter = SilentProgress()
+    /// Fail (writing nothing) when a weight holds NaN/Inf, all-zero rows/groups, denormals or out-of-range values.
+    public var strict = false
     /// Companion files when the source is an `.ingot` (they travel inside it).
     public var storedCompanions: [(name: String, bytes: [UInt8])] = []
 
@@ -280,6 +287,7 @@ public struct ExportJob {
         if let c = config { writer.extraFiles.append(("config.json", c)) }
         if let dir = modelDirectory { writer.companionsFrom = dir }
         var cache: (index: Int, parts: [[UInt8]])? = nil
+        let healthLog = Box<[(String, WeightHealth)]>([])
         progress.begin("export", total: ws.count, unit: .items)
         try writer.write(entries) { i, sink in
             let (wi, part) = owner[i]
@@ -288,18 +296,28 @@ public struct ExportJob {
             try view.withBytes { all in
                 let bytes = UnsafeRawBufferPointer(rebasing: all[w.byteOffset..<(w.byteOffset + w.byteCount)])
                 guard w.settings != nil else { try sink(bytes); return }
-                if cache?.index != wi, let stored = w.stored {
-                    cache = (wi, try package(w, QuantizedWeight.load(w.source, info: stored, from: source)))
-                    progress.update(wi + 1)
-                } else if cache?.index != wi {
-                    let values = try FloatCodecs.decodeToF32(bytes, dtype: w.dtype, count: w.byteCount / (w.dtype.byteWidth ?? 1))
+                if cache?.index != wi, w.stored == nil {
+                    let count = w.byteCount / (w.dtype.byteWidth ?? 1)
+                    let values = try FloatCodecs.decodeToF32(bytes, dtype: w.dtype, count: count)
+                    let health = values.withUnsafeBufferPointer {
+                        WeightHealth.scan($0, rows: w.shape[0], columns: w.shape[1], groupSize: w.settings!.groupSize,
+                                          fp8Max: w.settings!.scheme == .fp8E4M3 ? 448 : nil)
+                    }
+                    if !health.isClean {
+                        if strict { throw BadWeights(tensor: w.name, health: health) }
+                        healthLog.value.append((w.name, health))
+                    }
                     cache = (wi, try quantize(w, values))
+                    progress.update(wi + 1)
+                } else if cache?.index != wi, let stored = w.stored {
+                    cache = (wi, try package(w, QuantizedWeight.load(w.source, info: stored, from: source)))
                     progress.update(wi + 1)
                 }
                 try cache!.parts[part].withUnsafeBytes { try sink($0) }
             }
         }
         progress.finish()
+        for (name, h) in healthLog.value { if let i = records.firstIndex(where: { $0.name == name }) { records[i].health = h } }
         return records
     }
 

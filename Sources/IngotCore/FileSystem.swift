@@ -55,7 +55,7 @@ public enum FileSystem {
     /// Reads a whole (small) file.
     public static func read(_ path: String) throws -> [UInt8] {
         let m = try MappedFile(path: path)
-        return Array(m.bytes)
+        return withExtendedLifetime(m) { Array(m.bytes) }
     }
 
     /// Removes temporary files a killed run left beside `path` (ours, from processes no longer alive).

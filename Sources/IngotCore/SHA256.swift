@@ -57,7 +57,10 @@ public struct SHA256: Sendable {
     public static func hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { hex($0) } }
 
     /// Hash of a file's bytes (memory-mapped, streamed by the kernel).
-    public static func hex(file path: String) throws -> String { try hex(MappedFile(path: path).bytes) }
+    public static func hex(file path: String) throws -> String {
+        let f = try MappedFile(path: path)
+        return withExtendedLifetime(f) { hex(f.bytes) }
+    }
 
     @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 

@@ -49,11 +49,12 @@ public struct CheckpointWriter {
                       produce: (Int, (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         switch layout {
         case .safetensorsFile:
-            if !overwrite { FileSystem.removeStaleTemporaries(besides: destination) }
+            FileSystem.removeStaleTemporaries(besides: destination)
             let w = try SafetensorsWriter(path: destination, entries: entries, metadata: metadata, overwrite: overwrite)
             for i in entries.indices { try produce(i) { try w.append($0) } }
             try w.commit()
         case .hdf5File:
+            FileSystem.removeStaleTemporaries(besides: destination)
             let w = try HDF5Writer(path: destination, metadata: metadata, overwrite: overwrite)
             for (i, e) in entries.enumerated() {
                 let buffer = TensorBuffer(byteCount: e.byteCount)

@@ -24,7 +24,10 @@ enum HDF5Library {
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// Whether `path` carries an HDF5 signature where the format allows it (checked before libhdf5 sees it).
-    static func hasSignature(_ path: String) throws -> Bool { hasSignature(try MappedFile(path: path).bytes) }
+    static func hasSignature(_ path: String) throws -> Bool {
+        let file = try MappedFile(path: path)
+        return withExtendedLifetime(file) { hasSignature(file.bytes) }
+    }
 
     static func hasSignature(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var offset = 0

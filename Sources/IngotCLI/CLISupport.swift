@@ -12,14 +12,25 @@ public enum ExitStatus {
 /// Runs a command body, turning any thrown error into one `error: …` line on stderr and exit code 2
 /// (argument-parser's own errors and explicit exit codes pass through).
 func reportingErrors(_ body: () throws -> Void) throws {
-    do { try body() } catch let e as ExitCode { throw e } catch let e as BadWeights {
-        printError("\(e)")
-        throw ExitStatus.checkFailed
-    } catch let e as CleanExit { throw e } catch let e as ValidationError {
+    do { try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch let e as ValidationError {
         throw e
     } catch {
         printError("\(error)")
-        throw ExitStatus.inputError
+        throw error is BadWeights ? ExitStatus.checkFailed : ExitStatus.inputError
+    }
+}
+
+/// The error to rethrow from a command's `run()` for `error`: argument-parser's own errors and exit codes pass
+/// through; anything else is printed as one `error: …` line and becomes exit 1 (a check failed) or 2 (bad input).
+func exitStatus(for error: Error) -> Error {
+    switch error {
+    case is ExitCode, is CleanExit, is ValidationError: return error
+    case is BadWeights:
+        printError("\(error)")
+        return ExitStatus.checkFailed
+    default:
+        printError("\(error)")
+        return ExitStatus.inputError
     }
 }
 

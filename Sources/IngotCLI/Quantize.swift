@@ -97,7 +97,10 @@ struct Quantize: ParsableCommand {
     @OptionGroup var out: OutputOptions
 
     func run() throws {
-        try reportingErrors {
+        do { try execute() } catch { throw exitStatus(for: error) }
+    }
+
+    func execute() throws {
             let src = try Checkpoint.open(model)
             let plan = try quant.plan()
             let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
@@ -118,7 +121,6 @@ struct Quantize: ParsableCommand {
                 records = try job.run()
             }
             try quant.emitReport(records, quiet: out.quiet)
-        }
     }
 }
 
@@ -136,7 +138,10 @@ struct Export: ParsableCommand {
     @OptionGroup var out: OutputOptions
 
     func run() throws {
-        try reportingErrors {
+        do { try execute() } catch { throw exitStatus(for: error) }
+    }
+
+    func execute() throws {
             guard let format = ExportFormat(rawValue: to) else {
                 throw ValidationError("--to must be compressed-tensors, autoawq or fp8")
             }
@@ -153,6 +158,5 @@ struct Export: ParsableCommand {
             job.progress = TerminalProgress.make(quiet: out.quiet)
             if source.hasSuffix(".ingot") { job.storedCompanions = try src.storedCompanionFiles() }
             try quant.emitReport(try job.run(), quiet: out.quiet)
-        }
     }
 }

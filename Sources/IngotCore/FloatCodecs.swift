@@ -26,11 +26,19 @@ public enum FloatCodecs {
         guard let sw = from.byteWidth, let dw = to.byteWidth else { throw ConversionError.unsupported(from: from, to: to) }
         guard src.count >= count * sw else { throw ConversionError.sizeMismatch(expected: count * sw, actual: src.count) }
         guard dst.count >= count * dw else { throw ConversionError.sizeMismatch(expected: count * dw, actual: dst.count) }
-        if count == 0 { return }
-        if from == to { dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: count * sw); return }
-        guard convertible.contains(from), convertible.contains(to) else {
+        guard from == to || (convertible.contains(from) && convertible.contains(to)) else {
             throw ConversionError.unsupported(from: from, to: to)
         }
+        // The work is in a non-throwing function: Swift 6.3 (release) returned a stale error register from this
+        // throwing function on an early-return path, which callers saw as a thrown garbage error.
+        convertChecked(src, from: from, to: to, into: dst, count: count, threads: threads)
+    }
+
+    /// `convert` after validation.
+    static func convertChecked(_ src: UnsafeRawBufferPointer, from: DType, to: DType,
+                               into dst: UnsafeMutableRawBufferPointer, count: Int, threads: Int) {
+        if count == 0 { return }
+        if from == to { dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: count * (from.byteWidth ?? 1)); return }
         let s = src.baseAddress!, d = dst.baseAddress!
         parallelChunks(count: count, threads: threads) { lo, hi in
             let n = hi - lo
@@ -67,7 +75,10 @@ public enum FloatCodecs {
         }
         guard dst.count >= count * 4 else { throw ConversionError.sizeMismatch(expected: count * 4, actual: dst.count) }
         if count == 0 { return }
-        if convertible.contains(dtype) { return try convert(src, from: dtype, to: .f32, into: dst, count: count, threads: threads) }
+        if convertible.contains(dtype) {
+            convertChecked(src, from: dtype, to: .f32, into: dst, count: count, threads: threads)
+            return
+        }
         let o = dst.baseAddress!.assumingMemoryBound(to: Float.self)
         func map<T: BitwiseCopyable>(_: T.Type, _ f: (T) -> Float) {
             for i in 0..<count { o[i] = f(src.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.stride, as: T.self)) }

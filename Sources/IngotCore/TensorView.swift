@@ -22,7 +22,12 @@ public struct TensorView: @unchecked Sendable {
     /// directly) whenever the view may be the only owner of its storage, e.g. a decoded `.ingot` tensor.
     @inlinable
     public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try withExtendedLifetime(owner) { try body(bytes) }
+        // Not `withExtendedLifetime(owner) { try body(bytes) }`: with Swift 6.3's typed-throws
+        // `withExtendedLifetime`, errors rethrown through it reached callers in other modules as garbage in
+        // release builds (a crash instead of the error). Keeping the owner alive after the call is equivalent.
+        let result = try body(bytes)
+        withExtendedLifetime(owner) {}
+        return result
     }
 
     public var elementCount: Int { ShapeMath.elementCount(shape) ?? 0 }

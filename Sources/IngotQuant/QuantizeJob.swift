@@ -42,7 +42,17 @@ public struct QuantizeJob {
     @discardableResult
     public func run() throws -> [ExportRecord] {
         let writer = try IngotFileWriter(path: destination, options: options, overwrite: overwrite)
-        defer { writer.discard() }
+        // Explicit cleanup instead of `defer`: Swift 6.3's optimizer returned a stale error register from this
+        // function when a `defer` ran on the throwing path (a crash instead of the error message in release).
+        do {
+            return try write(into: writer)
+        } catch {
+            writer.discard()
+            throw error
+        }
+    }
+
+    private func write(into writer: IngotFileWriter) throws -> [ExportRecord] {
         var meta: [(key: String, value: JSON)] = [("created_by", .string("ingot quantize")),
             ("safetensors_metadata", .object(source.metadata.map { ($0.key, JSON.string($0.value)) }))]
         meta += metadata

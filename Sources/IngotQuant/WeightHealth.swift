@@ -54,6 +54,10 @@ public struct WeightHealth: Sendable, Equatable {
 /// Raised in `--strict` mode when a weight is not clean (nothing is written).
 public struct BadWeights: Error, CustomStringConvertible, Equatable {
     public let tensor: String
-    public let health: WeightHealth
-    public var description: String { "tensor '\(tensor)': \(health.summary) (--strict)" }
+    public let summary: String
+    public init(tensor: String, health: WeightHealth) {
+        self.tensor = tensor
+        summary = health.summary
+    }
+    public var description: String { "tensor '\(tensor)': \(summary) (--strict)" }
 }

@@ -72,6 +72,13 @@ enum Huffman {
         return out
     }
 
+    /// Histogram and code lengths of one block.
+    static func blockCode(_ s: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> (counts: [Int], lengths: [UInt8]) {
+        var counts = [Int](repeating: 0, count: 256)
+        for i in range { counts[Int(s[i])] += 1 }
+        return (counts, lengths(counts))
+    }
+
     /// Exact encoded size of `src`, from histograms alone (lets a writer skip planes that would not shrink).
     static func encodedSize(_ src: UnsafeRawBufferPointer) -> Int {
         let s = src.bindMemory(to: UInt8.self)
@@ -79,9 +86,7 @@ enum Huffman {
         var start = 0
         while start < s.count {
             let end = min(s.count, start + blockSize)
-            var counts = [Int](repeating: 0, count: 256)
-            for i in start..<end { counts[Int(s[i])] += 1 }
-            let lens = lengths(counts)
+            let (counts, lens) = blockCode(s, start..<end)
             var bits = 0
             for k in 0..<256 { bits += counts[k] * Int(lens[k]) }
             total += 132 + (bits + 7) / 8
@@ -98,9 +103,7 @@ enum Huffman {
         var start = 0
         while start < s.count {
             let end = min(s.count, start + blockSize)
-            var counts = [Int](repeating: 0, count: 256)
-            for i in start..<end { counts[Int(s[i])] += 1 }
-            let lens = lengths(counts)
+            let lens = blockCode(s, start..<end).lengths
             let table = codes(lens)!
             for k in 0..<128 { d[o + k] = lens[2 * k] | (lens[2 * k + 1] << 4) }
             o += 128

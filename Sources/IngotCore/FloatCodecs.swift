@@ -62,7 +62,8 @@ public enum FloatCodecs {
 
     /// Decodes any numeric dtype to f32 (copying). FP8 via table; integers by value.
     public static func decodeToF32(_ src: UnsafeRawBufferPointer, dtype: DType, count: Int) throws -> [Float] {
-        var out = [Float](repeating: 0, count: count)
+        // decode writes every element (or throws): no zero-fill needed.
+        var out = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
         try out.withUnsafeMutableBytes { try decode(src, dtype: dtype, count: count, into: $0) }
         return out
     }

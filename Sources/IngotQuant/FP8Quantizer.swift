@@ -20,7 +20,7 @@ public struct FP8Quantizer: Sendable {
     public func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, precision R: ComputePrecision) -> QuantizedWeight {
         var q = QuantizedWeight(scheme: format == .e4m3 ? .fp8E4M3 : .fp8E5M2, bits: 8, granularity: granularity,
                                 groupSize: nil, block: granularity == .block ? block : nil, rows: rows, columns: columns,
-                                codes: [UInt8](repeating: 0, count: rows * columns), scales: [], scaleDType: R.dtype,
+                                codes: [], scales: [], scaleDType: R.dtype,
                                 zeros: nil, codeOffset: 0)
         let blockRows = granularity == .block ? (rows + block[0] - 1) / block[0] : granularity == .channel ? rows : 1
         let cols = q.scaleColumns
@@ -50,7 +50,8 @@ public struct FP8Quantizer: Sendable {
         }
         let lim = maxValue, e4m3 = format == .e4m3
         let qq = q
-        var codes = q.codes
+        // Every code is written below: no zero-fill, and not a copy of q.codes (which would force copy-on-write).
+        var codes = [UInt8](unsafeUninitializedCapacity: rows * columns) { _, n in n = rows * columns }
         codes.withUnsafeMutableBufferPointer { C in
             let cc = UncheckedSendable(C)
             parallelFor(rows) { r in

@@ -45,7 +45,8 @@ public struct IntQuantizer: Sendable {
         let R = awq ? ComputePrecision.f16 : precision
         let offset = awq ? 0 : 1 << (bits - 1)
         let qmin = Float(awq ? 0 : -(1 << (bits - 1))), qmax = Float(awq ? levels : (1 << (bits - 1)) - 1)
-        var codes = [UInt8](repeating: 0, count: rows * columns)
+        // Every element is written below: skip zero-filling.
+        var codes = [UInt8](unsafeUninitializedCapacity: rows * columns) { _, n in n = rows * columns }
         var scales = [Float](repeating: 0, count: rows * groups)
         var zeros = [UInt8](repeating: 0, count: rows * groups)
         codes.withUnsafeMutableBufferPointer { C in

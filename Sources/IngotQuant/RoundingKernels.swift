@@ -56,14 +56,16 @@ enum QuantKernels {
     /// Minimum and maximum of a run, and whether it holds a NaN or an infinity (then callers take the careful path).
     @inline(__always)
     static func minMax(_ x: UnsafePointer<Float>, _ n: Int) -> (Float, Float, Bool) {
-        var mn = Float.infinity, mx = -Float.infinity, probe: Float = 0
+        var mn = Float.infinity, mx = -Float.infinity
+        var special: UInt32 = 0
         for i in 0..<n {
             let v = x[i]
             mn = v < mn ? v : mn
             mx = v > mx ? v : mx
-            probe += v * 0  // NaN if any element is NaN or infinite
+            // exponent all ones: NaN or infinity (integer test, so the loop vectorizes)
+            special |= (v.bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0
         }
-        if probe.isNaN {
+        if special != 0 {
             var lo = Float.infinity, hi = -Float.infinity
             for i in 0..<n where !x[i].isNaN { lo = min(lo, x[i]); hi = max(hi, x[i]) }
             return (lo, hi, true)

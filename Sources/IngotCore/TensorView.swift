@@ -54,6 +54,11 @@ public final class TensorBuffer: @unchecked Sendable {
         storage.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
+    /// A buffer the caller promises to overwrite entirely before reading (decoders): no zero-fill.
+    public init(uninitializedByteCount byteCount: Int) {
+        storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+    }
+
     public convenience init(copying bytes: UnsafeRawBufferPointer) {
         self.init(byteCount: bytes.count)
         if bytes.count > 0 { storage.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }

@@ -49,3 +49,19 @@ struct HuffmanTests {
         }
     }
 }
+
+/// The byte-plane transform inverts exactly, for every bf16/f16 code and for odd lengths (SWAR and tail paths).
+struct BytePlaneTests {
+    @Test(arguments: [2, 4])
+    func splitJoinRoundTrip(width: Int) {
+        for n in [0, 1, 3, 4, 5, 7, 8, 65_536 + 3] {
+            var src = [UInt8](repeating: 0, count: n * width)
+            for i in src.indices { src[i] = UInt8(truncatingIfNeeded: i &* 131 &+ (i >> 8)) }
+            if width == 2 && n == 65_539 { for c in 0..<65_536 { src[2 * c] = UInt8(c & 0xFF); src[2 * c + 1] = UInt8(c >> 8) } }
+            var planes = [UInt8](repeating: 0, count: src.count), back = [UInt8](repeating: 0xEE, count: src.count)
+            src.withUnsafeBytes { s in planes.withUnsafeMutableBytes { BytePlanes.split(s, width: width, into: $0) } }
+            planes.withUnsafeBytes { p in back.withUnsafeMutableBytes { BytePlanes.join(p, width: width, into: $0) } }
+            #expect(back == src, "width \(width), n \(n)")
+        }
+    }
+}

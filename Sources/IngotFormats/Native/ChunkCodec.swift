@@ -65,10 +65,28 @@ enum BytePlanes {
         if w == 1 {
             if n > 0 { dst.baseAddress!.copyMemory(from: planes.baseAddress!, byteCount: n) }
         } else if w == 2 {
-            let o = dst.baseAddress!.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<n {
+            // Four elements per 64-bit word (SWAR): spread 4 low-plane and 4 high-plane bytes into 16-bit lanes,
+            // then rotate every lane right by one bit.
+            let o = dst.baseAddress!
+            var i = 0
+            @inline(__always) func spread(_ x: UInt64) -> UInt64 {
+                var t = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF
+                t = (t | (t << 8)) & 0x00FF_00FF_00FF_00FF
+                return t
+            }
+            while i + 4 <= n {
+                let lo = UInt64(UInt32(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt32.self)))
+                let hi = UInt64(UInt32(littleEndian: UnsafeRawPointer(p + n + i).loadUnaligned(as: UInt32.self)))
+                let v = spread(lo) | (spread(hi) << 8)
+                let r = ((v >> 1) & 0x7FFF_7FFF_7FFF_7FFF) | ((v << 15) & 0x8000_8000_8000_8000)
+                (o + 2 * i).storeBytes(of: r.littleEndian, as: UInt64.self)
+                i += 4
+            }
+            let t = o.assumingMemoryBound(to: UInt16.self)
+            while i < n {
                 let r = UInt16(p[i]) | UInt16(p[n + i]) << 8
-                o[i] = ((r >> 1) | (r << 15)).littleEndian
+                t[i] = ((r >> 1) | (r << 15)).littleEndian
+                i += 1
             }
         } else {
             let o = dst.baseAddress!.assumingMemoryBound(to: UInt32.self)

@@ -137,7 +137,7 @@ enum Huffman {
 
     /// Decodes exactly `dst.count` bytes from `src`, which must be consumed entirely. Never reads out of bounds.
     ///
-    /// Table-driven: a 12-bit lookup yields up to three whole symbols (exponent codes average ~2.7 bits), so the
+    /// Table-driven: a 12-bit lookup yields up to four whole symbols (exponent codes average ~2.7 bits), so the
     /// fast loop emits several symbols per lookup; a one-symbol table finishes each block.
     static func decode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws {
         let d = dst.bindMemory(to: UInt8.self)
@@ -145,7 +145,7 @@ enum Huffman {
         var start = 0
         let size = 1 << maxLength, mask = UInt64(size - 1)
         var single = [UInt16](repeating: 0, count: size)  // symbol | length << 8; length 0 = invalid code
-        var multi = [UInt32](repeating: 0, count: size)   // s0 | s1 << 8 | s2 << 16 | count << 24 | bits << 26
+        var multi = [UInt64](repeating: 0, count: size)   // s0..s3 in bytes 0-3 | count << 32 | bits << 35
         while start < d.count {
             let end = min(d.count, start + blockSize)
             guard pos + 132 <= src.count else { throw Failure.corrupt("truncated block header") }
@@ -163,16 +163,16 @@ enum Huffman {
                 while f < size { single[f] = UInt16(s) | UInt16(l) << 8; f += 1 << l }
             }
             for p in 0..<size {
-                var bits = 0, count = 0, e: UInt32 = 0
-                while count < 3 {
+                var bits = 0, count = 0, e: UInt64 = 0
+                while count < 4 {
                     let t = single[(p >> bits) & (size - 1)]
                     let l = Int(t >> 8)
                     if l == 0 || bits + l > maxLength { break }
-                    e |= UInt32(t & 0xFF) << UInt32(8 * count)
+                    e |= UInt64(t & 0xFF) << UInt64(8 * count)
                     bits += l
                     count += 1
                 }
-                multi[p] = e | UInt32(count) << 24 | UInt32(bits) << 26
+                multi[p] = e | UInt64(count) << 32 | UInt64(bits) << 35
             }
             let p = UnsafeRawBufferPointer(rebasing: src[pos..<(pos + payload)])
             var bitPos = 0
@@ -180,15 +180,15 @@ enum Huffman {
             var bad = false
             multi.withUnsafeBufferPointer { M in
                 // Fast path: 8 readable input bytes give ≥ 56 bits, enough for four lookups of ≤ 12 bits; each
-                // lookup stores 4 output bytes (≤ 3 valid), so 12 output bytes of room are needed.
+                // lookup stores 4 output bytes (≤ 4 valid), so 16 output bytes of room are needed.
                 while i + 16 <= end, (bitPos >> 3) + 8 <= p.count {
                     var w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: bitPos >> 3, as: UInt64.self)) >> UInt64(bitPos & 7)
                     var used = 0
                     for _ in 0..<4 {
                         let e = M[Int(w & mask)]
-                        let n = Int((e >> 24) & 3), b = Int(e >> 26)
+                        let n = Int((e >> 32) & 7), b = Int(e >> 35)
                         if n == 0 { bad = true; return }
-                        UnsafeMutableRawPointer(d.baseAddress! + i).storeBytes(of: e.littleEndian, as: UInt32.self)
+                        UnsafeMutableRawPointer(d.baseAddress! + i).storeBytes(of: UInt32(truncatingIfNeeded: e).littleEndian, as: UInt32.self)
                         i += n
                         w >>= UInt64(b)
                         used += b

@@ -80,7 +80,8 @@ public final class IngotFile: TensorSource, FormatNamed, TensorDetailsProviding,
             }
             return TensorView(name: name, dtype: t.dtype, shape: t.shape, bytes: file.slice(offset: off, length: t.byteCount)!, owner: file)
         }
-        let buffer = TensorBuffer(byteCount: t.byteCount)
+        // Chunks tile the tensor exactly (validated at open), so every byte is written.
+        let buffer = TensorBuffer(uninitializedByteCount: t.byteCount)
         try decodeChunks(t.chunks, dtype: t.dtype, owner: name, into: buffer.storage)
         return buffer.view(name: name, dtype: t.dtype, shape: t.shape, byteCount: t.byteCount)
     }

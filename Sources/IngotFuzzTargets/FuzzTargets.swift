@@ -1,6 +1,7 @@
 import Foundation
 import IngotCore
 import IngotFormats
+import IngotQuant
 
 /// One entry per parser of untrusted bytes. Each feeds the bytes to the parser and ignores thrown errors: the
 /// only failure a fuzzer looks for is a crash (trap, sanitizer report, hang).
@@ -11,6 +12,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case json                 // the strict JSON parser every header goes through
     case config               // config.json → model summary
     case hdf5                 // the HDF5 reader's own checks (signature before libhdf5)
+    case quantized            // compressed-tensors / AutoAWQ / FP8 tensors decoded by Ingot's runtime decoders
 
     /// Runs the target on one input.
     public func run(_ bytes: [UInt8]) {
@@ -32,6 +34,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             for b in f.blobs { _ = try? f.fileContents(b.name) }
             for e in f.entries { if let q = e.quantization { _ = try? Dequantize.weights(e.name, info: q, in: f) } }
             _ = try? f.verifyAll()
+        case .quantized:
+            guard let f = try? SafetensorsFile(file: MappedFile(contents: bytes, path: "fuzz.safetensors")),
+                  let d = try? DequantizedSource(f) else { return }
+            for t in d.tensors { _ = try? d.tensor(named: t.name).withBytes { $0.count } }
         case .json:
             if let v = try? JSON.parse(bytes) { _ = try? JSON.parse(v.serialized()) }
         case .config:

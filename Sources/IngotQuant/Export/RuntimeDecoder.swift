@@ -46,8 +46,13 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                 guard let shapeT = base.info(m + ".weight_shape"), let sc = base.info(m + ".weight_scale") else {
                     throw Failure.malformed("\(t.name) without weight_shape / weight_scale")
                 }
-                let shape = try base.tensor(named: shapeT.name).floats().map { Int($0) }
-                guard shape.count == 2, shape[0] == t.shape[0], sc.shape.count == 2, sc.shape[0] == shape[0] else {
+                let raw = try base.tensor(named: shapeT.name).floats()
+                // Untrusted: only exact, positive, sane integers become a shape.
+                guard raw.count == 2, raw.allSatisfy({ $0 >= 1 && $0 <= 1e9 && $0 == $0.rounded() }) else {
+                    throw Failure.malformed("\(m): weight_shape is not two positive integers")
+                }
+                let shape = raw.map { Int($0) }
+                guard shape[0] == t.shape[0], sc.shape.count == 2, sc.shape[0] == shape[0] else {
                     throw Failure.malformed("\(m): inconsistent weight_shape / weight_scale")
                 }
                 let bits = t.shape[1] * 32 / max(shape[1], 1) <= 4 ? 4 : 8
@@ -97,7 +102,7 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
         case let .ct(m, bits, rows, cols, asym):
             let packed = try load(m + ".weight_packed"), scales = try load(m + ".weight_scale").floats()
             let groups = scales.count / rows
-            guard groups > 0 else { throw Failure.malformed("\(m): empty weight_scale") }
+            guard groups > 0, groups * rows == scales.count, groups <= cols else { throw Failure.malformed("\(m): weight_scale shape") }
             let g = (cols + groups - 1) / groups
             let per = 32 / bits, words = (cols + per - 1) / per
             guard packed.byteCount == rows * words * 4 else { throw Failure.malformed("\(m): weight_packed size") }
@@ -148,7 +153,8 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
         case let .awq(m, rows, cols, groups):
             let qw = try load(m + ".qweight"), qz = try load(m + ".qzeros"), s = try load(m + ".scales").floats()
             let words = rows / 8, g = cols / max(groups, 1)
-            guard qw.byteCount == cols * words * 4, qz.byteCount == groups * words * 4, s.count == groups * rows, g > 0 else {
+            guard rows % 8 == 0, groups > 0, cols % groups == 0, qw.byteCount == cols * words * 4, qz.byteCount == groups * words * 4,
+                  s.count == groups * rows, g > 0 else {
                 throw Failure.malformed("\(m): AutoAWQ tensor sizes")
             }
             var w = [Float](repeating: 0, count: rows * cols)

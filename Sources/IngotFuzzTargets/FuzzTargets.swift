@@ -2,6 +2,7 @@ import Foundation
 import IngotCore
 import IngotFormats
 import IngotQuant
+import IngotForward
 
 /// One entry per parser of untrusted bytes. Each feeds the bytes to the parser and ignores thrown errors: the
 /// only failure a fuzzer looks for is a crash (trap, sanitizer report, hang).
@@ -13,6 +14,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case config               // config.json → model summary
     case hdf5                 // the HDF5 reader's own checks (signature before libhdf5)
     case quantized            // compressed-tensors / AutoAWQ / FP8 tensors decoded by Ingot's runtime decoders
+    case tokenizer            // tokenizer.json → BPE tokenizer, then encoding a fixed text
 
     /// Runs the target on one input.
     public func run(_ bytes: [UInt8]) {
@@ -38,6 +40,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             guard let f = try? SafetensorsFile(file: MappedFile(contents: bytes, path: "fuzz.safetensors")),
                   let d = try? DequantizedSource(f) else { return }
             for t in d.tensors { _ = try? d.tensor(named: t.name).withBytes { $0.count } }
+        case .tokenizer:
+            guard let j = try? JSON.parse(bytes, rejectDuplicateKeys: false),
+                  let t = try? BPETokenizer(json: j, file: "fuzz.json") else { return }
+            _ = try? t.encode("Hello world, it's 2026! <|endoftext|> naïve 中文 🙂", addSpecialTokens: true)
         case .json:
             if let v = try? JSON.parse(bytes) { _ = try? JSON.parse(v.serialized()) }
         case .config:

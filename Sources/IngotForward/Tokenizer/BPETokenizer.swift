@@ -38,7 +38,10 @@ public final class BPETokenizer: Tokenizing, @unchecked Sendable {
     private let ignoreMerges: Bool
     private let nfc: Bool
     private let templatePrefix: [Int], templateSuffix: [Int]
-    private let cache = NSCache<NSString, NSArray>()
+    /// Pre-token → ids; bounded (cleared when full), lock-protected so one tokenizer serves many threads.
+    private var cache: [String: [Int]] = [:]
+    private let cacheLock = NSLock()
+    private static let cacheLimit = 200_000
 
     struct PairKey: Hashable { let a: Int, b: Int }  // ids of the two symbols
 
@@ -162,7 +165,6 @@ public final class BPETokenizer: Tokenizing, @unchecked Sendable {
         self.nfc = nfc
         templatePrefix = pfx
         templateSuffix = sfx
-        cache.countLimit = 100_000
     }
 
     public func id(of token: String) -> Int? { vocab[token] }
@@ -208,7 +210,7 @@ public final class BPETokenizer: Tokenizing, @unchecked Sendable {
 
     /// Merges the characters of one pre-token by rank (lowest first), as the BPE model does.
     func bpe(_ word: String) throws -> [Int] {
-        if let hit = cache.object(forKey: word as NSString) as? [Int] { return hit }
+        if let hit = cacheLock.withLock({ cache[word] }) { return hit }
         if ignoreMerges, let id = vocab[word] { return [id] }
         var parts: [Int] = []
         for ch in word {
@@ -233,7 +235,10 @@ public final class BPETokenizer: Tokenizing, @unchecked Sendable {
             }
             parts = out
         }
-        cache.setObject(parts as NSArray, forKey: word as NSString)
+        cacheLock.withLock {
+            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[word] = parts
+        }
         return parts
     }
 

@@ -3,12 +3,13 @@ import Foundation
 import IngotCore
 import IngotFormats
 import IngotQuant
+import IngotForward
 
 /// `ingot bench`: measured figures for each stage (speed belongs here, never in tests).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: time the stages on a given checkpoint and print a table.",
-        subcommands: [BenchLoad.self, BenchConvert.self, BenchEncode.self, BenchDecode.self, BenchKernels.self, BenchQuantize.self])
+        subcommands: [BenchLoad.self, BenchConvert.self, BenchEncode.self, BenchDecode.self, BenchKernels.self, BenchQuantize.self, BenchTokenize.self])
 }
 
 /// Open + validate + touch every tensor of a checkpoint, then report bytes/s.
@@ -214,6 +215,30 @@ struct BenchQuantize: ParsableCommand {
             } else {
                 emit(String(format: "%@ on %@: %.3f s, %.2f GB/s of input", scheme, path, best, Double(bytes) / best / 1e9))
             }
+        }
+    }
+}
+
+/// Tokenizer throughput on a text file (single thread).
+struct BenchTokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Time tokenizer.json encoding of a text file.")
+    @Argument(help: "tokenizer.json") var tokenizer: String
+    @Argument(help: "UTF-8 text file") var text: String
+
+    func run() throws {
+        try reportingErrors {
+            let t = try BPETokenizer(path: tokenizer)
+            let s = String(decoding: try FileSystem.read(text), as: UTF8.self)
+            var best = Double.infinity, count = 0
+            for _ in 0..<3 {
+                let fresh = try BPETokenizer(path: tokenizer)  // cold cache each time, like a first pass over new text
+                let t0 = monotonicSeconds()
+                count = try fresh.encode(s, addSpecialTokens: false).count
+                best = min(best, monotonicSeconds() - t0)
+            }
+            _ = t
+            emit(String(format: "%d tokens from %@ in %.3f s: %.2f MB/s, %.0f tokens/s", count, Format.bytes(s.utf8.count), best,
+                        Double(s.utf8.count) / best / 1e6, Double(count) / best))
         }
     }
 }

@@ -46,7 +46,7 @@ let package = Package(
 
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
         .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets"]),
-        .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotForward"]),
+        .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"]),
         .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotQuant"]),
         .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "IngotQuant", "ingot"]),
     ]

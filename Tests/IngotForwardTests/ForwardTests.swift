@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+import IngotCore
+import IngotFormats
+import IngotModel
+@testable import IngotForward
+
+/// Logits against transformers' fp32 eager logits (fixtures/peers README, fixtures/tiny-moe-austen).
+struct ForwardTests {
+    static let cases: [(model: String, logits: String)] = [
+        ("peers/models/tiny-llama", "peers/models/tiny-llama"),
+        ("peers/models/tiny-mixtral", "peers/models/tiny-mixtral"),
+        ("peers/models/tiny-mixtral-fused", "peers/models/tiny-mixtral"),
+        ("peers/models/tiny-qwen3moe", "peers/models/tiny-qwen3moe"),
+        ("peers/models/tiny-qwen3moe-fused", "peers/models/tiny-qwen3moe"),
+        ("tiny-moe-austen", "tiny-moe-austen"),
+        ("tiny-moe-austen-fused", "tiny-moe-austen"),
+    ]
+
+    @Test(arguments: 0..<cases.count)
+    func logitsMatchTransformers(k: Int) throws {
+        let c = Self.cases[k]
+        let model = try ReferenceModel(directory: fixture(c.model))
+        let ref = try Checkpoint.open(fixture(c.logits + "/reference_logits.safetensors"))
+        let ids = try ref.tensor(named: "input_ids")
+        let idValues = try ids.floats().map { Int($0) }
+        let expected = try ref.tensor(named: "logits").floats()
+        let batch = ids.shape[0], n = ids.shape[1], V = model.config.vocabSize
+        var err = 0.0, norm = 0.0
+        for b in 0..<batch {
+            let got = try model.logits(Array(idValues[(b * n)..<((b + 1) * n)]))
+            for i in 0..<(n * V) {
+                let e = Double(expected[b * n * V + i]), g = Double(got[i])
+                err += (e - g) * (e - g)
+                norm += e * e
+            }
+        }
+        let rel = (err / norm).squareRoot()
+        print("logits \(c.model): relative L2 \(rel)")
+        #expect(rel <= 1e-5, "\(c.model): relative L2 \(rel)")
+    }
+
+    @Test func unsupportedArchitectureIsNamed() {
+        #expect(throws: ModelConfig.Failure.unsupported(field: "model_type", value: "gpt2")) {
+            _ = try ModelConfig(json: JSON.parse(#"{"model_type":"gpt2","hidden_size":8}"#))
+        }
+    }
+}

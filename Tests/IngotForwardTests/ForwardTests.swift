@@ -46,3 +46,18 @@ struct ForwardTests {
         }
     }
 }
+
+/// The trained tiny MoE's held-out perplexity reproduces transformers' 69.329 (fixtures/tiny-moe-austen/reference.json).
+struct PerplexityTests {
+    @Test func austenHeldOutPerplexity() throws {
+        let model = try ReferenceModel(directory: fixture("tiny-moe-austen"))
+        let tok = try BPETokenizer(path: fixture("tiny-moe-austen/tokenizer.json"))
+        let text = String(decoding: try FileSystem.read(fixture("texts/persuasion.txt")), as: UTF8.self)
+        let ids = try tok.encode(String(text.unicodeScalars.dropFirst(443_567)), addSpecialTokens: false)
+        let r = try Perplexity.evaluate(model, tokens: ids, context: 256)
+        #expect(r.windows.count == 24 && r.predictions == 6120)
+        let reference = 69.32925506273192
+        print("austen perplexity \(r.perplexity) vs transformers \(reference)")
+        #expect(abs(r.perplexity - reference) / reference <= 1e-4)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import IngotCore
+
+/// Perplexity over non-overlapping windows of `context` tokens (only full windows), each window scoring its
+/// `context − 1` next-token predictions (the first token is context only), log-softmax accumulated in f64.
+/// With `stride` < `context`, windows overlap and only the last `stride` predictions of each are scored after
+/// the first window (sliding evaluation).
+public struct PerplexityResult: Sendable {
+    public struct Window: Sendable { public var start: Int; public var predictions: Int; public var nll: Double }
+    public var windows: [Window] = []
+    public var predictions: Int { windows.reduce(0) { $0 + $1.predictions } }
+    public var nll: Double { windows.reduce(0) { $0 + $1.nll } }
+    public var perplexity: Double { exp(nll / Double(max(predictions, 1))) }
+    public var seconds = 0.0
+    public var tokensPerSecond: Double { Double(windows.count > 0 ? windows.count * windowLength : 0) / max(seconds, 1e-9) }
+    var windowLength = 0
+}
+
+public enum Perplexity {
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case tooFewTokens(have: Int, need: Int)
+        case badStride(Int)
+        public var description: String {
+            switch self {
+            case let .tooFewTokens(h, n): "the text has \(h) tokens, fewer than one window of \(n)"
+            case let .badStride(s): "stride \(s) must be between 1 and the context length"
+            }
+        }
+    }
+
+    public static func evaluate(_ model: ReferenceModel, tokens: [Int], context: Int, stride: Int? = nil,
+                                progress: ProgressReporter = SilentProgress()) throws -> PerplexityResult {
+        guard tokens.count >= context, context >= 2 else { throw Failure.tooFewTokens(have: tokens.count, need: context) }
+        let step = stride ?? context
+        guard step >= 1, step <= context else { throw Failure.badStride(step) }
+        var result = PerplexityResult()
+        result.windowLength = context
+        let t0 = monotonicSeconds()
+        var starts: [Int] = []
+        var s = 0
+        while s + context <= tokens.count { starts.append(s); s += step }
+        progress.begin("eval", total: starts.count * context, unit: .tokens)
+        let V = model.config.vocabSize
+        for (w, start) in starts.enumerated() {
+            let window = Array(tokens[start..<(start + context)])
+            let logits = try model.logits(window)
+            // Score positions whose target is new: all of the first window, the last `step` of later ones.
+            let firstScored = (w == 0 || step == context) ? 0 : context - 1 - step
+            var nll = 0.0
+            for t in firstScored..<(context - 1) {
+                let row = logits[(t * V)..<((t + 1) * V)]
+                let m = Double(row.max()!)
+                var sum = 0.0
+                for v in row { sum += exp(Double(v) - m) }
+                nll += (m + log(sum)) - Double(row[row.startIndex + window[t + 1]])
+            }
+            result.windows.append(.init(start: start, predictions: context - 1 - firstScored, nll: nll))
+            progress.update((w + 1) * context)
+        }
+        progress.finish()
+        result.seconds = monotonicSeconds() - t0
+        return result
+    }
+}

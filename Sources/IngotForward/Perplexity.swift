@@ -41,9 +41,17 @@ public enum Perplexity {
         while s + context <= tokens.count { starts.append(s); s += step }
         progress.begin("eval", total: starts.count * context, unit: .tokens)
         let V = model.config.vocabSize
+        let head = try model.outputHead()
+        // Windows go through the layers together, a group at a time (each layer's weights decoded once per group).
+        let group = 8
+        var hidden: [[Float]] = []
         for (w, start) in starts.enumerated() {
             let window = Array(tokens[start..<(start + context)])
-            let logits = try model.logits(window)
+            if w % group == 0 {
+                let upto = min(starts.count, w + group)
+                hidden = try model.finalHidden(starts[w..<upto].map { Array(tokens[$0..<($0 + context)]) })
+            }
+            let logits = try model.logits(hidden: hidden[w % group], rows: context, head: head)
             // Score positions whose target is new: all of the first window, the last `step` of later ones.
             let firstScored = (w == 0 || step == context) ? 0 : context - 1 - step
             var nll = 0.0

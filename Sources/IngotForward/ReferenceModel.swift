@@ -71,29 +71,89 @@ public final class ReferenceModel: @unchecked Sendable {
 
     /// Logits `[tokens, vocab]` (row-major) for one sequence, positions 0..<n.
     public func logits(_ tokens: [Int]) throws -> [Float] {
-        let c = config, n = tokens.count, h = c.hiddenSize
+        try logits(hidden: finalHidden([tokens])[0], rows: tokens.count)
+    }
+
+    /// Final normed hidden states `[n, hidden]` of each sequence, computed layer by layer over the whole batch so
+    /// each layer's weights are decoded once (memory: one layer's weights plus the batch's activations).
+    public func finalHidden(_ batch: [[Int]]) throws -> [[Float]] {
+        let c = config, h = c.hiddenSize
         let embed = try weight("model.embed_tokens.weight", [c.vocabSize, h])
-        var x = [Float](repeating: 0, count: n * h)
-        for (t, id) in tokens.enumerated() {
-            guard id >= 0 && id < c.vocabSize else { throw Failure.tokenOutOfRange(id) }
-            for k in 0..<h { x[t * h + k] = embed[id * h + k] }
+        // All sequences' rows in one matrix: every linear layer is one sgemm over the whole batch; only
+        // attention (and RoPE positions) work per sequence.
+        let rows = batch.reduce(0) { $0 + $1.count }
+        var starts: [Int] = []
+        var x = [Float](repeating: 0, count: rows * h)
+        var r = 0
+        for tokens in batch {
+            starts.append(r)
+            for id in tokens {
+                guard id >= 0 && id < c.vocabSize else { throw Failure.tokenOutOfRange(id) }
+                for k in 0..<h { x[r * h + k] = embed[id * h + k] }
+                r += 1
+            }
         }
-        let (cosT, sinT) = rope(n)
+        let maxLen = batch.map(\.count).max() ?? 0
+        let (cosT, sinT) = rope(maxLen)
+        let segments = zip(starts, batch.map(\.count)).map { ($0, $1) }
         for l in 0..<c.layers {
-            let p = "model.layers.\(l)."
-            // attention block
-            var hN = Kernels.rmsNorm(x, try weight(p + "input_layernorm.weight", [h]), rows: n, eps: c.rmsNormEps)
-            let attn = try attention(&hN, layer: l, n: n, cos: cosT, sin: sinT)
+            let w = try LayerWeights(model: self, layer: l)
+            var hN = Kernels.rmsNorm(x, w.inputNorm, rows: rows, eps: c.rmsNormEps)
+            let attn = attention(&hN, w, rows: rows, segments: segments, cos: cosT, sin: sinT)
             for k in x.indices { x[k] += attn[k] }
-            // MLP block
-            hN = Kernels.rmsNorm(x, try weight(p + "post_attention_layernorm.weight", [h]), rows: n, eps: c.rmsNormEps)
-            let mlp = c.isMoE && !c.denseLayers.contains(l) ? try moe(hN, layer: l, n: n) : try denseMLP(hN, layer: l, n: n)
+            hN = Kernels.rmsNorm(x, w.postNorm, rows: rows, eps: c.rmsNormEps)
+            let mlp = try w.experts.isEmpty ? denseMLP(hN, w, n: rows) : moe(hN, w, n: rows)
             for k in x.indices { x[k] += mlp[k] }
         }
-        let normed = Kernels.rmsNorm(x, try weight("model.norm.weight", [h]), rows: n, eps: c.rmsNormEps)
-        let head = source.info("lm_head.weight") != nil || !c.tieWordEmbeddings
-            ? try weight("lm_head.weight", [c.vocabSize, h]) : embed
-        return Kernels.linear(normed, head, rows: n, inputs: h, outputs: c.vocabSize)
+        let norm = try weight("model.norm.weight", [h])
+        let normed = Kernels.rmsNorm(x, norm, rows: rows, eps: c.rmsNormEps)
+        return segments.map { Array(normed[($0.0 * h)..<(($0.0 + $0.1) * h)]) }
+    }
+
+    /// The output head (lm_head, or the tied embedding).
+    public func outputHead() throws -> [Float] {
+        let c = config
+        return source.info("lm_head.weight") != nil || !c.tieWordEmbeddings
+            ? try weight("lm_head.weight", [c.vocabSize, c.hiddenSize]) : try weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize])
+    }
+
+    /// Logits `[rows, vocab]` from final hidden states.
+    public func logits(hidden: [Float], rows: Int, head: [Float]? = nil) throws -> [Float] {
+        Kernels.linear(hidden, try head ?? outputHead(), rows: rows, inputs: config.hiddenSize, outputs: config.vocabSize)
+    }
+
+    /// One decoder layer's weights, decoded to f32 once.
+    struct LayerWeights {
+        var inputNorm: [Float], postNorm: [Float]
+        var q: [Float], k: [Float], v: [Float], o: [Float]
+        var qNorm: [Float]?, kNorm: [Float]?
+        var gate: [Float] = [], up: [Float] = [], down: [Float] = []
+        var router: [Float] = []
+        var experts: [(gate: [Float], up: [Float], down: [Float])] = []
+
+        init(model m: ReferenceModel, layer l: Int) throws {
+            let c = m.config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads
+            let p = "model.layers.\(l)."
+            inputNorm = try m.weight(p + "input_layernorm.weight", [h])
+            postNorm = try m.weight(p + "post_attention_layernorm.weight", [h])
+            q = try m.weight(p + "self_attn.q_proj.weight", [H * d, h])
+            k = try m.weight(p + "self_attn.k_proj.weight", [KV * d, h])
+            v = try m.weight(p + "self_attn.v_proj.weight", [KV * d, h])
+            o = try m.weight(p + "self_attn.o_proj.weight", [h, H * d])
+            if c.qkNorm {
+                qNorm = try m.weight(p + "self_attn.q_norm.weight", [d])
+                kNorm = try m.weight(p + "self_attn.k_norm.weight", [d])
+            }
+            if c.isMoE && !c.denseLayers.contains(l) {
+                router = try m.weight(m.routerName(l), [c.experts, h])
+                experts = try (0..<c.experts).map { try m.expertWeights(l, $0) }
+            } else {
+                let i = c.intermediateSize
+                gate = try m.weight(p + "mlp.gate_proj.weight", [i, h])
+                up = try m.weight(p + "mlp.up_proj.weight", [i, h])
+                down = try m.weight(p + "mlp.down_proj.weight", [h, i])
+            }
+        }
     }
 
     /// cos/sin tables `[n, headDim]` for default RoPE, computed in f32 as transformers does.
@@ -111,39 +171,42 @@ public final class ReferenceModel: @unchecked Sendable {
         return (c, s)
     }
 
-    func attention(_ x: inout [Float], layer l: Int, n: Int, cos: [Float], sin: [Float]) throws -> [Float] {
+    /// Attention over `rows` rows made of independent sequences (`segments`: start row, length).
+    func attention(_ x: inout [Float], _ w: LayerWeights, rows n: Int, segments: [(Int, Int)], cos: [Float], sin: [Float]) -> [Float] {
         let c = config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads
-        let p = "model.layers.\(l).self_attn."
-        var q = Kernels.linear(x, try weight(p + "q_proj.weight", [H * d, h]), rows: n, inputs: h, outputs: H * d)
-        var k = Kernels.linear(x, try weight(p + "k_proj.weight", [KV * d, h]), rows: n, inputs: h, outputs: KV * d)
-        let v = Kernels.linear(x, try weight(p + "v_proj.weight", [KV * d, h]), rows: n, inputs: h, outputs: KV * d)
-        if c.qkNorm {
-            q = Kernels.rmsNorm(q, try weight(p + "q_norm.weight", [d]), rows: n * H, eps: c.rmsNormEps)
-            k = Kernels.rmsNorm(k, try weight(p + "k_norm.weight", [d]), rows: n * KV, eps: c.rmsNormEps)
+        var q = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: H * d)
+        var k = Kernels.linear(x, w.k, rows: n, inputs: h, outputs: KV * d)
+        let v = Kernels.linear(x, w.v, rows: n, inputs: h, outputs: KV * d)
+        if let qn = w.qNorm, let kn = w.kNorm {
+            q = Kernels.rmsNorm(q, qn, rows: n * H, eps: c.rmsNormEps)
+            k = Kernels.rmsNorm(k, kn, rows: n * KV, eps: c.rmsNormEps)
         }
-        Kernels.applyRoPE(&q, heads: H, n: n, d: d, cos: cos, sin: sin)
-        Kernels.applyRoPE(&k, heads: KV, n: n, d: d, cos: cos, sin: sin)
+        for (start, len) in segments {
+            Kernels.applyRoPE(&q, heads: H, rows: start..<(start + len), d: d, cos: cos, sin: sin)
+            Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: d, cos: cos, sin: sin)
+        }
         var out = [Float](repeating: 0, count: n * H * d)
         let scale = 1 / Float(d).squareRoot()
+        // Heads run one after another: each head's products are sgemm calls that already use every core
+        // (nesting a parallel loop over heads only made OpenBLAS's threads fight for the cores).
         out.withUnsafeMutableBufferPointer { o in
-            let oo = UncheckedSendable(o)
-            parallelFor(H) { head in
-                Kernels.attentionHead(q: q, k: k, v: v, head: head, kvHead: head / (H / KV), heads: H, kvHeads: KV, n: n, d: d,
-                                      scale: scale, out: oo.value.baseAddress!)
+            for (start, len) in segments {
+                for head in 0..<H {
+                    Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head / (H / KV),
+                                          heads: H, kvHeads: KV, d: d, scale: scale, out: o.baseAddress!)
+                }
             }
         }
-        return Kernels.linear(out, try weight(p + "o_proj.weight", [h, H * d]), rows: n, inputs: H * d, outputs: h)
+        return Kernels.linear(out, w.o, rows: n, inputs: H * d, outputs: h)
     }
 
-    func denseMLP(_ x: [Float], layer l: Int, n: Int) throws -> [Float] {
-        let c = config, h = c.hiddenSize, i = c.intermediateSize, p = "model.layers.\(l).mlp."
-        return Kernels.swiglu(x, gate: try weight(p + "gate_proj.weight", [i, h]), up: try weight(p + "up_proj.weight", [i, h]),
-                              down: try weight(p + "down_proj.weight", [h, i]), rows: n, hidden: h, inner: i)
+    func denseMLP(_ x: [Float], _ w: LayerWeights, n: Int) throws -> [Float] {
+        Kernels.swiglu(x, gate: w.gate, up: w.up, down: w.down, rows: n, hidden: config.hiddenSize, inner: config.intermediateSize)
     }
 
-    func moe(_ x: [Float], layer l: Int, n: Int) throws -> [Float] {
+    func moe(_ x: [Float], _ lw: LayerWeights, n: Int) throws -> [Float] {
         let c = config, h = c.hiddenSize, E = c.experts, K = c.expertsPerToken
-        let logits = Kernels.linear(x, try weight(routerName(l), [E, h]), rows: n, inputs: h, outputs: E)
+        let logits = Kernels.linear(x, lw.router, rows: n, inputs: h, outputs: E)
         // softmax over experts, top-k, optional renormalisation (per token, in f32)
         var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: n)
         for t in 0..<n {
@@ -162,7 +225,7 @@ public final class ReferenceModel: @unchecked Sendable {
             if tokens.isEmpty { continue }
             var xs = [Float](repeating: 0, count: tokens.count * h)
             for (r, t) in tokens.enumerated() { for k in 0..<h { xs[r * h + k] = x[t * h + k] } }
-            let w = try expertWeights(l, e)
+            let w = lw.experts[e]
             let y = Kernels.swiglu(xs, gate: w.gate, up: w.up, down: w.down, rows: tokens.count, hidden: h, inner: c.expertIntermediateSize)
             for (r, t) in tokens.enumerated() {
                 let g = chosen[t].first { $0.expert == e }!.weight
@@ -197,12 +260,13 @@ enum Kernels {
         return y
     }
 
-    /// Rotary embedding in place on `[n, heads, d]` (half-split rotation, `rotate_half`).
-    static func applyRoPE(_ x: inout [Float], heads: Int, n: Int, d: Int, cos: [Float], sin: [Float]) {
+    /// Rotary embedding in place on rows `rows` of `[·, heads, d]`; positions count from the first row.
+    static func applyRoPE(_ x: inout [Float], heads: Int, rows: Range<Int>, d: Int, cos: [Float], sin: [Float]) {
         let half = d / 2
-        for t in 0..<n {
+        for row in rows {
+            let t = row - rows.lowerBound
             for hd in 0..<heads {
-                let base = (t * heads + hd) * d
+                let base = (row * heads + hd) * d
                 for i in 0..<half {
                     let a = x[base + i], b = x[base + i + half]
                     x[base + i] = a * cos[t * d + i] - b * sin[t * d + i]
@@ -213,14 +277,15 @@ enum Kernels {
     }
 
     /// Causal softmax attention for one head: scores = q·kᵀ·scale (sgemm), softmax in f32, · v (sgemm).
-    static func attentionHead(q: [Float], k: [Float], v: [Float], head: Int, kvHead: Int, heads: Int, kvHeads: Int,
-                              n: Int, d: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
+    static func attentionHead(q: [Float], k: [Float], v: [Float], rows: Range<Int>, head: Int, kvHead: Int, heads: Int, kvHeads: Int,
+                              d: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
+        let n = rows.count, r0 = rows.lowerBound
         var qh = [Float](repeating: 0, count: n * d), kh = qh, vh = qh
         for t in 0..<n {
             for i in 0..<d {
-                qh[t * d + i] = q[(t * heads + head) * d + i]
-                kh[t * d + i] = k[(t * kvHeads + kvHead) * d + i]
-                vh[t * d + i] = v[(t * kvHeads + kvHead) * d + i]
+                qh[t * d + i] = q[((r0 + t) * heads + head) * d + i]
+                kh[t * d + i] = k[((r0 + t) * kvHeads + kvHead) * d + i]
+                vh[t * d + i] = v[((r0 + t) * kvHeads + kvHead) * d + i]
             }
         }
         var s = [Float](repeating: 0, count: n * n)
@@ -235,7 +300,7 @@ enum Kernels {
         }
         var o = [Float](repeating: 0, count: n * d)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(n), 1, s, Int32(n), vh, Int32(d), 0, &o, Int32(d))
-        for t in 0..<n { for i in 0..<d { out[(t * heads + head) * d + i] = o[t * d + i] } }
+        for t in 0..<n { for i in 0..<d { out[((r0 + t) * heads + head) * d + i] = o[t * d + i] } }
     }
 
     /// down(silu(gate(x)) · up(x)).

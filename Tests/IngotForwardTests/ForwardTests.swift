@@ -61,3 +61,22 @@ struct PerplexityTests {
         #expect(abs(r.perplexity - reference) / reference <= 1e-4)
     }
 }
+
+/// SmolLM2-135M (F16, rebuilt by scripts/get-smollm2) on the first 2048 tokens of wiki.utf8 at ctx 512: the numpy
+/// reference gives 14.018. Runs when the checkpoint is present (INGOT_SMOLLM2 or .cache/smollm2-135m), else skips.
+struct SmolLM2Tests {
+    static var directory: String? {
+        let candidates = [ProcessInfo.processInfo.environment["INGOT_SMOLLM2"], repoRoot + "/.cache/smollm2-135m"].compactMap { $0 }
+        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
+    }
+
+    @Test(.enabled(if: SmolLM2Tests.directory != nil, "SmolLM2 checkpoint not present (scripts/get-smollm2)"))
+    func wikiPerplexityMatchesNumpyReference() throws {
+        let model = try ReferenceModel(directory: Self.directory!)
+        let ref = try JSON.parse(FileSystem.read(fixture("texts/wiki_smollm2_ids.json")))
+        let ids = ref["ids"]!.arrayValue!.compactMap(\.intValue)
+        let r = try Perplexity.evaluate(model, tokens: ids, context: 512)
+        let numpyReference = 14.017580605353317  // fixtures/tools/ppl_numpy.py on the same checkpoint and ids
+        #expect(abs(r.perplexity - numpyReference) / numpyReference <= 5e-4, "\(r.perplexity)")
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import IngotCore
+import IngotForward
+
+/// `ingot eval MODEL --text FILE`: perplexity with the reference forward pass.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Perplexity of a model (llama/mistral/mixtral/qwen3_moe) on a text file, with the reference forward pass.")
+
+    @Argument(help: "Model directory (config.json, weights, tokenizer.json).") var model: String
+    @Option(help: "UTF-8 text file (tokenized with the model's tokenizer.json, no special tokens).") var text: String?
+    @Option(help: "JSON array of token ids instead of --text.") var tokensJson: String?
+    @Option(help: "Window length.") var ctx: Int = 512
+    @Option(help: "Use at most this many tokens.") var maxTokens: Int?
+    @Option(help: "Sliding windows advancing by this many tokens (default: non-overlapping).") var stride: Int?
+    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "No progress output.") var quiet = false
+
+    func validate() throws {
+        guard (text == nil) != (tokensJson == nil) else { throw ValidationError("give exactly one of --text or --tokens-json") }
+        guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2") }
+    }
+
+    func run() throws {
+        do { try execute() } catch { throw exitStatus(for: error) }
+    }
+
+    func execute() throws {
+        let m = try ReferenceModel(directory: model)
+        var ids: [Int]
+        if let t = text {
+            let tok = try BPETokenizer(path: model + "/tokenizer.json")
+            ids = try tok.encode(String(decoding: try FileSystem.read(t), as: UTF8.self), addSpecialTokens: false)
+        } else {
+            let j = try JSON.parse(FileSystem.read(tokensJson!))
+            let arr = j.arrayValue ?? j["ids"]?.arrayValue ?? []
+            ids = arr.compactMap(\.intValue)
+            guard ids.count == arr.count, !ids.isEmpty else { throw ValidationError("--tokens-json must hold a JSON array of integers") }
+        }
+        if let mx = maxTokens { ids = Array(ids.prefix(mx)) }
+        let r = try Perplexity.evaluate(m, tokens: ids, context: ctx, stride: stride, progress: TerminalProgress.make(quiet: quiet || json))
+        let tps = Double(r.windows.count * ctx) / max(r.seconds, 1e-9)
+        if json {
+            emit(JSON.object([("perplexity", .double(r.perplexity)), ("predictions", .int(r.predictions)),
+                              ("windows", .array(r.windows.map { .object([("start", .int($0.start)), ("predictions", .int($0.predictions)),
+                                                                          ("nll", .double($0.nll))]) })),
+                              ("context", .int(ctx)), ("seconds", .double(r.seconds)), ("tokens_per_second", .double(tps))]).serialized(pretty: true))
+        } else {
+            for (i, w) in r.windows.enumerated() {
+                emit(String(format: "window %3d  tokens %6d-%6d  ppl %9.4f", i, w.start, w.start + ctx, exp(w.nll / Double(max(w.predictions, 1)))))
+            }
+            emit(String(format: "perplexity %.4f over %d predictions (%d windows of %d) in %.2f s, %.0f tokens/s",
+                        r.perplexity, r.predictions, r.windows.count, ctx, r.seconds, tps))
+        }
+    }
+}

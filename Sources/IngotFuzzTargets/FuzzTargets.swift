@@ -3,6 +3,7 @@ import IngotCore
 import IngotFormats
 import IngotQuant
 import IngotForward
+import IngotModel
 
 /// One entry per parser of untrusted bytes. Each feeds the bytes to the parser and ignores thrown errors: the
 /// only failure a fuzzer looks for is a crash (trap, sanitizer report, hang).
@@ -11,7 +12,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case safetensorsIndex = "safetensors-index"  // model.safetensors.index.json
     case ingot                // .ingot header, trailer, index, chunk table, chunk decoding
     case json                 // the strict JSON parser every header goes through
-    case config               // config.json → model summary
+    case config               // config.json → model summary and ModelConfig
     case hdf5                 // the HDF5 reader's own checks (signature before libhdf5)
     case quantized            // compressed-tensors / AutoAWQ / FP8 tensors decoded by Ingot's runtime decoders
     case tokenizer            // tokenizer.json → BPE tokenizer, then encoding a fixed text
@@ -47,7 +48,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .json:
             if let v = try? JSON.parse(bytes) { _ = try? JSON.parse(v.serialized()) }
         case .config:
-            if let v = try? JSON.parse(bytes, rejectDuplicateKeys: false) { _ = ModelConfigSummary(json: v).fields }
+            if let v = try? JSON.parse(bytes, rejectDuplicateKeys: false) {
+                _ = ModelConfigSummary(json: v).fields
+                _ = try? ModelConfig(json: v)  // the forward pass's architecture parser
+            }
         case .hdf5:
             // libhdf5 itself is C and not hardened against malformed files: only inputs that pass Ingot's own
             // signature check reach it, and the fuzzer exercises that check.

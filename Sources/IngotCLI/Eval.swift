@@ -2,13 +2,16 @@ import ArgumentParser
 import Foundation
 import IngotCore
 import IngotForward
+import IngotFormats
+import IngotModel
+import IngotQuant
 
 /// `ingot eval MODEL --text FILE`: perplexity with the reference forward pass.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Perplexity of a model (llama/mistral/mixtral/qwen3_moe) on a text file, with the reference forward pass.")
 
-    @Argument(help: "Model directory (config.json, weights, tokenizer.json).") var model: String
+    @Argument(help: "Model directory (config.json, weights, tokenizer.json), a quantized export, or an .ingot file.") var model: String
     @Option(help: "UTF-8 text file (tokenized with the model's tokenizer.json, no special tokens).") var text: String?
     @Option(help: "JSON array of token ids instead of --text.") var tokensJson: String?
     @Option(help: "Window length.") var ctx: Int = 512
@@ -27,10 +30,19 @@ struct Eval: ParsableCommand {
     }
 
     func execute() throws {
-        let m = try ReferenceModel(directory: model)
+        // Quantized checkpoints (compressed-tensors, AutoAWQ, FP8, .ingot) run on their dequantized weights.
+        let checkpoint = try Checkpoint.open(model)
+        let stored = try checkpoint.storedCompanionFiles()
+        let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
+        func companion(_ name: String) throws -> [UInt8] {
+            if let s = stored.first(where: { $0.name == name }) { return s.bytes }
+            return try FileSystem.read(dir + "/" + name)
+        }
+        let config = try ModelConfig(json: JSON.parse(companion("config.json"), rejectDuplicateKeys: false))
+        let m = ReferenceModel(source: try DequantizedSource(checkpoint), config: config)
         var ids: [Int]
         if let t = text {
-            let tok = try BPETokenizer(path: model + "/tokenizer.json")
+            let tok = try BPETokenizer(json: JSON.parse(companion("tokenizer.json"), rejectDuplicateKeys: false), file: "tokenizer.json")
             ids = try tok.encode(String(decoding: try FileSystem.read(t), as: UTF8.self), addSpecialTokens: false)
         } else {
             let j = try JSON.parse(FileSystem.read(tokensJson!))

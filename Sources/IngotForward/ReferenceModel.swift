@@ -53,6 +53,11 @@ public final class ReferenceModel: @unchecked Sendable {
         if source.info(p + g) != nil {
             return (try weight(p + g, [i, h]), try weight(p + u, [i, h]), try weight(p + d, [h, i]))
         }
+        // llm-compressor's names for Mixtral experts (w1/w3/w2 → gate_proj/up_proj/down_proj)
+        let q = p + "block_sparse_moe.experts.\(e)."
+        if c.family == .mixtral, source.info(q + "gate_proj.weight") != nil {
+            return (try weight(q + "gate_proj.weight", [i, h]), try weight(q + "up_proj.weight", [i, h]), try weight(q + "down_proj.weight", [h, i]))
+        }
         // transformers 5 fused layout: gate_up_proj [E, 2I, H] (gate rows first), down_proj [E, H, I]
         let gu = try weight(p + "mlp.experts.gate_up_proj", [c.experts, 2 * i, h])
         let dn = try weight(p + "mlp.experts.down_proj", [c.experts, h, i])

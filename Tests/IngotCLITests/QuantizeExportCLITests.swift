@@ -87,3 +87,22 @@ import IngotFormats
         #expect(!FileManager.default.fileExists(atPath: d.file("strict")))
     }
 }
+
+/// `ingot eval` on the original, the quantized .ingot and its compressed-tensors export.
+@Suite(.serialized) struct EvalCLITests {
+    @Test func quantizedLayoutsEvaluateIdentically() throws {
+        let d = TempDir()
+        #expect(try ingot(["quantize", fixture("tiny-moe-austen"), "--scheme", "rtn-int4", "--group-size", "64", "-o", d.file("q.ingot"), "--quiet"]).status == 0)
+        #expect(try ingot(["export", d.file("q.ingot"), "--to", "compressed-tensors", "-o", d.file("ct"), "--quiet"]).status == 0)
+        func ppl(_ m: String) throws -> Double {
+            let r = try ingot(["eval", m, "--text", fixture("texts/persuasion.txt"), "--ctx", "128", "--max-tokens", "512", "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            return try JSON.parse(r.stdout)["perplexity"]?.doubleValue ?? .nan
+        }
+        let original = try ppl(fixture("tiny-moe-austen")), native = try ppl(d.file("q.ingot")), ct = try ppl(d.file("ct"))
+        #expect(native == ct, "\(native) vs \(ct)")
+        #expect(native > original && native < original * 1.1, "INT4 g64 costs a little: \(original) → \(native)")
+        let bad = try ingot(["eval", fixture("tiny-moe-austen"), "--text", fixture("texts/persuasion.txt"), "--ctx", "1"])
+        #expect(bad.status == 2)
+    }
+}

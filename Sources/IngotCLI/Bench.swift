@@ -205,7 +205,7 @@ struct BenchQuantize: ParsableCommand {
                 for t in targets {
                     let v = try src.tensor(named: t.name)
                     let values = try v.floats()
-                    _ = values.withUnsafeBufferPointer { QuantizeJob.quantize($0, rows: t.shape[0], columns: t.shape[1], dtype: t.dtype, settings: s) }
+                    _ = try values.withUnsafeBufferPointer { try QuantizeJob.quantize($0, rows: t.shape[0], columns: t.shape[1], dtype: t.dtype, settings: s) }
                 }
                 best = min(best, monotonicSeconds() - t0)
             }

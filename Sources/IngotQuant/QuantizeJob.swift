@@ -25,7 +25,7 @@ public struct QuantizeJob {
 
     /// Quantizes one weight as the plan says (compressed-tensors arithmetic unless the AutoAWQ convention is chosen).
     public static func quantize(_ values: UnsafeBufferPointer<Float>, rows: Int, columns: Int, dtype: DType,
-                                settings s: QuantizationPlan.Settings) -> QuantizedWeight {
+                                settings s: QuantizationPlan.Settings) throws -> QuantizedWeight {
         let precision = ComputePrecision(dtype: dtype)
         switch s.scheme {
         case .rtnInt4, .rtnInt8:
@@ -35,7 +35,7 @@ public struct QuantizeJob {
             return FP8Quantizer(format: s.scheme == .fp8E4M3 ? .e4m3 : .e5m2, granularity: s.fp8Granularity)
                 .quantize(values, rows: rows, columns: columns, precision: precision)
         case .none:
-            preconditionFailure("QuantizationPlan.settings never returns scheme none")
+            throw ExportJob.Failure.unsupported(tensor: "", reason: "scheme 'none' keeps a weight unquantized; there is nothing to quantize")
         }
     }
 
@@ -75,7 +75,7 @@ public struct QuantizeJob {
                 WeightHealth.scan($0, rows: rows, columns: cols, groupSize: s.groupSize, fp8Max: s.scheme == .fp8E4M3 ? 448 : nil)
             }
             if strict, !health.isClean { throw BadWeights(tensor: t.name, health: health) }
-            let q = values.withUnsafeBufferPointer { Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
+            let q = try values.withUnsafeBufferPointer { try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
             let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
             let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
                                         block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,

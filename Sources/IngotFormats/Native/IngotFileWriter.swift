@@ -25,8 +25,12 @@ public final class IngotFileWriter {
 
     public init(path: String, options: Options = Options(), overwrite: Bool = false,
                 shard: (index: Int, count: Int) = (1, 1)) throws {
-        precondition(options.alignment >= 64 && options.alignment & (options.alignment - 1) == 0)
-        precondition(options.chunkSize > 0 && options.chunkSize % 4 == 0)
+        guard options.alignment >= 64, options.alignment <= 1 << 20, options.alignment & (options.alignment - 1) == 0 else {
+            throw NativeError.badHeaderField(file: path, field: "alignment", reason: "must be a power of two in [64, 1 MiB], got \(options.alignment)")
+        }
+        guard options.chunkSize > 0, options.chunkSize % 4 == 0, options.chunkSize <= NativeLayout.maxChunkSize else {
+            throw NativeError.badHeaderField(file: path, field: "chunk size", reason: "must be a positive multiple of 4 up to 1 GiB, got \(options.chunkSize)")
+        }
         self.path = path
         self.options = options
         FileSystem.removeStaleTemporaries(besides: path)

@@ -166,7 +166,7 @@ public struct ExportJob {
     /// Quantizes one weight (the runtime's own arithmetic) and returns the bytes of each output tensor.
     func quantize(_ w: ExportWeight, _ values: [Float]) throws -> [[UInt8]] {
         let s = w.settings!, rows = w.shape[0], cols = w.shape[1]
-        let q: QuantizedWeight = values.withUnsafeBufferPointer { v in
+        let q: QuantizedWeight = try values.withUnsafeBufferPointer { v in
             switch (format, s.scheme) {
             case (.autoawq, _):
                 return IntQuantizer(bits: 4, groupSize: s.groupSize, symmetric: false, convention: .autoawq)
@@ -176,7 +176,7 @@ public struct ExportJob {
             default:
                 var cs = s
                 cs.convention = .compressedTensors
-                return QuantizeJob.quantize(v, rows: rows, columns: cols, dtype: w.dtype, settings: cs)
+                return try QuantizeJob.quantize(v, rows: rows, columns: cols, dtype: w.dtype, settings: cs)
             }
         }
         return try package(w, q)

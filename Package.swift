@@ -42,6 +42,7 @@ let package = Package(
 
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
         .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats"]),
+        .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotForward"]),
         .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "ingot"]),
     ]
 )

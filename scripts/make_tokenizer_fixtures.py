@@ -14,7 +14,7 @@ Tokenizers: the three real ones in the repo (tiny-moe-austen, peers' Llama token
 tokenizer.json made by fixtures/tools/make_smollm2.py, copied to fixtures/tokenizer/smollm2-tokenizer.json), and
 variants of SmolLM2's file that exercise the other supported structures (Llama-3 split regex + ignore_merges +
 TemplateProcessing; GPT-2 Split + prefix spaces + NFC + added-token flags; Contiguous Digits + Roberta
-post-processor). A variant is stored as "overrides": top-level keys replaced in the base file, and
+post-processor; every Split behavior with literal patterns and invert). A variant is stored as "overrides": top-level keys replaced in the base file, and
 "model_overrides": keys replaced inside "model"; the Swift test applies the same overrides.
 
 usage: /work/venv/bin/python scripts/make_tokenizer_fixtures.py   (needs `tokenizers`; written with 0.23.3)
@@ -85,6 +85,17 @@ VARIANTS = {
         "post_processor": {"type": "RobertaProcessing", "sep": ["<|im_end|>", 2], "cls": ["<|im_start|>", 1],
                            "trim_offsets": True, "add_prefix_space": True},
     }, {}),
+    # Every Split behavior, literal patterns and invert (structures no shipped file uses, checked anyway).
+    "splitmisc": (SMOL, {
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"String": "\n"}, "behavior": "Removed", "invert": False},
+            {"type": "Split", "pattern": {"String": ","}, "behavior": "MergedWithPrevious", "invert": False},
+            {"type": "Split", "pattern": {"String": " the"}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Split", "pattern": {"String": "e"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Split", "pattern": {"String": "o"}, "behavior": "Isolated", "invert": True},
+            {"type": "Split", "pattern": {"String": "a"}, "behavior": "MergedWithNext", "invert": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]},
+    }, {}),
 }
 
 REAL = {
@@ -152,6 +163,24 @@ def cases_for(tok, texts):
     return out
 
 
+def fnv1a64(ids):
+    """FNV-1a 64 over the ids as little-endian uint32 (the Swift test computes the same)."""
+    h = 0xCBF29CE484222325
+    for i in ids:
+        for b in int(i).to_bytes(4, "little"):
+            h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def whole_files(tok, names):
+    out = []
+    for name in names:
+        with open(os.path.join(FX, "texts", name), encoding="utf-8") as f:
+            ids = tok.encode(f.read(), add_special_tokens=False).ids
+        out.append({"file": "fixtures/texts/" + name, "count": len(ids), "fnv1a64": fnv1a64(ids)})
+    return out
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     texts = TEXTS + ADVERSARIAL + random_strings()
@@ -170,6 +199,9 @@ def main():
         doc["token_ids"] = {p: tok.token_to_id(p) for p in probes}
         # Real text only for the real tokenizers (keeps the fixtures small); every tokenizer gets the rest.
         doc["cases"] = cases_for(tok, (TEXTS if ov is None else TEXTS[:2]) + ADVERSARIAL + random_strings())
+        # Whole text files, checked by count and hash (the ids themselves would be megabytes).
+        doc["whole_files"] = whole_files(tok, ["wiki.utf8", "c4.utf8", "emma.txt", "persuasion.txt"]
+                                         if ov is None else ["c4.utf8"])
         dest = os.path.join(OUT, f"expected_{name}.json")
         with open(dest, "w", encoding="utf-8") as f:
             json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))

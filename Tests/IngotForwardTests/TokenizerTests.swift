@@ -34,6 +34,20 @@ enum TokenizerFixtures {
 
     static func ints(_ j: JSON?) -> [Int] { j?.arrayValue?.compactMap(\.intValue) ?? [] }
 
+    /// FNV-1a 64 of the ids as little-endian UInt32, as lower-case hex (same as the fixture script).
+    static func fnv1a64(_ ids: [Int]) -> String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for id in ids {
+            var v = UInt32(truncatingIfNeeded: id)
+            for _ in 0..<4 {
+                h = (h ^ UInt64(v & 0xFF)) &* 0x100_0000_01B3
+                v >>= 8
+            }
+        }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
     /// nil when equal, else a short description of the first difference (keeps failure reports readable).
     static func difference(_ got: [Int], _ want: [Int]) -> String? {
         if got == want { return nil }
@@ -47,7 +61,7 @@ enum TokenizerFixtures {
 /// The byte-level BPE tokenizer gives exactly the ids (and decoded text) HF `tokenizers` gives, on real text and
 /// an adversarial set (fixtures from scripts/make_tokenizer_fixtures.py).
 struct TokenizerTests {
-    static let names = ["austen", "peers", "smollm2", "llama3style", "prefixflags", "digitsroberta"]
+    static let names = ["austen", "peers", "smollm2", "llama3style", "prefixflags", "digitsroberta", "splitmisc"]
 
     @Test(arguments: names)
     func matchesHFTokenizers(name: String) throws {
@@ -74,6 +88,12 @@ struct TokenizerTests {
             #expect(tok.decode(want, skipSpecialTokens: true) == c["decoded_skip_special"]!.stringValue!,
                     "\(name) decode skipping specials: \(String(text.prefix(80)).debugDescription)")
             if failures > 5 { break }  // keep the report readable
+        }
+        for w in expected["whole_files"]!.arrayValue! {
+            let file = w["file"]!.stringValue!
+            let ids = try tok.encode(try TokenizerFixtures.text(file), addSpecialTokens: false)
+            #expect(ids.count == w["count"]?.intValue, "\(name) on \(file)")
+            #expect(TokenizerFixtures.fnv1a64(ids) == w["fnv1a64"]?.stringValue, "\(name) on \(file)")
         }
     }
 

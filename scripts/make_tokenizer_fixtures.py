@@ -13,7 +13,7 @@ fixtures/tokenizer/expected_<name>.json:
 Tokenizers: the three real ones in the repo (tiny-moe-austen, peers' Llama tokenizer, SmolLM2 = the
 tokenizer.json made by fixtures/tools/make_smollm2.py, copied to fixtures/tokenizer/smollm2-tokenizer.json), and
 variants of SmolLM2's file that exercise the other supported structures (Llama-3 split regex + ignore_merges +
-TemplateProcessing; GPT-2 Split + prefix spaces + NFC + added-token flags; Contiguous Digits + Roberta
+TemplateProcessing; Qwen2 split regex + NFC; GPT-2 Split + prefix spaces + NFC + added-token flags; Contiguous Digits + Roberta
 post-processor; every Split behavior with literal patterns and invert). A variant is stored as "overrides": top-level keys replaced in the base file, and
 "model_overrides": keys replaced inside "model"; the Swift test applies the same overrides.
 
@@ -33,6 +33,8 @@ OUT = os.path.join(FX, "tokenizer")
 GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 LLAMA3_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
              r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+            r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 SMOL = "fixtures/tokenizer/smollm2-tokenizer.json"
 
 
@@ -84,6 +86,14 @@ VARIANTS = {
             {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}]},
         "post_processor": {"type": "RobertaProcessing", "sep": ["<|im_end|>", 2], "cls": ["<|im_start|>", 1],
                            "trim_offsets": True, "add_prefix_space": True},
+    }, {}),
+    # Qwen2 layout: NFC, Split(Qwen2 regex) + ByteLevel without regex, no post-processor.
+    "qwen2style": (SMOL, {
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN2_RE}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]},
+        "post_processor": None,
     }, {}),
     # Every Split behavior, literal patterns and invert (structures no shipped file uses, checked anyway).
     "splitmisc": (SMOL, {

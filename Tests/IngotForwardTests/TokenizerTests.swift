@@ -61,7 +61,7 @@ enum TokenizerFixtures {
 /// The byte-level BPE tokenizer gives exactly the ids (and decoded text) HF `tokenizers` gives, on real text and
 /// an adversarial set (fixtures from scripts/make_tokenizer_fixtures.py).
 struct TokenizerTests {
-    static let names = ["austen", "peers", "smollm2", "llama3style", "prefixflags", "digitsroberta", "splitmisc"]
+    static let names = ["austen", "peers", "smollm2", "llama3style", "prefixflags", "digitsroberta", "qwen2style", "splitmisc"]
 
     @Test(arguments: names)
     func matchesHFTokenizers(name: String) throws {

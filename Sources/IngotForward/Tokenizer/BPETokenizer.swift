@@ -1,11 +1,17 @@
-/// A byte-level BPE tokenizer loaded from a HuggingFace `tokenizer.json` (GPT-2, Llama-3, SmolLM, Qwen style),
+/// A byte-level BPE tokenizer loaded from a HuggingFace `tokenizer.json` (GPT-2, Llama-3, Qwen2, SmolLM style),
 /// producing exactly the ids HF `tokenizers` produces.
 ///
 /// Pipeline of `encode`: split the text on added tokens (leftmost-longest, honouring `single_word`/`lstrip`/
-/// `rstrip`; special tokens in the text are recognized) -> normalizer -> pre-tokenizer (splitting steps, then
-/// `ByteLevel`) -> BPE on the UTF-8 bytes of each pre-token -> post-processor template when
+/// `rstrip`/`normalized`; special tokens in the text are recognized) -> normalizer -> pre-tokenizer (splitting
+/// steps, then `ByteLevel`) -> BPE on the UTF-8 bytes of each pre-token -> post-processor template when
 /// `addSpecialTokens`. The object is immutable and safe to share between threads; each call keeps its own
 /// word cache.
+///
+/// Supported (anything else is a `TokenizerError` naming the field): normalizer null / NFC / NFD / NFKC / NFKD /
+/// Sequence; pre-tokenizer `ByteLevel` (`add_prefix_space`, `use_regex`) alone or last in a `Sequence` after
+/// `Digits` and `Split` (GPT-2, Llama-3 or Qwen2 regex, or a literal string; every behavior; `invert`); model
+/// `BPE` with merges as `"a b"` or `["a", "b"]`, `ignore_merges`, `unk_token`/`fuse_unk`; post-processor
+/// ByteLevel / TemplateProcessing / RobertaProcessing / BertProcessing / Sequence; decoder ByteLevel or null.
 public final class BPETokenizer: Sendable, Tokenizing {
     /// The load error type (`TokenizerError`).
     public typealias Failure = TokenizerError

@@ -6,12 +6,16 @@ enum SplitPattern: Sendable, Equatable {
     /// Llama-3 / tiktoken cl100k style:
     /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     case llama3
+    /// Qwen2: the Llama-3 pattern with single digits (`\p{N}` instead of `\p{N}{1,3}`).
+    case qwen2
     /// A literal string (`{"String": ...}`), matched left to right without overlap.
     case literal([UInt32])
 
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Source =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Source =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 }
 
 /// What `Split` does with the matched delimiters (HF `SplitDelimiterBehavior`).
@@ -120,11 +124,15 @@ struct PreTokenizerPipeline: Sendable, Equatable {
             behavior = bh
             invert = inv
             switch pattern {
-            case .gpt2, .llama3:
-                // Both patterns match every scalar, so matches tile the piece.
+            case .gpt2, .llama3, .qwen2:
+                // These patterns match every scalar, so matches tile the piece.
                 var i = a
                 while i < b {
-                    let e = pattern == .gpt2 ? gpt2MatchEnd(s, c, i, b) : llama3MatchEnd(s, c, i, b)
+                    let e = switch pattern {
+                    case .gpt2: gpt2MatchEnd(s, c, i, b)
+                    case .llama3: llama3MatchEnd(s, c, i, b, maxDigits: 3)
+                    default: llama3MatchEnd(s, c, i, b, maxDigits: 1)
+                    }
                     m.append((i, e, true))
                     i = e
                 }
@@ -243,9 +251,10 @@ struct PreTokenizerPipeline: Sendable, Equatable {
         return v
     }
 
-    /// End of the Llama-3 pattern's match at `i` (every scalar starts a match, so matches tile the input).
+    /// End of the Llama-3 pattern's match at `i` (every scalar starts a match, so matches tile the input);
+    /// `maxDigits` is 3 for Llama-3 (`\p{N}{1,3}`) and 1 for Qwen2 (`\p{N}`).
     static func llama3MatchEnd(_ s: UnsafeBufferPointer<UInt32>, _ c: UnsafeBufferPointer<UInt8>,
-                               _ i: Int, _ end: Int) -> Int {
+                               _ i: Int, _ end: Int, maxDigits: Int) -> Int {
         let ch = s[i]
         let ci = c[i]
         if ch == apostrophe, i + 1 < end {
@@ -263,10 +272,10 @@ struct PreTokenizerPipeline: Sendable, Equatable {
         if ci & (ScalarClass.number | ScalarClass.lineBreak) == 0, i + 1 < end, c[i + 1] & ScalarClass.letter != 0 {
             return run(c, from: i + 2, end, ScalarClass.letter)
         }
-        // \p{N}{1,3}
+        // \p{N}{1,3} (Llama-3) or \p{N} (Qwen2)
         if ci & ScalarClass.number != 0 {
             var j = i + 1
-            while j < end, j < i + 3, c[j] & ScalarClass.number != 0 { j += 1 }
+            while j < end, j < i + maxDigits, c[j] & ScalarClass.number != 0 { j += 1 }
             return j
         }
         //  ?[^\s\p{L}\p{N}]+[\r\n]*

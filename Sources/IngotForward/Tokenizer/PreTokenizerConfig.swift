@@ -59,9 +59,10 @@ extension PreTokenizerPipeline {
             switch re {
             case SplitPattern.gpt2Source: p = .gpt2
             case SplitPattern.llama3Source: p = .llama3
+            case SplitPattern.qwen2Source: p = .qwen2
             default:
                 throw TokenizerError.unsupported(field: field + ".pattern.Regex", value: re,
-                                                 supported: "the GPT-2 and Llama-3 split patterns")
+                                                 supported: "the GPT-2, Llama-3 and Qwen2 split patterns")
             }
         } else if let s = pattern["String"]?.stringValue {
             guard !s.isEmpty else {

@@ -11,6 +11,8 @@ enum SplitPattern: Sendable, Equatable {
     /// A literal string (`{"String": ...}`), matched left to right without overlap.
     case literal([UInt32])
 
+    var isLiteral: Bool { if case .literal = self { true } else { false } }
+
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Source =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -106,6 +108,22 @@ struct PreTokenizerPipeline: Sendable, Equatable {
     /// Splits `[a, b)` with `step`, appending the resulting non-empty pieces to `out` as (start, end) pairs.
     static func apply(_ step: PreTokenizerStep, _ s: UnsafeBufferPointer<UInt32>, _ c: UnsafeBufferPointer<UInt8>,
                       _ a: Int, _ b: Int, into out: inout [Int]) {
+        // Fast path for the common case (Llama-3 / Qwen2 files): an isolating split with a tiling regex yields
+        // exactly its matches.
+        if case let .split(pattern, .isolated, false) = step, !pattern.isLiteral {
+            var i = a
+            while i < b {
+                let e = switch pattern {
+                case .gpt2: gpt2MatchEnd(s, c, i, b)
+                case .llama3: llama3MatchEnd(s, c, i, b, maxDigits: 3)
+                default: llama3MatchEnd(s, c, i, b, maxDigits: 1)
+                }
+                out.append(i)
+                out.append(e)
+                i = e
+            }
+            return
+        }
         // (start, end, isMatch) triples covering [a, b), as HF's Pattern::find_matches produces them.
         var m = [(Int, Int, Bool)]()
         let behavior: SplitBehavior

@@ -53,6 +53,26 @@ struct TokenizerInternalsTests {
         #expect(try tok.encode(" the", addSpecialTokens: false) == [the])
     }
 
+    /// Byte-level BPE is lossless: random strings over an awkward alphabet (every whitespace kind, marks, digits
+    /// of many scripts, astral scalars, control characters, apostrophes) decode back to themselves.
+    @Test(arguments: ["fixtures/tiny-moe-austen/tokenizer.json", "fixtures/peers/models/tokenizer/tokenizer.json",
+                      "fixtures/tokenizer/smollm2-tokenizer.json"])
+    func randomTextRoundTrips(path: String) throws {
+        let tok = try BPETokenizer(path: TokenizerFixtures.path(path))
+        let alphabet: [UInt32] = [0x00, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x27, 0x2C, 0x30, 0x39, 0x41, 0x53, 0x61, 0x73,
+                                  0x7F, 0x85, 0xA0, 0xE9, 0x17F, 0x300, 0x301, 0x660, 0x966, 0x1680, 0x2003, 0x200D,
+                                  0x2028, 0x2029, 0x202F, 0x3000, 0x4E2D, 0xAC00, 0xFEFF, 0xFFFD, 0xFFFF, 0x1F600,
+                                  0x1F3FD, 0x1D7D9, 0x10FFFF]
+        var rng = SplitMix(state: 99)
+        for _ in 0..<300 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<rng.below(40) { s.append(Unicode.Scalar(alphabet[rng.below(alphabet.count)])!) }
+            let text = String(s)
+            let ids = try tok.encode(text, addSpecialTokens: false)
+            #expect(Array(tok.decode(ids).utf8) == Array(text.utf8), "\(path): \(text.debugDescription)")
+        }
+    }
+
     /// The byte-keyed hash table agrees with a Dictionary through growth, including the empty key.
     @Test func byteKeyTableMatchesDictionary() {
         var table = ByteKeyTable()
@@ -92,6 +112,7 @@ struct TokenizerInternalsTests {
             (#"{"model":{"type":"BPE","merges":[]},"# + byteLevel + "}", "model.vocab"),
             (#"{"model":{"type":"BPE","vocab":{"a":-1},"merges":[]},"# + byteLevel + "}", "model.vocab[\"a\"]"),
             (#"{"model":{"type":"BPE","vocab":{"a":0,"b":0},"merges":[]},"# + byteLevel + "}", "model.vocab"),
+            (#"{"model":{"type":"BPE","vocab":{"a":2000000000},"merges":[]},"# + byteLevel + "}", "model.vocab[\"a\"]"),
             (#"{"model":{"type":"BPE","vocab":{"a":0},"merges":["a c"]},"# + byteLevel + "}", "model.merges[0]"),
             (#"{"model":{"type":"BPE","vocab":{"a":0},"merges":["a a a"]},"# + byteLevel + "}", "model.merges[0]"),
             (#"{"model":{"type":"BPE","vocab":{"a":0},"merges":[7]},"# + byteLevel + "}", "model.merges[0]"),
@@ -112,6 +133,7 @@ struct TokenizerInternalsTests {
             ("{" + model + "," + byteLevel + #","post_processor":{"type":"BertLike"}}"#, "post_processor.type"),
             ("{" + model + "," + byteLevel + #","decoder":{"type":"WordPiece"}}"#, "decoder.type"),
             ("{" + model + "," + byteLevel + #","added_tokens":[{"id":"x","content":"<s>"}]}"#, "added_tokens[0].id"),
+            ("{" + model + "," + byteLevel + #","added_tokens":[{"id":99999999,"content":"<s>"}]}"#, "added_tokens[0].id"),
             ("{" + model + "," + byteLevel + #","truncation":{"max_length":8}}"#, "truncation"),
             ("{" + model + "," + byteLevel + #","version":"2.0"}"#, "version"),
         ]

@@ -14,6 +14,10 @@ struct BPEModel: Sendable {
     let fuseUnk: Bool
     let ignoreMerges: Bool
 
+    /// Ids must be below this (2^24; real vocabularies have < 300k entries). Bounds the id-indexed tables an
+    /// untrusted file can make us allocate.
+    static let maxId = 1 << 24
+
     /// Pre-tokens longer than this many bytes are not cached (as in HF).
     static let cacheMaxBytes = 256
     /// The per-call word cache stops growing at this many entries.
@@ -48,8 +52,8 @@ struct BPEModel: Sendable {
         var toId = [String: Int](minimumCapacity: entries.count)
         var maxId = -1
         for (token, v) in entries {
-            guard let id = v.intValue, id >= 0, id < Int(Int32.max) else {
-                throw TokenizerError.wrongType(field: "model.vocab[\"\(token)\"]", expected: "a non-negative integer below 2^31")
+            guard let id = v.intValue, id >= 0, id < Self.maxId else {
+                throw TokenizerError.wrongType(field: "model.vocab[\"\(token)\"]", expected: "an integer in 0..<\(Self.maxId)")
             }
             toId[token] = id
             maxId = max(maxId, id)

@@ -95,10 +95,10 @@ public final class BPETokenizer: Sendable, Tokenizing {
         var order = [Int]()                    // ids in first-insertion order (deterministic matcher order)
         var nextId = bpe.vocabCount
         for var t in added where !t.content.isEmpty {
-            if let id = addedMap[t.content], addedById[id] == AddedToken(id: id, content: t.content, singleWord: t.singleWord,
-                                                                         lstrip: t.lstrip, rstrip: t.rstrip,
-                                                                         normalized: t.normalized, special: t.special) {
-                continue
+            // An identical repeat (same content and flags) is ignored.
+            if let id = addedMap[t.content], var existing = addedById[id] {
+                existing.id = t.id
+                if existing == t { continue }
             }
             let id: Int
             if let a = addedMap[t.content] { id = a } else if let m = bpe.stringToId[t.content] { id = m } else {
@@ -170,8 +170,8 @@ public final class BPETokenizer: Sendable, Tokenizing {
     }
 
     private static func parseAddedToken(_ json: JSON, field: String) throws -> AddedToken {
-        guard let id = json["id"]?.intValue, id >= 0, id < Int(Int32.max) else {
-            throw TokenizerError.wrongType(field: field + ".id", expected: "a non-negative integer below 2^31")
+        guard let id = json["id"]?.intValue, id >= 0, id < BPEModel.maxId else {
+            throw TokenizerError.wrongType(field: field + ".id", expected: "an integer in 0..<\(BPEModel.maxId)")
         }
         guard let content = json["content"]?.stringValue else {
             throw TokenizerError.wrongType(field: field + ".content", expected: "a string")

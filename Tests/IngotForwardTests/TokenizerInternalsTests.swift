@@ -153,6 +153,25 @@ struct TokenizerInternalsTests {
         #expect(ok.vocabSize == 3 && ok.decode([2, 0, 99]) == "ab a")
     }
 
+    /// Degenerate added-token layouts (HF panics on the inverted range) are handled without trapping: an lstrip
+    /// token inside the spaces an rstrip token consumed is skipped.
+    @Test func overlappingStripTokensDoNotTrap() throws {
+        let text = #"{"model":{"type":"BPE","vocab":{"A":0,"Ġ":1,"x":2},"merges":[]},"# +
+            #""pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false},"# +
+            #""added_tokens":[{"id":3,"content":"A","rstrip":true,"special":true},"# +
+            #"{"id":4,"content":" ","lstrip":true,"special":true}]}"#
+        let tok = try BPETokenizer(json: JSON.parse(text))
+        #expect(tok.vocabSize == 4)  // "A" keeps its vocabulary id 0; " " gets the next id, 3 (as in HF)
+        // Inputs HF handles: same ids as tokenizers 0.23.3.
+        #expect(try tok.encode("A x", addSpecialTokens: false) == [0, 2])
+        #expect(try tok.encode(" A x", addSpecialTokens: false) == [3, 0, 2])
+        #expect(try tok.encode("A ", addSpecialTokens: false) == [0])
+        // HF panics ("AddedVocabulary bad split") on these; here the " " matches inside the stripped spaces are
+        // skipped.
+        #expect(try tok.encode("A   x", addSpecialTokens: false) == [0, 2])
+        #expect(try tok.encode("x  A  x ", addSpecialTokens: false) == [2, 3, 3, 0, 2, 3])
+    }
+
     @Test func invalidJSONFileNamesThePath() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ingot-tok-\(getpid())").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

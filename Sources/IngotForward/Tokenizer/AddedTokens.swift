@@ -95,6 +95,9 @@ struct AddedTokenMatcher: Sendable {
                     stop += len
                 }
             }
+            // An lstrip token lying wholly inside the spaces a previous rstrip token took (HF panics on the
+            // inverted range): skip it.
+            if start >= stop { continue }
             if startOffset < start { out.append(Piece(start: startOffset, end: start, tokenId: nil)) }
             out.append(Piece(start: start, end: stop, tokenId: token.id))
             startOffset = stop

@@ -1,255 +1,284 @@
-import Foundation
-import IngotCore
-
-/// Encodes text to token ids.
-public protocol Tokenizing: Sendable {
-    func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int]
-}
-
-/// A Hugging Face `tokenizer.json` byte-level BPE tokenizer (GPT-2, Llama-3, SmolLM families), producing the ids
-/// the `tokenizers` library produces.
+/// A byte-level BPE tokenizer loaded from a HuggingFace `tokenizer.json` (GPT-2, Llama-3, Qwen2, SmolLM style),
+/// producing exactly the ids HF `tokenizers` produces.
 ///
-/// Supported, and anything else is a clear error naming the field: no normalizer (or NFC); pre-tokenizers
-/// `ByteLevel` (`use_regex`, `add_prefix_space`) and `Sequence` of `Digits` + `ByteLevel`; model `BPE` with
-/// merges as `"a b"` strings or `["a", "b"]` pairs, `ignore_merges`; added tokens matched before
-/// pre-tokenization; post-processors `ByteLevel` and `TemplateProcessing` (special tokens added when asked).
-public final class BPETokenizer: Tokenizing, @unchecked Sendable {
-    public enum Failure: Error, CustomStringConvertible, Equatable {
-        case invalid(file: String, field: String, reason: String)
-        case unsupported(file: String, field: String, value: String)
-        case unknownToken(String)
+/// Pipeline of `encode`: split the text on added tokens (leftmost-longest, honouring `single_word`/`lstrip`/
+/// `rstrip`/`normalized`; special tokens in the text are recognized) -> normalizer -> pre-tokenizer (splitting
+/// steps, then `ByteLevel`) -> BPE on the UTF-8 bytes of each pre-token -> post-processor template when
+/// `addSpecialTokens`. The object is immutable and safe to share between threads; each call keeps its own
+/// word cache.
+///
+/// Supported (anything else is a `TokenizerError` naming the field): normalizer null / NFC / NFD / NFKC / NFKD /
+/// Sequence; pre-tokenizer `ByteLevel` (`add_prefix_space`, `use_regex`) alone or last in a `Sequence` after
+/// `Digits` and `Split` (GPT-2, Llama-3 or Qwen2 regex, or a literal string; every behavior; `invert`); model
+/// `BPE` with merges as `"a b"` or `["a", "b"]`, `ignore_merges`, `unk_token`/`fuse_unk`; post-processor
+/// ByteLevel / TemplateProcessing / RobertaProcessing / BertProcessing / Sequence; decoder ByteLevel or null.
+public final class BPETokenizer: Sendable, Tokenizing {
+    /// The load error type (`TokenizerError`).
+    public typealias Failure = TokenizerError
 
-        public var description: String {
-            switch self {
-            case let .invalid(f, k, r): "\(f): \(k): \(r)"
-            case let .unsupported(f, k, v): "\(f): \(k) '\(v)' is not supported (byte-level BPE tokenizers only)"
-            case let .unknownToken(t): "token '\(t)' is not in the vocabulary (a byte-level vocabulary should cover every byte)"
-            }
-        }
-    }
+    let bpe: BPEModel
+    let normalizer: [NormalizerStep]
+    let preTokenizer: PreTokenizerPipeline
+    let template: PostProcessorTemplate
+    let rawMatcher: AddedTokenMatcher
+    let normalizedMatcher: AddedTokenMatcher
+    let decoderIsByteLevel: Bool
+    /// Token string -> id, added tokens taking precedence (HF `token_to_id`).
+    let tokenToId: [String: Int]
+    /// id -> token string (added token content, or the vocabulary entry), nil for unused ids.
+    let idToToken: [String?]
+    /// id -> bytes the ByteLevel decoder turns the token into, as ranges of `decodeBytes`.
+    let decodeBytes: [UInt8]
+    let decodeOffsets: [Int]
+    /// Ids of added tokens marked `special`.
+    let specialIds: Set<Int>
 
-    public let vocabSize: Int
-    private let vocab: [String: Int]
-    private let idToToken: [Int: String]
-    private let ranks: [PairKey: Int]
-    private let added: [(content: String, id: Int)]  // longest first
-    private let splitDigits: Bool
-    private let addPrefixSpace: Bool
-    private let ignoreMerges: Bool
-    private let nfc: Bool
-    private let templatePrefix: [Int], templateSuffix: [Int]
-    /// Pre-token → ids; bounded (cleared when full), lock-protected so one tokenizer serves many threads.
-    private var cache: [String: [Int]] = [:]
-    private let cacheLock = NSLock()
-    private static let cacheLimit = 200_000
+    /// Beginning-of-sequence id: `bos_token` of a sibling tokenizer_config.json, else the special token the
+    /// post-processor puts before the text, else a well-known special token name; nil if none applies.
+    public let bosTokenId: Int?
+    /// End-of-sequence id, found the same way (`eos_token`, the token after the text in the template, names).
+    public let eosTokenId: Int?
 
-    struct PairKey: Hashable { let a: Int, b: Int }  // ids of the two symbols
+    /// Number of ids: one more than the largest id of the vocabulary and added tokens (the embedding rows a
+    /// model needs).
+    public var vocabSize: Int { idToToken.count }
 
-    /// GPT-2's reversible byte → printable character map.
-    static let byteToChar: [Character] = {
-        var bs = Array(33...126) + Array(161...172) + Array(174...255)
-        var cs = bs
-        var n = 0
-        for b in 0..<256 where !bs.contains(b) { bs.append(b); cs.append(256 + n); n += 1 }
-        var table = [Character](repeating: " ", count: 256)
-        for (b, c) in zip(bs, cs) { table[b] = Character(Unicode.Scalar(UInt32(c))!) }
-        return table
-    }()
-    static let charToByte: [Character: UInt8] = {
-        var m: [Character: UInt8] = [:]
-        for (b, c) in byteToChar.enumerated() { m[c] = UInt8(b) }
-        return m
-    }()
-
+    /// Loads `path` (a tokenizer.json). A `tokenizer_config.json` in the same directory, if present and
+    /// readable, supplies the bos/eos token names.
     public convenience init(path: String) throws {
+        let file = try MappedFile(path: path)
         let json: JSON
-        do { json = try JSON.parse(FileSystem.read(path), rejectDuplicateKeys: false) } catch let e as JSONError {
-            throw Failure.invalid(file: path, field: "tokenizer.json", reason: "not valid JSON (\(e))")
+        do { json = try JSON.parse(file.bytes) } catch let e as JSONError {
+            throw TokenizerError.invalidJSON(path: path, reason: e.description)
         }
-        try self.init(json: json, file: path)
+        let configPath = FileSystem.directoryName(path) + "/tokenizer_config.json"
+        var config: JSON?
+        if FileSystem.exists(configPath), let m = try? MappedFile(path: configPath) {
+            config = try? JSON.parse(m.bytes, rejectDuplicateKeys: false)
+        }
+        try self.init(json: json, config: config)
     }
 
-    public init(json: JSON, file: String) throws {
-        func bad(_ k: String, _ r: String) -> Failure { .invalid(file: file, field: k, reason: r) }
-        guard let model = json["model"], model["type"]?.stringValue ?? "BPE" == "BPE" else {
-            throw Failure.unsupported(file: file, field: "model.type", value: json["model"]?["type"]?.stringValue ?? "missing")
-        }
-        if model["byte_fallback"]?.boolValue == true { throw Failure.unsupported(file: file, field: "model.byte_fallback", value: "true") }
-        guard let v = model["vocab"]?.objectValue else { throw bad("model.vocab", "missing or not an object") }
-        var vocab: [String: Int] = [:]
-        var rev: [Int: String] = [:]
-        for (k, idJSON) in v {
-            guard let id = idJSON.intValue, id >= 0 else { throw bad("model.vocab", "id of '\(k)' is not a non-negative integer") }
-            vocab[k] = id
-            rev[id] = k
-        }
-        // Normalizer
-        var nfc = false
-        if let n = json["normalizer"], !n.isNull {
-            switch n["type"]?.stringValue {
-            case "NFC": nfc = true
-            default: throw Failure.unsupported(file: file, field: "normalizer.type", value: n["type"]?.stringValue ?? "?")
-            }
-        }
-        // Pre-tokenizer
-        var digits = false, prefix = false
-        func byteLevel(_ p: JSON) throws {
-            guard p["use_regex"]?.boolValue ?? true else { throw Failure.unsupported(file: file, field: "pre_tokenizer.use_regex", value: "false") }
-            prefix = p["add_prefix_space"]?.boolValue ?? false
-        }
-        guard let pre = json["pre_tokenizer"] else { throw bad("pre_tokenizer", "missing") }
-        switch pre["type"]?.stringValue {
-        case "ByteLevel": try byteLevel(pre)
-        case "Sequence":
-            let list = pre["pretokenizers"]?.arrayValue ?? []
-            guard !list.isEmpty, list.last?["type"]?.stringValue == "ByteLevel" else {
-                throw Failure.unsupported(file: file, field: "pre_tokenizer", value: "Sequence not ending in ByteLevel")
-            }
-            for p in list.dropLast() {
-                guard p["type"]?.stringValue == "Digits", p["individual_digits"]?.boolValue == true else {
-                    throw Failure.unsupported(file: file, field: "pre_tokenizer.pretokenizers", value: p["type"]?.stringValue ?? "?")
-                }
-                digits = true
-            }
-            try byteLevel(list.last!)
-        default: throw Failure.unsupported(file: file, field: "pre_tokenizer.type", value: pre["type"]?.stringValue ?? "?")
-        }
-        // Merges
-        guard let merges = model["merges"]?.arrayValue else { throw bad("model.merges", "missing") }
-        var ranks: [PairKey: Int] = [:]
-        for (r, m) in merges.enumerated() {
-            let pair: [String]
-            if let s = m.stringValue {
-                let parts = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-                pair = parts
-            } else { pair = m.arrayValue?.compactMap(\.stringValue) ?? [] }
-            guard pair.count == 2, let a = vocab[pair[0]], let b = vocab[pair[1]] else {
-                throw bad("model.merges", "entry \(r) is not a pair of vocabulary tokens")
-            }
-            if ranks[PairKey(a: a, b: b)] == nil { ranks[PairKey(a: a, b: b)] = r }
-        }
-        // Added tokens
-        var added: [(String, Int)] = []
-        for a in json["added_tokens"]?.arrayValue ?? [] {
-            guard let c = a["content"]?.stringValue, let id = a["id"]?.intValue else { throw bad("added_tokens", "entry without content/id") }
-            added.append((c, id))
-            vocab[c] = id
-            rev[id] = c
-        }
-        added.sort { $0.0.utf8.count > $1.0.utf8.count }
-        // Post-processor (special tokens around a single sequence)
-        var pfx: [Int] = [], sfx: [Int] = []
-        if let post = json["post_processor"], !post.isNull {
-            switch post["type"]?.stringValue {
-            case "ByteLevel": break
-            case "TemplateProcessing":
-                var seenSequence = false
-                for item in post["single"]?.arrayValue ?? [] {
-                    if item["Sequence"] != nil { seenSequence = true; continue }
-                    guard let t = item["SpecialToken"]?["id"]?.stringValue, let id = vocab[t] else {
-                        throw bad("post_processor.single", "unknown item")
-                    }
-                    if seenSequence { sfx.append(id) } else { pfx.append(id) }
-                }
-            default: throw Failure.unsupported(file: file, field: "post_processor.type", value: post["type"]?.stringValue ?? "?")
-            }
-        }
-        self.vocab = vocab
-        idToToken = rev
-        vocabSize = max(vocab.count, (rev.keys.max() ?? -1) + 1)
-        self.ranks = ranks
-        self.added = added
-        splitDigits = digits
-        addPrefixSpace = prefix
-        ignoreMerges = model["ignore_merges"]?.boolValue ?? false
-        self.nfc = nfc
-        templatePrefix = pfx
-        templateSuffix = sfx
+    /// Builds the tokenizer from a parsed tokenizer.json document; `file` only names it in JSON errors (kept for
+    /// callers that parse the file themselves).
+    public convenience init(json: JSON, file: String) throws {
+        try self.init(json: json, config: nil)
     }
 
-    public func id(of token: String) -> Int? { vocab[token] }
+    /// Builds the tokenizer from a parsed tokenizer.json document (and optionally tokenizer_config.json).
+    public init(json: JSON, config: JSON? = nil) throws {
+        guard json.objectValue != nil else { throw TokenizerError.wrongType(field: "(root)", expected: "an object") }
+        if let v = json["version"], !v.isNull, v.stringValue != "1.0" {
+            throw TokenizerError.unsupported(field: "version", value: v.serialized(), supported: "\"1.0\"")
+        }
+        for f in ["truncation", "padding"] {
+            if let v = json[f], !v.isNull {
+                throw TokenizerError.unsupported(field: f, value: v.serialized(), supported: "null")
+            }
+        }
+        guard let model = json["model"] else { throw TokenizerError.missingField("model") }
+        let bpe = try BPEModel(model)
+        normalizer = try NormalizerStep.parse(json["normalizer"], field: "normalizer")
+        preTokenizer = try PreTokenizerPipeline.parse(json["pre_tokenizer"], field: "pre_tokenizer")
+        template = try PostProcessorTemplate.parse(json["post_processor"], field: "post_processor")
+        decoderIsByteLevel = try Self.parseDecoder(json["decoder"])
+
+        // Added tokens, with HF's id assignment (AddedVocabulary::add_tokens): an existing vocabulary id wins,
+        // otherwise ids continue after the model vocabulary.
+        var added = [AddedToken]()
+        if let list = json["added_tokens"], !list.isNull {
+            guard let items = list.arrayValue else { throw TokenizerError.wrongType(field: "added_tokens", expected: "an array") }
+            for (i, item) in items.enumerated() { added.append(try Self.parseAddedToken(item, field: "added_tokens[\(i)]")) }
+        }
+        var addedMap = [String: Int]()        // content -> id
+        var addedById = [Int: AddedToken]()   // id -> token (later entries replace earlier ones)
+        var order = [Int]()                    // ids in first-insertion order (deterministic matcher order)
+        var nextId = bpe.vocabCount
+        for var t in added where !t.content.isEmpty {
+            // An identical repeat (same content and flags) is ignored.
+            if let id = addedMap[t.content], var existing = addedById[id] {
+                existing.id = t.id
+                if existing == t { continue }
+            }
+            let id: Int
+            if let a = addedMap[t.content] { id = a } else if let m = bpe.stringToId[t.content] { id = m } else {
+                id = nextId
+                nextId += 1
+            }
+            t.id = id
+            addedMap[t.content] = id
+            if addedById[id] == nil { order.append(id) }
+            addedById[id] = t
+        }
+        let addedTokens = order.map { addedById[$0]! }
+        let norm = normalizer
+        rawMatcher = AddedTokenMatcher(tokens: addedTokens,
+                                       matchText: addedTokens.map { $0.normalized ? "" : $0.content })
+        normalizedMatcher = AddedTokenMatcher(tokens: addedTokens, matchText: addedTokens.map {
+            $0.normalized ? NormalizerStep.apply(norm, to: $0.content) : ""
+        })
+        specialIds = Set(addedTokens.filter(\.special).map(\.id))
+
+        // Vocabulary views.
+        var toId = bpe.stringToId
+        for (content, id) in addedMap { toId[content] = id }
+        tokenToId = toId
+        var maxId = bpe.idToString.count - 1
+        for t in addedTokens { maxId = max(maxId, t.id) }
+        var byId = [String?](repeating: nil, count: maxId + 1)
+        for (i, s) in bpe.idToString.enumerated() { byId[i] = s }
+        for t in addedTokens { byId[t.id] = t.normalized ? NormalizerStep.apply(norm, to: t.content) : t.content }
+        idToToken = byId
+        var arena = [UInt8]()
+        var offsets = [0]
+        offsets.reserveCapacity(byId.count + 1)
+        for s in byId {
+            if let s {
+                if decoderIsByteLevel { arena += ByteLevelAlphabet.decodedBytes(ofToken: s) } else { arena += Array(s.utf8) }
+            }
+            offsets.append(arena.count)
+        }
+        decodeBytes = arena
+        decodeOffsets = offsets
+        self.bpe = bpe
+
+        // bos / eos.
+        func configToken(_ key: String) -> Int? {
+            guard let v = config?[key] else { return nil }
+            let name = v.stringValue ?? v["content"]?.stringValue
+            return name.flatMap { toId[$0] }
+        }
+        func named(_ names: [String]) -> Int? {
+            for n in names { if let id = addedMap[n] { return id } }
+            return nil
+        }
+        bosTokenId = configToken("bos_token") ?? template.prefix.first
+            ?? named(["<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>", "<|endoftext|>"])
+        eosTokenId = configToken("eos_token") ?? template.suffix.last
+            ?? named(["<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>"])
+    }
+
+    private static func parseDecoder(_ json: JSON?) throws -> Bool {
+        guard let json, !json.isNull else { return false }
+        guard let type = json["type"]?.stringValue else { throw TokenizerError.missingField("decoder.type") }
+        if type == "ByteLevel" { return true }
+        if type == "Sequence", let list = json["decoders"]?.arrayValue, list.count == 1,
+           list[0]["type"]?.stringValue == "ByteLevel" {
+            return true
+        }
+        throw TokenizerError.unsupported(field: "decoder.type", value: type, supported: "null, ByteLevel")
+    }
+
+    private static func parseAddedToken(_ json: JSON, field: String) throws -> AddedToken {
+        guard let id = json["id"]?.intValue, id >= 0, id < BPEModel.maxId else {
+            throw TokenizerError.wrongType(field: field + ".id", expected: "an integer in 0..<\(BPEModel.maxId)")
+        }
+        guard let content = json["content"]?.stringValue else {
+            throw TokenizerError.wrongType(field: field + ".content", expected: "a string")
+        }
+        func flag(_ k: String, _ d: Bool) throws -> Bool {
+            guard let v = json[k], !v.isNull else { return d }
+            guard let b = v.boolValue else { throw TokenizerError.wrongType(field: "\(field).\(k)", expected: "a boolean") }
+            return b
+        }
+        let special = try flag("special", false)
+        return AddedToken(id: id, content: content, singleWord: try flag("single_word", false),
+                          lstrip: try flag("lstrip", false), rstrip: try flag("rstrip", false),
+                          normalized: try flag("normalized", !special), special: special)
+    }
+
+    // MARK: lookup
+
+    /// Id of a token string as written in tokenizer.json (byte-level alphabet, e.g. "Ġthe"), or of an added token.
+    public func id(of token: String) -> Int? { tokenToId[token] }
+
+    /// Token string of `id` as written in tokenizer.json, nil if no token has that id.
+    public func token(of id: Int) -> String? { id >= 0 && id < idToToken.count ? idToToken[id] : nil }
+
+    /// True for ids of added tokens marked `special`.
+    public func isSpecial(_ id: Int) -> Bool { specialIds.contains(id) }
+
+    // MARK: encode
 
     public func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
-        var ids: [Int] = addSpecialTokens ? templatePrefix : []
-        var rest = Substring(text)
-        // Added tokens are matched first (longest first); the text between them is tokenized normally.
-        while !rest.isEmpty {
-            var best: (range: Range<Substring.Index>, id: Int)? = nil
-            for a in added {
-                if let r = rest.range(of: a.content), best == nil || r.lowerBound < best!.range.lowerBound { best = (r, a.id) }
+        var out = [Int]()
+        out.reserveCapacity(text.utf8.count / 3 + 4)
+        if addSpecialTokens { out += template.prefix }
+        var work = EncodeScratch()
+        var text = text
+        text.withUTF8 { bytes in
+            for piece in rawMatcher.split(bytes) {
+                if let id = piece.tokenId { out.append(id); continue }
+                let slice = UnsafeBufferPointer(rebasing: bytes[piece.start..<piece.end])
+                if normalizer.isEmpty {
+                    encodeNormalized(slice, &out, &work)
+                } else {
+                    var normalized = NormalizerStep.apply(normalizer, to: String(decoding: slice, as: UTF8.self))
+                    normalized.withUTF8 { encodeNormalized($0, &out, &work) }
+                }
             }
-            guard let b = best else { try encodeOrdinary(rest, into: &ids); break }
-            try encodeOrdinary(rest[..<b.range.lowerBound], into: &ids)
-            ids.append(b.id)
-            rest = rest[b.range.upperBound...]
         }
-        if addSpecialTokens { ids += templateSuffix }
-        return ids
+        if addSpecialTokens { out += template.suffix }
+        return out
     }
 
-    private func encodeOrdinary(_ text: Substring, into ids: inout [Int]) throws {
-        if text.isEmpty { return }
-        var t = nfc ? String(text).precomposedStringWithCanonicalMapping : String(text)
-        if addPrefixSpace, !t.hasPrefix(" ") { t = " " + t }
-        let scalars = Array(t.unicodeScalars)
-        let kinds = scalars.map(PreTokenizer.kind)
-        var spans: [Range<Int>] = []
-        if splitDigits {
-            var pieces: [Range<Int>] = []
-            PreTokenizer.splitDigits(kinds, in: 0..<scalars.count, into: &pieces)
-            for p in pieces { PreTokenizer.gpt2(scalars, kinds, in: p, into: &spans) }
-        } else {
-            PreTokenizer.gpt2(scalars, kinds, in: 0..<scalars.count, into: &spans)
+    /// Second added-token pass (tokens with `normalized: true`), then pre-tokenization and BPE.
+    private func encodeNormalized(_ bytes: UnsafeBufferPointer<UInt8>, _ out: inout [Int], _ work: inout EncodeScratch) {
+        if normalizedMatcher.isEmpty {
+            encodePlain(bytes, &out, &work)
+            return
         }
-        for span in spans {
-            var word = ""
-            for u in scalars[span] { for b in String(u).utf8 { word.append(Self.byteToChar[Int(b)]) } }
-            try ids.append(contentsOf: bpe(word))
+        for piece in normalizedMatcher.split(bytes) {
+            if let id = piece.tokenId { out.append(id); continue }
+            encodePlain(UnsafeBufferPointer(rebasing: bytes[piece.start..<piece.end]), &out, &work)
         }
     }
 
-    /// Merges the characters of one pre-token by rank (lowest first), as the BPE model does.
-    func bpe(_ word: String) throws -> [Int] {
-        if let hit = cacheLock.withLock({ cache[word] }) { return hit }
-        if ignoreMerges, let id = vocab[word] { return [id] }
-        var parts: [Int] = []
-        for ch in word {
-            guard let id = vocab[String(ch)] else { throw Failure.unknownToken(String(ch)) }
-            parts.append(id)
+    private func encodePlain(_ bytes: UnsafeBufferPointer<UInt8>, _ out: inout [Int], _ work: inout EncodeScratch) {
+        guard !bytes.isEmpty else { return }
+        let n = UTF8Scalars.decode(bytes, into: &work.scalars, classes: &work.classes)
+        var state = WordState()
+        swap(&state, &work.bpe)
+        defer { swap(&state, &work.bpe) }
+        let model = bpe
+        preTokenizer.forEachPreToken(scalars: &work.scalars, classes: &work.classes, count: n,
+                                     pieces: &work.pieces) { s, a, b in
+            state.word.removeAll(keepingCapacity: true)
+            UTF8Scalars.encode(s, a, b, into: &state.word)
+            model.encodeWord(&state, into: &out)
         }
-        while parts.count > 1 {
-            var bestRank = Int.max, bestAt = -1
-            for i in 0..<(parts.count - 1) {
-                if let r = ranks[PairKey(a: parts[i], b: parts[i + 1])], r < bestRank { bestRank = r; bestAt = i }
-            }
-            if bestAt < 0 { break }
-            let merged = idToToken[parts[bestAt]]! + idToToken[parts[bestAt + 1]]!
-            guard let id = vocab[merged] else { throw Failure.unknownToken(merged) }
-            // Merge every occurrence of this pair, left to right.
-            let a = parts[bestAt], b = parts[bestAt + 1]
-            var out: [Int] = []
-            out.reserveCapacity(parts.count)
-            var i = 0
-            while i < parts.count {
-                if i + 1 < parts.count && parts[i] == a && parts[i + 1] == b { out.append(id); i += 2 } else { out.append(parts[i]); i += 1 }
-            }
-            parts = out
-        }
-        cacheLock.withLock {
-            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[word] = parts
-        }
-        return parts
     }
 
-    /// Text of `ids` (byte-level decoding; special tokens as their content).
-    public func decode(_ ids: [Int]) -> String {
-        var bytes: [UInt8] = []
-        for id in ids {
-            guard let tok = idToToken[id] else { continue }
-            if added.contains(where: { $0.id == id }) { bytes += Array(tok.utf8); continue }
-            for ch in tok { if let b = Self.charToByte[ch] { bytes.append(b) } else { bytes += Array(String(ch).utf8) } }
+    // MARK: decode
+
+    /// Text of `ids` (HF `decode` with `skip_special_tokens=False`): tokens are concatenated and, with the
+    /// ByteLevel decoder, mapped back to bytes; invalid UTF-8 becomes U+FFFD. Unknown ids are skipped.
+    public func decode(_ ids: [Int]) -> String { decode(ids, skipSpecialTokens: false) }
+
+    /// Like `decode(_:)`; with `skipSpecialTokens`, special added tokens are left out.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
+        if !decoderIsByteLevel {
+            // No decoder: HF joins the token strings with spaces.
+            let toks = ids.compactMap { id -> String? in
+                guard let t = token(of: id), !(skipSpecialTokens && specialIds.contains(id)) else { return nil }
+                return t
+            }
+            return toks.joined(separator: " ")
+        }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(ids.count * 4)
+        for id in ids where id >= 0 && id < idToToken.count && idToToken[id] != nil {
+            if skipSpecialTokens && specialIds.contains(id) { continue }
+            bytes.append(contentsOf: decodeBytes[decodeOffsets[id]..<decodeOffsets[id + 1]])
         }
         return String(decoding: bytes, as: UTF8.self)
     }
+}
+
+/// Per-call buffers of `encode`.
+struct EncodeScratch {
+    var scalars: [UInt32] = []
+    var classes: [UInt8] = []
+    var pieces: [Int] = []
+    var bpe = WordState()
 }

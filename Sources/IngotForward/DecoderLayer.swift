@@ -1,0 +1,204 @@
+import Foundation
+import IngotCore
+import IngotModel
+
+/// The input of a group of linears that share it: what calibration observes and AWQ smooths.
+public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
+    /// q, k, v (the input norm's output).
+    case attention
+    /// o_proj (the attention heads' output).
+    case output
+    /// gate, up and the router (the post-attention norm's output; in MoE layers every token).
+    case mlp
+    /// down_proj (silu(gate)·up).
+    case down
+    /// Expert e's gate and up: only the tokens routed to it (or every token in all-token calibration).
+    case expert(Int)
+    /// Expert e's down_proj.
+    case expertDown(Int)
+
+    public var description: String {
+        switch self {
+        case .attention: "attention"
+        case .output: "o_proj"
+        case .mlp: "mlp"
+        case .down: "down_proj"
+        case .expert(let e): "expert.\(e)"
+        case .expertDown(let e): "expert.\(e).down_proj"
+        }
+    }
+}
+
+/// Receives the input rows `[rows, width]` of every linear-layer group as the forward pass computes them.
+public typealias LinearInputObserver = (_ site: LinearSite, _ input: [Float], _ rows: Int) -> Void
+
+/// Several sequences packed as rows of one matrix: linears run over all rows, attention and RoPE per sequence.
+public struct SequenceBatch: Sendable {
+    /// (first row, length) of each sequence.
+    public let segments: [(start: Int, length: Int)]
+    public let rows: Int
+    let cos: [Float], sin: [Float]
+
+    public init(lengths: [Int], model: ReferenceModel) {
+        var s: [(Int, Int)] = [], r = 0
+        for n in lengths { s.append((r, n)); r += n }
+        segments = s
+        rows = r
+        (cos, sin) = model.rope(lengths.max() ?? 0)
+    }
+}
+
+/// MoE routing of a batch: for each token, its top-k experts and their (renormalised) weights.
+public struct Routing: Sendable {
+    public var chosen: [[(expert: Int, weight: Float)]]
+
+    /// Rows routed to expert `e`, ascending.
+    public func tokens(of e: Int) -> [Int] {
+        chosen.indices.filter { t in chosen[t].contains { $0.expert == e } }
+    }
+}
+
+/// One decoder layer's weights decoded to f32, with the names they came from.
+public struct LayerWeights: Sendable {
+    public struct Expert: Sendable { public var gate: [Float], up: [Float], down: [Float] }
+    public var names: LayerNames
+    public var inputNorm: [Float], postNorm: [Float]
+    public var q: [Float], k: [Float], v: [Float], o: [Float]
+    public var qNorm: [Float]?, kNorm: [Float]?
+    public var gate: [Float] = [], up: [Float] = [], down: [Float] = []
+    public var router: [Float] = []
+    public var experts: [Expert] = []
+
+    public init(model m: ReferenceModel, layer l: Int) throws {
+        let c = m.config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads
+        let n = LayerNames(config: c, layer: l) { m.source.info($0) != nil }
+        names = n
+        inputNorm = try m.weight(n.inputNorm, [h])
+        postNorm = try m.weight(n.postNorm, [h])
+        q = try m.weight(n.q, [H * d, h]); k = try m.weight(n.k, [KV * d, h])
+        v = try m.weight(n.v, [KV * d, h]); o = try m.weight(n.o, [h, H * d])
+        if let qn = n.qNorm, let kn = n.kNorm { qNorm = try m.weight(qn, [d]); kNorm = try m.weight(kn, [d]) }
+        if let g = n.gate, let u = n.up, let dn = n.down {
+            let i = c.intermediateSize
+            gate = try m.weight(g, [i, h]); up = try m.weight(u, [i, h]); down = try m.weight(dn, [h, i])
+        }
+        if let r = n.router { router = try m.weight(r, [c.experts, h]) }
+        let i = c.expertIntermediateSize
+        var fused: (gu: [Float], dn: [Float])?
+        for e in n.experts {
+            switch e {
+            case let .separate(g, u, dn):
+                experts.append(Expert(gate: try m.weight(g, [i, h]), up: try m.weight(u, [i, h]), down: try m.weight(dn, [h, i])))
+            case let .fused(gu, dn, x):
+                if fused == nil { fused = (try m.weight(gu, [c.experts, 2 * i, h]), try m.weight(dn, [c.experts, h, i])) }
+                let b = x * 2 * i * h
+                experts.append(Expert(gate: Array(fused!.gu[b..<(b + i * h)]), up: Array(fused!.gu[(b + i * h)..<(b + 2 * i * h)]),
+                                      down: Array(fused!.dn[(x * h * i)..<((x + 1) * h * i)])))
+            }
+        }
+    }
+}
+
+extension ReferenceModel {
+    /// One decoder layer in place on `x` (`[batch.rows, hidden]`), reporting linear inputs to `observer`.
+    /// `allExpertTokens`: observers also see every expert run on every token (the layer output still uses routing).
+    public func decoderLayer(_ x: inout [Float], _ w: LayerWeights, _ batch: SequenceBatch,
+                             observer: LinearInputObserver? = nil, allExpertTokens: Bool = false) {
+        let c = config, n = batch.rows
+        let hN = Kernels.rmsNorm(x, w.inputNorm, rows: n, eps: c.rmsNormEps)
+        let attn = attentionBlock(hN, w, batch, observer: observer)
+        for k in x.indices { x[k] += attn[k] }
+        let h2 = Kernels.rmsNorm(x, w.postNorm, rows: n, eps: c.rmsNormEps)
+        observer?(.mlp, h2, n)
+        let mlp = w.experts.isEmpty
+            ? mlpBlock(h2, gate: w.gate, up: w.up, down: w.down, rows: n, observer: observer)
+            : moeBlock(h2, w, routing: route(h2, router: w.router, rows: n), observer: observer, allExpertTokens: allExpertTokens)
+        for k in x.indices { x[k] += mlp[k] }
+    }
+
+    /// Self-attention on normed input `[rows, hidden]`: q/k/v, optional q/k norm, RoPE, causal GQA, o_proj.
+    /// `weights` override q/k/v/o (AWQ's candidates); `preOutput` receives the heads' output before o_proj.
+    public func attentionBlock(_ x: [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
+                               preOutput: ((_ heads: [Float]) -> Void)? = nil) -> [Float] {
+        let c = config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads, n = batch.rows
+        observer?(.attention, x, n)
+        var q = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: H * d)
+        var k = Kernels.linear(x, w.k, rows: n, inputs: h, outputs: KV * d)
+        let v = Kernels.linear(x, w.v, rows: n, inputs: h, outputs: KV * d)
+        if let qn = w.qNorm, let kn = w.kNorm {
+            q = Kernels.rmsNorm(q, qn, rows: n * H, eps: c.rmsNormEps)
+            k = Kernels.rmsNorm(k, kn, rows: n * KV, eps: c.rmsNormEps)
+        }
+        for (start, len) in batch.segments {
+            Kernels.applyRoPE(&q, heads: H, rows: start..<(start + len), d: d, cos: batch.cos, sin: batch.sin)
+            Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: d, cos: batch.cos, sin: batch.sin)
+        }
+        var out = [Float](repeating: 0, count: n * H * d)
+        let scale = 1 / Float(d).squareRoot()
+        // Heads run one after another: each head's products are sgemm calls that already use every core.
+        out.withUnsafeMutableBufferPointer { o in
+            for (start, len) in batch.segments {
+                for head in 0..<H {
+                    Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head / (H / KV),
+                                          heads: H, kvHeads: KV, d: d, scale: scale, out: o.baseAddress!)
+                }
+            }
+        }
+        observer?(.output, out, n)
+        preOutput?(out)
+        return Kernels.linear(out, w.o, rows: n, inputs: H * d, outputs: h)
+    }
+
+    /// SwiGLU MLP `down(silu(gate·x) ⊙ up·x)`; `site` names the down input for observers.
+    public func mlpBlock(_ x: [Float], gate: [Float], up: [Float], down: [Float], rows n: Int, inner: Int? = nil,
+                         observer: LinearInputObserver? = nil, downSite: LinearSite = .down) -> [Float] {
+        let h = config.hiddenSize, i = inner ?? (down.count / max(h, 1))
+        let act = Kernels.swigluActivation(x, gate: gate, up: up, rows: n, hidden: h, inner: i)
+        observer?(downSite, act, n)
+        return Kernels.linear(act, down, rows: n, inputs: i, outputs: h)
+    }
+
+    /// Softmax routing: top-k experts per token (ties to the lower index), renormalised when the config says so.
+    public func route(_ x: [Float], router: [Float], rows n: Int) -> Routing {
+        let c = config, E = c.experts, K = c.expertsPerToken
+        let logits = Kernels.linear(x, router, rows: n, inputs: c.hiddenSize, outputs: E)
+        var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: n)
+        for t in 0..<n {
+            let row = logits[(t * E)..<((t + 1) * E)]
+            let m = row.max()!
+            let ex = row.map { expf($0 - m) }
+            let sum = ex.reduce(0, +)
+            let probs = ex.map { $0 / sum }
+            let top = probs.enumerated().sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(K)
+            let norm = c.normalizeTopK ? top.reduce(0) { $0 + $1.element } : 1
+            chosen[t] = top.map { ($0.offset, $0.element / norm) }
+        }
+        return Routing(chosen: chosen)
+    }
+
+    /// Mixture of experts on `x` with the given routing; `experts` overrides the layer's experts (AWQ candidates).
+    public func moeBlock(_ x: [Float], _ lw: LayerWeights, routing: Routing, experts: [LayerWeights.Expert]? = nil,
+                         observer: LinearInputObserver? = nil, allExpertTokens: Bool = false) -> [Float] {
+        let c = config, h = c.hiddenSize, n = x.count / max(h, 1), I = c.expertIntermediateSize
+        let ex = experts ?? lw.experts
+        var out = [Float](repeating: 0, count: n * h)
+        for e in ex.indices {
+            let w = ex[e]
+            if allExpertTokens, let observer {
+                observer(.expert(e), x, n)
+                observer(.expertDown(e), Kernels.swigluActivation(x, gate: w.gate, up: w.up, rows: n, hidden: h, inner: I), n)
+            }
+            let tokens = routing.tokens(of: e)
+            let xs = Kernels.gatherRows(x, tokens, width: h)
+            if !allExpertTokens { observer?(.expert(e), xs, tokens.count) }
+            if tokens.isEmpty { continue }
+            let y = mlpBlock(xs, gate: w.gate, up: w.up, down: w.down, rows: tokens.count, inner: I,
+                             observer: allExpertTokens ? nil : observer, downSite: .expertDown(e))
+            for (r, t) in tokens.enumerated() {
+                let g = routing.chosen[t].first { $0.expert == e }!.weight
+                for k in 0..<h { out[t * h + k] += g * y[r * h + k] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,85 @@
+import COpenBLAS
+import Foundation
+
+/// The numeric kernels of the forward pass.
+public enum Kernels {
+    /// y[rows, outputs] = x[rows, inputs] · Wᵀ (W row-major [outputs, inputs]).
+    public static func linear(_ x: [Float], _ w: [Float], rows: Int, inputs: Int, outputs: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: rows * outputs)
+        if rows == 0 { return y }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outputs), Int32(inputs), 1, x, Int32(inputs),
+                    w, Int32(inputs), 0, &y, Int32(outputs))
+        return y
+    }
+
+    /// RMSNorm over rows of width `w.count`, as transformers computes it in f32.
+    public static func rmsNorm(_ x: [Float], _ w: [Float], rows: Int, eps: Float) -> [Float] {
+        let d = w.count
+        var y = [Float](repeating: 0, count: x.count)
+        for r in 0..<rows {
+            var ss: Float = 0
+            for k in 0..<d { ss += x[r * d + k] * x[r * d + k] }
+            let inv = 1 / (ss / Float(d) + eps).squareRoot()
+            for k in 0..<d { y[r * d + k] = w[k] * (x[r * d + k] * inv) }
+        }
+        return y
+    }
+
+    /// Rotary embedding in place on rows `rows` of `[·, heads, d]`; positions count from the first row.
+    static func applyRoPE(_ x: inout [Float], heads: Int, rows: Range<Int>, d: Int, cos: [Float], sin: [Float]) {
+        let half = d / 2
+        for row in rows {
+            let t = row - rows.lowerBound
+            for hd in 0..<heads {
+                let base = (row * heads + hd) * d
+                for i in 0..<half {
+                    let a = x[base + i], b = x[base + i + half]
+                    x[base + i] = a * cos[t * d + i] - b * sin[t * d + i]
+                    x[base + i + half] = b * cos[t * d + i + half] + a * sin[t * d + i + half]
+                }
+            }
+        }
+    }
+
+    /// Causal softmax attention for one head: scores = q·kᵀ·scale (sgemm), softmax in f32, · v (sgemm).
+    static func attentionHead(q: [Float], k: [Float], v: [Float], rows: Range<Int>, head: Int, kvHead: Int, heads: Int, kvHeads: Int,
+                              d: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
+        let n = rows.count, r0 = rows.lowerBound
+        var qh = [Float](repeating: 0, count: n * d), kh = qh, vh = qh
+        for t in 0..<n {
+            for i in 0..<d {
+                qh[t * d + i] = q[((r0 + t) * heads + head) * d + i]
+                kh[t * d + i] = k[((r0 + t) * kvHeads + kvHead) * d + i]
+                vh[t * d + i] = v[((r0 + t) * kvHeads + kvHead) * d + i]
+            }
+        }
+        var s = [Float](repeating: 0, count: n * n)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d), 1, qh, Int32(d), kh, Int32(d), 0, &s, Int32(n))
+        for t in 0..<n {
+            var m = -Float.infinity
+            for j in 0...t { s[t * n + j] *= scale; m = max(m, s[t * n + j]) }
+            var sum: Float = 0
+            for j in 0...t { let e = expf(s[t * n + j] - m); s[t * n + j] = e; sum += e }
+            for j in 0...t { s[t * n + j] /= sum }
+            for j in (t + 1)..<max(n, t + 1) { s[t * n + j] = 0 }
+        }
+        var o = [Float](repeating: 0, count: n * d)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(n), 1, s, Int32(n), vh, Int32(d), 0, &o, Int32(d))
+        for t in 0..<n { for i in 0..<d { out[((r0 + t) * heads + head) * d + i] = o[t * d + i] } }
+    }
+
+    /// silu(gate(x)) · up(x): the input of down_proj.
+    public static func swigluActivation(_ x: [Float], gate: [Float], up: [Float], rows: Int, hidden: Int, inner: Int) -> [Float] {
+        var g = linear(x, gate, rows: rows, inputs: hidden, outputs: inner)
+        let u = linear(x, up, rows: rows, inputs: hidden, outputs: inner)
+        for i in g.indices { let a = g[i]; g[i] = a / (1 + expf(-a)) * u[i] }
+        return g
+    }
+
+    /// Rows `rows` of a `[·, width]` matrix, in order.
+    public static func gatherRows(_ x: [Float], _ rows: [Int], width: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: rows.count * width)
+        for (r, t) in rows.enumerated() { for k in 0..<width { out[r * width + k] = x[t * width + k] } }
+        return out
+    }
+}

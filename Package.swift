@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
         .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets"]),
         .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"]),
-        .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotQuant"]),
+        .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "IngotCalibration", "IngotQuant"]),
         .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "IngotQuant", "ingot"]),
     ]
 )

@@ -6,7 +6,7 @@ import IngotQuant
 
 /// Quantization options shared by `quantize` and `export`.
 struct QuantOptions: ParsableArguments {
-    @Option(help: "rtn-int4, rtn-int8, fp8-e4m3 or fp8-e5m2.") var scheme: String = "rtn-int4"
+    @Option(help: "rtn-int4, awq-int4 (needs --calib or --data), rtn-int8, fp8-e4m3 or fp8-e5m2.") var scheme: String = "rtn-int4"
     @Option(help: "Input columns per scale group (INT schemes).") var groupSize: Int = 128
     @Flag(help: "One scale per output channel instead of groups (INT schemes).") var perChannel = false
     @Flag(help: "Symmetric INT quantization (no zero point).") var symmetric = false
@@ -43,8 +43,11 @@ struct QuantOptions: ParsableArguments {
         return plan
     }
 
+    /// AWQ: the weights are transformed with calibration first, then group-quantized like rtn-int4.
+    var isAWQ: Bool { scheme == "awq-int4" }
+
     func settings(_ name: String, groupSize: Int?, symmetric: Bool) throws -> QuantizationPlan.Settings {
-        guard let sc = QuantizationPlan.Scheme(rawValue: name) else {
+        guard let sc = QuantizationPlan.Scheme(rawValue: name == "awq-int4" ? "rtn-int4" : name) else {
             throw ValidationError("unknown scheme '\(name)' (use \(QuantizationPlan.Scheme.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         if let g = groupSize, g <= 0 { throw ValidationError("--group-size must be positive") }
@@ -94,6 +97,7 @@ struct Quantize: ParsableCommand {
     @Argument(help: "Source checkpoint.") var model: String
     @Option(name: .shortAndLong, help: "Output: X.ingot, or a directory (compressed-tensors layout).") var output: String
     @OptionGroup var quant: QuantOptions
+    @OptionGroup var acts: ActivationAwareOptions
     @OptionGroup var out: OutputOptions
 
     func run() throws {
@@ -101,8 +105,8 @@ struct Quantize: ParsableCommand {
     }
 
     func execute() throws {
-            let src = try Checkpoint.open(model)
-            let plan = try quant.plan()
+            var plan = try quant.plan()
+            let (src, calibrationMeta) = try acts.prepare(model: model, plan: &plan, awq: quant.isAWQ, quiet: out.quiet)
             let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
             let records: [ExportRecord]
             if output.hasSuffix(".ingot") {
@@ -110,7 +114,7 @@ struct Quantize: ParsableCommand {
                 job.overwrite = out.force
                 job.options.threads = out.threads
                 job.progress = TerminalProgress.make(quiet: out.quiet)
-                job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme))]
+                job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme))] + calibrationMeta
                 job.strict = quant.strict
                 records = try job.run()
             } else {
@@ -135,6 +139,7 @@ struct Export: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output directory.") var output: String
     @Option(help: "Largest shard (e.g. 5GB).") var maxShardSize = "5GB"
     @OptionGroup var quant: QuantOptions
+    @OptionGroup var acts: ActivationAwareOptions
     @OptionGroup var out: OutputOptions
 
     func run() throws {
@@ -145,10 +150,10 @@ struct Export: ParsableCommand {
             guard let format = ExportFormat(rawValue: to) else {
                 throw ValidationError("--to must be compressed-tensors, autoawq or fp8")
             }
-            let src = try Checkpoint.open(source)
             var plan = try quant.plan()
             if format == .autoawq { plan.defaults.convention = .autoawq }
             if format == .fp8 { plan.defaults.scheme = .fp8E4M3; plan.defaults.fp8Granularity = .block }
+            let (src, _) = try acts.prepare(model: source, plan: &plan, awq: quant.isAWQ, quiet: out.quiet)
             let dir = FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source)
             var job = ExportJob(source: src, modelDirectory: source.hasSuffix(".ingot") ? nil : dir, format: format, plan: plan,
                                 destination: output)

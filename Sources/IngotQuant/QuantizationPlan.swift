@@ -24,6 +24,8 @@ public struct QuantizationPlan: Sendable {
     public var ignore: [String] = []
     /// (pattern, settings): the first matching override wins.
     public var overrides: [(pattern: String, settings: Settings)] = []
+    /// Static FP8 activation scales by weight tensor name (written as `<module>.input_scale`); empty = dynamic.
+    public var activationScales: [String: Float] = [:]
 
     public init(defaults: Settings) { self.defaults = defaults }
 

@@ -96,6 +96,9 @@ public struct QuantizeJob {
             if let z = q.zeros {
                 try z.withUnsafeBytes { try writer.addTensor(name: zeroName, dtype: .u8, shape: [rows, q.scaleColumns], bytes: $0) }
             }
+            if let a = plan.activationScales[t.name] {
+                try [a].withUnsafeBytes { try writer.addTensor(name: String(t.name.dropLast(7)) + ".input_scale", dtype: .f32, shape: [1], bytes: $0) }
+            }
             records.append(ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s, format: nil),
                                         health: health.isClean ? nil : health))
             progress.update(k + 1)

@@ -145,8 +145,10 @@ public struct ExportJob {
         case (.compressedTensors, .fp8E4M3), (.compressedTensors, .fp8E5M2):
             let q = FP8Quantizer(granularity: s.fp8Granularity)
             let sc = q.granularity == .block ? [(rows + 127) / 128, (cols + 127) / 128] : q.granularity == .channel ? [rows, 1] : [1]
-            return [try .init(name: m + ".weight", dtype: s.scheme == .fp8E4M3 ? .f8e4m3 : .f8e5m2, shape: [rows, cols]),
-                    try .init(name: m + ".weight_scale", dtype: storeType, shape: sc)]
+            var e = [try SafetensorsWriter.Entry(name: m + ".weight", dtype: s.scheme == .fp8E4M3 ? .f8e4m3 : .f8e5m2, shape: [rows, cols]),
+                     try .init(name: m + ".weight_scale", dtype: storeType, shape: sc)]
+            if inputScale(w) != nil { e.append(try .init(name: m + ".input_scale", dtype: .f32, shape: [1])) }
+            return e
         case (.autoawq, .rtnInt4):
             let g = s.groupSize ?? cols
             guard rows % 8 == 0, cols % g == 0 else {
@@ -202,7 +204,7 @@ public struct ExportJob {
                 out.append(Packing.bytes([Int64(rows), Int64(cols)]))
                 return out
             case (.compressedTensors, _):
-                return [q.codes, Packing.floatBytes(q.scales, as: q.scaleDType)]
+                return [q.codes, Packing.floatBytes(q.scales, as: q.scaleDType)] + (inputScale(w).map { [Packing.floatBytes([$0], as: .f32)] } ?? [])
             case (.autoawq, _):
                 guard q.bits == 4, q.granularity == .group else {
                     throw Failure.unsupported(tensor: w.name, reason: "AutoAWQ GEMM holds 4-bit group-quantized weights only")
@@ -219,6 +221,12 @@ public struct ExportJob {
             }
         }()
     }
+
+    /// The static activation scale of a weight, when the plan has one.
+    func inputScale(_ w: ExportWeight) -> Float? { plan.activationScales[w.name] ?? plan.activationScales[w.source] }
+
+    /// Static activations: scales from calibration, or `input_scale` tensors stored in a quantized `.ingot`.
+    var staticActivations: Bool { !plan.activationScales.isEmpty || source.tensors.contains { $0.name.hasSuffix(".input_scale") } }
 
     /// The `quantization_config` block the runtime reads.
     func quantizationConfig(ignored: [String]) -> JSON {
@@ -237,7 +245,12 @@ public struct ExportJob {
                         ("symmetric", .bool(fp8 || s.symmetric)), ("type", .string(fp8 ? "float" : "int")),
                         ("zp_dtype", !fp8 && !s.symmetric ? .string("torch.int8") : .null)]
             var inputActs: JSON = .null
-            if fp8 {
+            if fp8 && staticActivations {
+                inputActs = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(false)),
+                                     ("group_size", .null), ("num_bits", .int(8)), ("observer", .string("minmax")),
+                                     ("observer_kwargs", .object([])), ("scale_dtype", .null), ("strategy", .string("tensor")),
+                                     ("symmetric", .bool(true)), ("type", .string("float")), ("zp_dtype", .null)])
+            } else if fp8 {
                 let block = s.fp8Granularity == .block
                 inputActs = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(true)),
                                      ("group_size", block ? .int(128) : .null), ("num_bits", .int(8)), ("observer", .null),

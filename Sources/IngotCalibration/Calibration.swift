@@ -1,0 +1,98 @@
+import IngotCore
+
+/// What calibration learned about a model: per-layer, per-linear-input statistics (per expert for MoE layers),
+/// expert coverage, a sample of each layer's full-precision input for AWQ's searches, and provenance.
+public struct Calibration: Sendable {
+    /// How experts' statistics are gathered.
+    public enum ExpertMode: String, Sendable, CaseIterable {
+        /// Only the tokens routed to the expert (what it sees at inference).
+        case routed
+        /// Every token (llm-compressor's calibrate-all-experts); layer outputs still use routing.
+        case allTokens = "all-tokens"
+    }
+
+    /// What happens to an expert that gets fewer than `minExpertTokens` routed tokens.
+    public enum StarvedExpertPolicy: String, Sendable, CaseIterable {
+        /// Its statistics come from every token of the layer.
+        case allTokens = "all-tokens"
+        /// It is not smoothed or clipped: plain round-to-nearest.
+        case rtn
+    }
+
+    /// Where an expert's statistics came from.
+    public enum ExpertStatistics: String, Sendable { case routed, allTokens = "all-tokens", none }
+
+    public struct Expert: Sendable, Equatable {
+        /// Calibration tokens routed to the expert.
+        public var routedTokens: Int
+        public var statistics: ExpertStatistics
+        /// True when the expert fell below the threshold (the report names it).
+        public var starved: Bool
+        public init(routedTokens: Int, statistics: ExpertStatistics, starved: Bool) {
+            self.routedTokens = routedTokens
+            self.statistics = statistics
+            self.starved = starved
+        }
+    }
+
+    public struct Layer: Sendable {
+        public var sites: [LinearSite: ActivationStats] = [:]
+        public var experts: [Expert] = []
+        /// The layer's input (full precision) for the sample sequences, `[sampleRows, hidden]`.
+        public var sample: [Float] = []
+    }
+
+    public struct Settings: Sendable, Equatable {
+        public var expertMode: ExpertMode = .routed
+        public var minExpertTokens = 32
+        public var starved: StarvedExpertPolicy = .allTokens
+        /// Rows of layer input kept for AWQ's loss and clip searches (whole sequences, at least one).
+        public var sampleTokens = 4096
+        public init() {}
+    }
+
+    public var layers: [Layer]
+    public var settings: Settings
+    /// Lengths of the sample sequences whose layer inputs are kept (the first sequences of the set).
+    public var sampleLengths: [Int]
+    public var tokens: Int
+    public var sequences: Int
+    public var provenance: [(key: String, value: JSON)]
+
+    public init(layers: [Layer], settings: Settings, sampleLengths: [Int], tokens: Int, sequences: Int,
+                provenance: [(key: String, value: JSON)]) {
+        self.layers = layers
+        self.settings = settings
+        self.sampleLengths = sampleLengths
+        self.tokens = tokens
+        self.sequences = sequences
+        self.provenance = provenance
+    }
+
+    public var sampleRows: Int { sampleLengths.reduce(0, +) }
+
+    /// Experts below the token threshold: (layer, expert, routed tokens, what was done).
+    public var starvedExperts: [(layer: Int, expert: Int, tokens: Int, statistics: ExpertStatistics)] {
+        layers.enumerated().flatMap { l, layer in
+            layer.experts.enumerated().filter(\.element.starved).map { (l, $0.offset, $0.element.routedTokens, $0.element.statistics) }
+        }
+    }
+}
+
+import IngotForward
+
+extension LinearSite {
+    /// Parses `description` back.
+    public init?(name: String) {
+        switch name {
+        case "attention": self = .attention
+        case "o_proj": self = .output
+        case "mlp": self = .mlp
+        case "down_proj": self = .down
+        default:
+            let p = name.split(separator: ".")
+            guard p.count >= 2, p[0] == "expert", let e = Int(p[1]), e >= 0 else { return nil }
+            if p.count == 2 { self = .expert(e) } else if p.count == 3, p[2] == "down_proj" { self = .expertDown(e) } else { return nil }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import IngotCore
+import IngotFormats
+import IngotForward
+import IngotModel
+
+/// A checkpoint opened for the reference forward pass: any readable container (quantized ones on their
+/// dequantized weights), its `config.json`, and its `tokenizer.json` when present (stored inside `.ingot` files
+/// or beside the weights).
+public struct OpenedModel {
+    public var model: ReferenceModel
+    public var tokenizer: BPETokenizer?
+    /// The undecoded checkpoint.
+    public var checkpoint: TensorSource
+
+    public init(path: String) throws {
+        let checkpoint = try Checkpoint.open(path)
+        let stored = try checkpoint.storedCompanionFiles()
+        let dir = FileSystem.isDirectory(path) ? path : FileSystem.directoryName(path)
+        func companion(_ name: String) throws -> [UInt8]? {
+            if let s = stored.first(where: { $0.name == name }) { return s.bytes }
+            return FileSystem.exists(dir + "/" + name) ? try FileSystem.read(dir + "/" + name) : nil
+        }
+        guard let configBytes = try companion("config.json") else {
+            throw SourceError.notACheckpoint(path: path, reason: "no config.json beside the weights (or stored in the .ingot file)")
+        }
+        let config = try ModelConfig(json: JSON.parse(configBytes, rejectDuplicateKeys: false))
+        self.checkpoint = checkpoint
+        model = ReferenceModel(source: try DequantizedSource(checkpoint), config: config)
+        tokenizer = try companion("tokenizer.json").map { try BPETokenizer(json: JSON.parse($0, rejectDuplicateKeys: false), file: "tokenizer.json") }
+    }
+}

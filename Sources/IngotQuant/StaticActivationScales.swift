@@ -1,0 +1,41 @@
+import IngotCalibration
+import IngotCore
+import IngotForward
+import IngotModel
+
+/// Static FP8 activation scales (`input_scale`, as llm-compressor's static FP8 schemes export them): per linear,
+/// `absmax(calibration input) / FP8 max`, per expert for MoE layers. An expert that saw no tokens takes the MoE
+/// block input's absmax (its gate/up inputs are a subset of those rows) or, for down_proj, the largest of its
+/// layer's experts: never a zero or NaN scale.
+public enum StaticActivationScales {
+    public static func compute(model: ReferenceModel, calibration cal: Calibration, format: FP8.Format) throws -> [String: Float] {
+        let c = model.config
+        let fp8Max: Float = format == .e4m3 ? 448 : 57344
+        var out: [String: Float] = [:]
+        for (l, layer) in cal.layers.enumerated() where l < c.layers {
+            let n = LayerNames(config: c, layer: l) { model.source.info($0) != nil }
+            func absmax(_ s: LinearSite) -> Float? {
+                guard let st = layer.sites[s], st.tokens > 0 else { return nil }
+                return st.absmax.max()
+            }
+            func set(_ name: String?, _ a: Float?) { if let name, let a, a > 0, a.isFinite { out[name] = a / fp8Max } }
+            for name in [n.q, n.k, n.v] { set(name, absmax(.attention)) }
+            set(n.o, absmax(.output))
+            set(n.gate, absmax(.mlp)); set(n.up, absmax(.mlp)); set(n.down, absmax(.down))
+            let downMax = n.experts.indices.compactMap { absmax(.expertDown($0)) }.max()
+            for (e, ex) in n.experts.enumerated() {
+                let names: (gate: String, up: String, down: String)
+                switch ex {
+                case let .separate(g, u, d): names = (g, u, d)
+                case let .fused(gu, _, x):
+                    let p = String(gu.dropLast("gate_up_proj".count)) + "\(x)."
+                    names = (p + "gate_proj.weight", p + "up_proj.weight", p + "down_proj.weight")
+                }
+                let gateUp = absmax(.expert(e)) ?? absmax(.mlp)
+                set(names.gate, gateUp); set(names.up, gateUp)
+                set(names.down, absmax(.expertDown(e)) ?? downMax)
+            }
+        }
+        return out
+    }
+}

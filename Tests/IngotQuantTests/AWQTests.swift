@@ -1,0 +1,134 @@
+import Foundation
+import IngotCalibration
+import IngotCore
+import IngotFormats
+import IngotForward
+import IngotModel
+@testable import IngotQuant
+import Testing
+
+/// Relative L2 distance ‖a − b‖ / ‖b‖.
+func relL2(_ a: [Float], _ b: [Float]) -> Double {
+    var num = 0.0, den = 0.0
+    for i in a.indices { let d = Double(a[i]) - Double(b[i]); num += d * d; den += Double(b[i]) * Double(b[i]) }
+    return (num / den).squareRoot()
+}
+
+/// Rows of an integer `input_ids` tensor in a safetensors file.
+func tokenRows(_ path: String) throws -> [[Int]] {
+    let d = try CalibrationData.load(path: path, tokenizer: nil, samples: 1000, seqLen: 100_000, seed: 0)
+    return d.sequences
+}
+
+/// Every 2-D linear weight of `source` fake-quantized (quantize + dequantize) with `q`.
+func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSource {
+    let plan = QuantizationPlan(defaults: .init(scheme: .rtnInt4))
+    var out: [String: [Float]] = [:]
+    for t in source.tensors where plan.settings(for: t.name, shape: t.shape) != nil {
+        let v = try source.tensor(named: t.name).floats()
+        out[t.name] = v.withUnsafeBufferPointer {
+            q.quantize($0, rows: t.shape[0], columns: t.shape[1], precision: ComputePrecision(dtype: t.dtype)).dequantized()
+        }
+    }
+    return try TransformedSource(base: source, replacements: out, keepF32: true)
+}
+
+@Suite struct AWQTests {
+    static let tinyLlama = fixture("peers/models/tiny-llama")
+    static let tinyMoE = fixture("tiny-moe-austen")
+
+    func calibrate(_ dir: String, sequences: [[Int]], settings: Calibration.Settings = .init()) throws -> (ReferenceModel, Calibration) {
+        let m = try ReferenceModel(directory: dir)
+        let cal = try Calibrator(model: m, settings: settings).run(CalibrationData(sequences: sequences, sourceSHA256: "", sourcePath: "test"))
+        return (m, cal)
+    }
+
+    /// With the searched scales folded (no clipping, no quantization), the model computes the same function:
+    /// norms ÷ s, balance columns × s, v/up rows ÷ s, router columns × s.
+    @Test(arguments: [tinyLlama, tinyMoE])
+    func foldingIsExact(dir: String) throws {
+        let calib = try tokenRows(fixture("peers/data/calib_text.safetensors"))
+        let (m, cal) = try calibrate(dir, sequences: dir == Self.tinyLlama ? Array(calib.prefix(8)) : [Array((0..<256).map { ($0 * 37) % 4000 })])
+        var awq = AWQ(model: m, calibration: cal, quantizer: IntQuantizer(bits: 4, groupSize: 32))
+        awq.clip = false
+        let r = try awq.run()
+        // Something was actually scaled.
+        #expect(r.log.contains { $0.bestRatio != nil })
+        let folded = ReferenceModel(source: try TransformedSource(base: m.source, replacements: r.weights, keepF32: true), config: m.config)
+        let ids = Array((0..<64).map { ($0 * 131 + 7) % min(m.config.vocabSize, 2000) })
+        #expect(relL2(try folded.logits(ids), try m.logits(ids)) <= 1e-5)
+    }
+
+    /// The llm-compressor comparison: tiny Llama, AWQ W4A16 asymmetric group 32, calibration = the 32 rows of
+    /// `calib_text`; logits on the reference rows of `eval_text` against the fp32 reference. llm-compressor's AWQ
+    /// reached rel. L2 0.0675 and its RTN 0.074 (`llmc/checks.json`).
+    @Test func tinyLlamaAWQBeatsRTNAndLLMCompressor() throws {
+        let (m, cal) = try calibrate(Self.tinyLlama, sequences: try tokenRows(fixture("peers/data/calib_text.safetensors")))
+        let q = IntQuantizer(bits: 4, groupSize: 32, symmetric: false)
+        let r = try AWQ(model: m, calibration: cal, quantizer: q).run()
+        let ref = try SafetensorsFile(path: Self.tinyLlama + "/reference_logits.safetensors")
+        let ids = try ref.tensor(named: "input_ids").withBytes { b in (0..<256).map { Int(b.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) } }
+        let want = try ref.tensor(named: "logits").floats()
+        func error(_ s: TensorSource) throws -> Double {
+            let mm = ReferenceModel(source: s, config: m.config)
+            return relL2(try mm.logits(Array(ids[0..<128])) + mm.logits(Array(ids[128..<256])), want)
+        }
+        let awqErr = try error(try fakeQuantized(try TransformedSource(base: m.source, replacements: r.weights), q))
+        let rtnErr = try error(try fakeQuantized(m.source, q))
+        print("tiny-llama g32 asym logits rel L2: AWQ \(awqErr), RTN \(rtnErr) (llm-compressor AWQ 0.0675, RTN 0.074)")
+        #expect(awqErr < rtnErr)
+        #expect(awqErr <= 0.0675)
+        for l in r.log where l.skipped == nil { #expect(l.bestLoss <= l.rtnLoss && l.bestLoss.isFinite) }
+    }
+
+    /// A calibration so short that some experts get no routed tokens: the coverage names them, the policy decides
+    /// (all-token statistics or round-to-nearest), and AWQ and static FP8 scales stay finite.
+    @Test(arguments: Calibration.StarvedExpertPolicy.allCases)
+    func starvedExpertsAreHandledAndReported(policy: Calibration.StarvedExpertPolicy) throws {
+        var s = Calibration.Settings()
+        s.starved = policy
+        s.minExpertTokens = 1
+        let (m, cal) = try calibrate(Self.tinyMoE, sequences: [[11, 400, 1200]])
+        _ = cal
+        let (_, c2) = try calibrate(Self.tinyMoE, sequences: [[11, 400, 1200]], settings: s)
+        let starved = c2.starvedExperts
+        #expect(!starved.isEmpty)
+        #expect(starved.allSatisfy { $0.tokens == 0 })
+        for x in starved {
+            let st = c2.layers[x.layer].sites[.expert(x.expert)]!
+            #expect(x.statistics == (policy == .rtn ? .none : .allTokens))
+            #expect(st.tokens == (policy == .rtn ? 0 : 3))
+        }
+        let r = try AWQ(model: m, calibration: c2, quantizer: IntQuantizer(bits: 4, groupSize: 64)).run()
+        #expect(r.weights.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        if policy == .rtn {
+            for x in starved {
+                #expect(r.log.contains { $0.layer == x.layer && $0.expert == x.expert && ($0.skipped ?? "").contains("starved") })
+            }
+        }
+        let scales = try StaticActivationScales.compute(model: m, calibration: c2, format: .e4m3)
+        let linears = m.source.tensors.filter { QuantizationPlan.isLinearWeight($0.name, shape: $0.shape) }
+        #expect(linears.allSatisfy { scales[$0.name].map { $0 > 0 && $0.isFinite } ?? false })
+    }
+
+    /// A calibration round-trips through its file, and AWQ gives identical weights from it, serial or parallel.
+    @Test func calibrationFileRoundTripsAndAWQIsDeterministic() throws {
+        let (m, cal) = try calibrate(Self.tinyMoE, sequences: [Array((0..<128).map { ($0 * 53) % 4000 }), Array((0..<128).map { ($0 * 17 + 5) % 4000 })])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ingot-awq-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CalibrationArtifact.write(cal, to: dir + "/c.ingot")
+        let back = try CalibrationArtifact.read(dir + "/c.ingot")
+        #expect(back.sampleLengths == cal.sampleLengths && back.tokens == cal.tokens)
+        for (a, b) in zip(back.layers, cal.layers) {
+            #expect(a.sample == b.sample && a.experts == b.experts)
+            for (k, v) in b.sites { #expect(a.sites[k]?.absmax == v.absmax && a.sites[k]?.meanAbs == v.meanAbs && a.sites[k]?.tokens == v.tokens) }
+        }
+        let q = IntQuantizer(bits: 4, groupSize: 64)
+        let one = try AWQ(model: m, calibration: back, quantizer: q).run()
+        Parallelism.serial = true
+        defer { Parallelism.serial = false }
+        let two = try AWQ(model: m, calibration: cal, quantizer: q).run()
+        #expect(one.weights == two.weights)
+    }
+}

@@ -73,8 +73,7 @@ struct ActivationAwareOptions: ParsableArguments {
             printWarning("layer \(s.layer) expert \(s.expert): \(s.tokens) routed calibration tokens; " +
                          (s.statistics == .none ? "quantized round-to-nearest" : "smoothed with all-token statistics"))
         }
-        meta += [("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(job.clip)),
-                                  ("seconds", .double(result.seconds))]))]
+        meta += [("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(job.clip))]))]
         return (try TransformedSource(base: src, replacements: result.weights), meta)
     }
 

@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import IngotCalibration
 import IngotCore
@@ -70,6 +71,10 @@ public struct AWQ {
             throw Failure.mismatch("it has \(calibration.layers.count) layers, the model \(c.layers)")
         }
         let t0 = monotonicSeconds()
+        // Searches run one candidate per core; OpenBLAS's own threads would only contend with them.
+        let blasThreads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(blasThreads) }
         var weights: [String: [Float]] = [:]
         var log: [MappingLog] = []
         var clipBefore = 0.0, clipAfter = 0.0, clipped = 0
@@ -132,16 +137,20 @@ struct LayerSearch {
     func search(_ mapping: String, expert: Int? = nil, tokens: Int, xMean: [Float], balance: [[Float]], columns: Int,
                 reference: [Float], evaluate: ([Float]) -> [Float]) -> (scale: [Float], log: AWQ.MappingLog) {
         let wMean = awq.duoScaling ? AWQScales.weightMean(balance, columns: columns, groupSize: awq.quantizer.groupSize) : nil
-        var best = [Float](repeating: 1, count: columns)
-        let rtn = AWQScales.mse(evaluate(best), reference)
-        var bestLoss = rtn, bestRatio: Float? = nil, ratio0 = rtn
-        for i in 0..<awq.grid {
-            let r = awq.grid > 1 ? Float(i) / Float(awq.grid - 1) : 0
-            let s = AWQScales.candidate(ratio: r, xMean: xMean, wMean: wMean)
-            let loss = AWQScales.mse(evaluate(s), reference)
-            if i == 0 { ratio0 = loss }
-            if loss < bestLoss { bestLoss = loss; best = s; bestRatio = r }
+        // Candidate 0 is identity (round-to-nearest), then ratios i/(grid−1). Candidates run in parallel, each on
+        // one core (single-threaded sgemm inside), and the winner is picked in order: the same on any core count.
+        let candidates = [[Float](repeating: 1, count: columns)] + (0..<awq.grid).map { i in
+            AWQScales.candidate(ratio: awq.grid > 1 ? Float(i) / Float(awq.grid - 1) : 0, xMean: xMean, wMean: wMean)
         }
+        var losses = [Double](repeating: .infinity, count: candidates.count)
+        losses.withUnsafeMutableBufferPointer { out in
+            let o = UncheckedSendable(out)
+            parallelFor(candidates.count) { k in o.value[k] = AWQScales.mse(evaluate(candidates[k]), reference) }
+        }
+        var bestIndex = 0
+        for k in 1..<candidates.count where losses[k] < losses[bestIndex] { bestIndex = k }
+        let best = candidates[bestIndex], rtn = losses[0], ratio0 = losses.count > 1 ? losses[1] : rtn, bestLoss = losses[bestIndex]
+        let bestRatio: Float? = bestIndex == 0 ? nil : (awq.grid > 1 ? Float(bestIndex - 1) / Float(awq.grid - 1) : 0)
         return (best, AWQ.MappingLog(layer: l, mapping: mapping, expert: expert, tokens: tokens, rtnLoss: rtn, ratio0Loss: ratio0,
                                      bestLoss: bestLoss, bestRatio: bestRatio))
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import IngotCore
 import IngotFormats
+import IngotPipeline
 
 /// `ingot pack SRC DST.ingot`: any readable checkpoint into the compressed, checksummed native container.
 struct Pack: ParsableCommand {
@@ -72,11 +73,24 @@ struct Unpack: ParsableCommand {
 /// `ingot verify-file X.ingot`: every checksum, every padding byte. Exit 1 when anything is corrupt.
 struct VerifyFile: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "verify-file",
-        abstract: "Verify every checksum of an .ingot file (exit 1 if corrupt).")
+        abstract: "Verify every checksum of an .ingot file, and its artifacts against an ingot-manifest.json (exit 1 if anything differs).")
 
-    @Argument(help: "An .ingot file (or shard set).") var path: String
+    @Argument(help: "An .ingot file (or shard set), or an ingot-manifest.json / a directory holding one.") var path: String
 
     func run() throws {
+        let manifest = FileSystem.isDirectory(path) ? path + "/" + Manifest.fileName
+            : path.hasSuffix(".json") ? path : FileSystem.directoryName(path) + "/" + Manifest.fileName
+        if FileSystem.isDirectory(path) || path.hasSuffix(".json") || FileSystem.exists(manifest) {
+            guard FileSystem.exists(manifest) else { printError("\(path): no \(Manifest.fileName)"); throw ExitStatus.inputError }
+            do {
+                let n = try Manifest.verify(manifest)
+                emit("ok: \(manifest): \(n) artifacts match their SHA-256")
+            } catch let e as Manifest.Failure {
+                printError("\(e)")
+                throw { if case .malformed = e { return ExitStatus.inputError } else { return ExitStatus.checkFailed } }()
+            }
+            if FileSystem.isDirectory(path) || path.hasSuffix(".json") { return }
+        }
         let src: TensorSource
         do { src = try Checkpoint.open(path) } catch {
             printError("\(error)")

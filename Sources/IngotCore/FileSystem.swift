@@ -70,3 +70,6 @@ public enum FileSystem {
         }
     }
 }
+
+/// The toolkit's version, recorded in artifacts' provenance.
+public let ingotVersion = "0.2.0"

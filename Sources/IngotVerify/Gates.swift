@@ -14,6 +14,9 @@ public struct Gates: Sendable, Equatable {
         public var limit: Double
         public var value: Double
         public var passed: Bool
+        public init(gate: String, limit: Double, value: Double, passed: Bool) {
+            self.gate = gate; self.limit = limit; self.value = value; self.passed = passed
+        }
     }
 
     /// Every set gate against `r`. NaN values fail.

@@ -1,0 +1,188 @@
+import Foundation
+import IngotCalibration
+import IngotCore
+import IngotFormats
+import IngotForward
+import IngotQuant
+import IngotVerify
+
+/// `ingot run RECIPE.yaml`: calibrate → quantize (`model.ingot`) → exports → verify → manifest, in the recipe's
+/// output directory. Stages talk only through artifacts on disk. A stage is skipped when its output exists and
+/// its stamp (`.ingot-run/STAGE.json`) records the same input key (hash of its settings and inputs) and the same
+/// output hash, so a run killed mid-stage resumes where it stopped; `force` redoes everything.
+public struct PipelineRun {
+    public var recipe: Recipe
+    public var force = false
+    public var progress: (String) -> ProgressReporter = { _ in SilentProgress() }
+    /// One line per stage event (start, skip, done).
+    public var log: (String) -> Void = { _ in }
+
+    public init(recipe: Recipe) { self.recipe = recipe }
+
+    public struct StageRecord: Sendable {
+        public var name: String
+        public var skipped: Bool
+        public var seconds: Double
+        public var outputs: [String]
+    }
+
+    public struct Outcome {
+        public var stages: [StageRecord] = []
+        public var verify: VerifyResult?
+        public var gates: [Gates.Outcome] = []
+        public var passed: Bool { gates.allSatisfy(\.passed) }
+        public var manifestPath = ""
+    }
+
+    var out: String { recipe.resolve(recipe.output) }
+    var stampDir: String { out + "/.ingot-run" }
+
+    public func run() throws -> Outcome {
+        let t0 = monotonicSeconds()
+        try FileSystem.makeDirectory(out)
+        try FileSystem.makeDirectory(stampDir)
+        var outcome = Outcome()
+        let sourcePath = recipe.resolve(recipe.source)
+        let opened = try OpenedModel(path: sourcePath)
+        let fingerprint = try ModelFingerprint.compute(opened.model.source)
+
+        // calibrate
+        var calibrationHash: String? = nil
+        if let c = recipe.calibration {
+            let data = recipe.resolve(c.data)
+            let path = out + "/calibration.ingot"
+            let key = stageKey("calibrate", [("settings", recipe.json["calibration"] ?? .null), ("model", .string(fingerprint)),
+                                             ("data", .string(try ArtifactHash.sha256(data)))])
+            outcome.stages.append(try stage("calibrate", key: key, outputs: [path]) {
+                let d = try CalibrationData.load(path: data, tokenizer: opened.tokenizer, samples: c.samples, seqLen: c.seqLen, seed: c.seed)
+                var cal = Calibrator(model: opened.model, settings: c.settings)
+                cal.progress = progress("calibrate")
+                var result = try cal.run(d)
+                result.provenance += [("seed", .int(Int(truncatingIfNeeded: c.seed))), ("samples", .int(c.samples)), ("seq_len", .int(c.seqLen))]
+                try CalibrationArtifact.write(result, to: path, overwrite: true)
+            })
+            calibrationHash = try ArtifactHash.sha256(path)
+        }
+
+        // quantize
+        let model = out + "/model.ingot"
+        let q = recipe.quantize
+        let usesCalibration = q.awq || q.activations == "static"
+        let qKey = stageKey("quantize", [("settings", recipe.json["quantize"] ?? .null), ("model", .string(fingerprint)),
+                                         ("calibration", usesCalibration ? .string(calibrationHash ?? "") : .null)])
+        outcome.stages.append(try stage("quantize", key: qKey, outputs: [model]) {
+            var plan = q.plan
+            var source: TensorSource = opened.checkpoint
+            var meta: [(key: String, value: JSON)] = [("source", .string(recipe.source)), ("scheme", .string(q.scheme))]
+            if usesCalibration {
+                let cal = try CalibrationArtifact.read(out + "/calibration.ingot")
+                let o = try ActivationAware.prepare(checkpoint: opened.checkpoint, model: opened.model, calibration: cal, plan: &plan, awq: q.awq,
+                                                    staticActivations: q.activations == "static", clip: q.clip, progress: progress("awq"))
+                source = o.source
+                meta += o.metadata
+                if let r = o.awq {
+                    let f = try OutputFile(path: out + "/awq-log.json", overwrite: true)
+                    try f.write(r.jsonWithoutTimes.serialized(pretty: true) + "\n")
+                    try f.commit()
+                }
+            }
+            var job = QuantizeJob(source: source, modelDirectory: FileSystem.isDirectory(sourcePath) ? sourcePath : nil, plan: plan, destination: model)
+            job.overwrite = true
+            job.metadata = meta
+            job.progress = progress("quantize")
+            try job.run()
+        })
+        let modelHash = try ArtifactHash.sha256(model)
+
+        // exports (repacking the stored codes of model.ingot)
+        for f in recipe.exports {
+            let dir = out + "/" + f.rawValue
+            let key = stageKey("export", [("format", .string(f.rawValue)), ("model", .string(modelHash))])
+            outcome.stages.append(try stage("export-" + f.rawValue, key: key, outputs: [dir]) {
+                let src = try Checkpoint.open(model)
+                var plan = q.plan
+                if f == .autoawq { plan.defaults.convention = .autoawq }
+                var job = ExportJob(source: src, modelDirectory: nil, format: f, plan: plan, destination: dir)
+                job.overwrite = true
+                job.storedCompanions = try src.storedCompanionFiles()
+                job.progress = progress("export")
+                try job.run()
+            })
+        }
+
+        // verify
+        if let v = recipe.verify {
+            let text = recipe.resolve(v.text)
+            let json = out + "/verify.json", html = out + "/verify.html"
+            let key = stageKey("verify", [("settings", recipe.json["verify"] ?? .null), ("model", .string(fingerprint)),
+                                          ("quantized", .string(modelHash)), ("text", .string(try ArtifactHash.sha256(text)))])
+            outcome.stages.append(try stage("verify", key: key, outputs: [json, html]) {
+                let quantized = try OpenedModel(path: model)
+                guard let tok = opened.tokenizer else { throw Recipe.Failure.field(path: recipe.path, field: "verify.text", reason: "needs a tokenizer.json beside the source model") }
+                var ids = try tok.encode(String(decoding: try FileSystem.read(text), as: UTF8.self), addSpecialTokens: false)
+                if let m = v.maxTokens { ids = Array(ids.prefix(m)) }
+                var r = try Verification.run(original: opened.model, quantized: quantized.model, tokens: ids, context: v.ctx, progress: progress("verify"))
+                r.weightErrors = try Verification.weightErrors(original: opened.model.source, quantized: quantized.model.source)
+                let gates = v.gates.check(r)
+                try writeText(r.json(gates: gates).serialized(pretty: true) + "\n", to: json)
+                let coverage = FileSystem.exists(out + "/calibration.ingot")
+                    ? try CalibrationArtifact.read(out + "/calibration.ingot").layers.map { $0.experts.map(\.routedTokens) } : nil
+                try writeText(HTMLReport.render(title: "ingot run: \(recipe.output)", result: r, gates: gates, expertTokens: coverage), to: html)
+            })
+            // The gates are applied to the stored report, also when the stage was skipped.
+            let report = try JSON.parse(FileSystem.read(json), rejectDuplicateKeys: false)
+            outcome.gates = (report["gates"]?.arrayValue ?? []).map {
+                Gates.Outcome(gate: $0["gate"]?.stringValue ?? "?", limit: $0["limit"]?.doubleValue ?? .nan,
+                              value: $0["value"]?.doubleValue ?? .nan, passed: $0["passed"]?.boolValue ?? false)
+            }
+        }
+
+        outcome.manifestPath = out + "/ingot-manifest.json"
+        try Manifest.write(to: outcome.manifestPath, recipe: recipe, fingerprint: fingerprint, outcome: outcome, seconds: monotonicSeconds() - t0)
+        return outcome
+    }
+
+    /// Runs `body` unless the stamp says its outputs are current.
+    func stage(_ name: String, key: String, outputs: [String], _ body: () throws -> Void) throws -> StageRecord {
+        let stamp = stampDir + "/" + name + ".json"
+        if !force, FileSystem.exists(stamp), outputs.allSatisfy(FileSystem.exists),
+           let j = try? JSON.parse(FileSystem.read(stamp), rejectDuplicateKeys: false), j["key"]?.stringValue == key,
+           j["outputs"]?.stringValue == (try? outputHash(outputs)) {
+            log("stage=\(name) status=skipped reason=up-to-date")
+            return StageRecord(name: name, skipped: true, seconds: 0, outputs: outputs)
+        }
+        log("stage=\(name) status=start")
+        let t0 = monotonicSeconds()
+        try? FileManager.default.removeItem(atPath: stamp)
+        try body()
+        let seconds = monotonicSeconds() - t0
+        try writeText(JSON.object([("key", .string(key)), ("outputs", .string(try outputHash(outputs)))]).serialized(pretty: true) + "\n", to: stamp)
+        log(String(format: "stage=%@ status=done seconds=%.2f", name, seconds))
+        return StageRecord(name: name, skipped: false, seconds: seconds, outputs: outputs)
+    }
+
+    func outputHash(_ outputs: [String]) throws -> String {
+        try outputs.map { try ArtifactHash.sha256($0) }.joined(separator: ",")
+    }
+
+    func stageKey(_ name: String, _ inputs: [(key: String, value: JSON)]) -> String {
+        var h = SHA256()
+        h.update(JSON.object([("stage", .string(name)), ("ingot", .string(ingotVersion))] + inputs).serialized())
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Writes a text file crash-safely (temporary name, fsync, rename).
+func writeText(_ s: String, to path: String) throws {
+    let f = try OutputFile(path: path, overwrite: true)
+    try f.write(s)
+    try f.commit()
+}
+
+extension AWQ.Result {
+    /// The log without wall times, so identical runs write identical bytes.
+    var jsonWithoutTimes: JSON {
+        guard case .object(let kv) = json else { return json }
+        return .object(kv.filter { $0.key != "seconds" })
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import IngotCalibration
+import IngotCore
+import IngotFormats
+import IngotQuant
+import IngotVerify
+import Yams
+
+/// A pipeline recipe (YAML): source, calibration, quantization scheme and overrides, exports, verification gates.
+/// Paths are relative to the recipe file. Unknown keys are errors, so a typo never silently changes a release.
+///
+/// ```yaml
+/// source: ../fixtures/tiny-moe-austen
+/// output: out/tiny-moe-awq
+/// calibration: {data: ../fixtures/texts/emma.txt, samples: 64, seq_len: 256, seed: 42}
+/// quantize:
+///   scheme: awq-int4          # rtn-int4 | awq-int4 | rtn-int8 | fp8-e4m3 | fp8-e5m2
+///   group_size: 64
+///   ignore: ["re:.*layers\\.0\\..*"]
+///   overrides: [{pattern: "re:.*down_proj", scheme: rtn-int8}]
+/// exports: [compressed-tensors, autoawq]
+/// verify:
+///   text: heldout.txt
+///   ctx: 256
+///   gates: {max_ppl_delta: 1.0, max_kld: 0.01, min_top1: 0.9}
+/// ```
+public struct Recipe: Sendable {
+    public struct CalibrationStep: Sendable {
+        public var data: String
+        public var samples = 128, seqLen = 512
+        public var seed: UInt64 = 42
+        public var settings = Calibration.Settings()
+    }
+
+    public struct QuantizeStep: Sendable {
+        public var scheme = "rtn-int4"
+        public var plan: QuantizationPlan
+        public var activations = "dynamic"
+        public var clip = true
+        public var awq: Bool { scheme == "awq-int4" }
+    }
+
+    public struct VerifyStep: Sendable {
+        public var text: String
+        public var ctx = 512
+        public var maxTokens: Int?
+        public var gates = Gates()
+    }
+
+    public var path: String
+    public var source: String
+    public var output: String
+    public var calibration: CalibrationStep?
+    public var quantize: QuantizeStep
+    public var exports: [ExportFormat] = []
+    public var verify: VerifyStep?
+    /// The recipe as parsed (canonical JSON), for hashing and the manifest.
+    public var json: JSON
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case yaml(path: String, reason: String)
+        case field(path: String, field: String, reason: String)
+        public var description: String {
+            switch self {
+            case let .yaml(p, r): "\(p): not valid YAML: \(r)"
+            case let .field(p, f, r): "\(p): '\(f)' \(r)"
+            }
+        }
+    }
+
+    public static func load(path: String) throws -> Recipe {
+        let text = String(decoding: try FileSystem.read(path), as: UTF8.self)
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch { throw Failure.yaml(path: path, reason: "\(error)") }
+        guard let node else { throw Failure.yaml(path: path, reason: "empty document") }
+        return try Recipe(json: try toJSON(node, path: path, at: "recipe"), path: path)
+    }
+
+    /// YAML → JSON (mapping order kept; scalars resolved by their YAML tag).
+    static func toJSON(_ n: Node, path: String, at: String) throws -> JSON {
+        switch n {
+        case .mapping(let m):
+            var kv: [(key: String, value: JSON)] = []
+            for (k, v) in m {
+                guard let key = k.string else { throw Failure.field(path: path, field: at, reason: "has a non-string key") }
+                guard !kv.contains(where: { $0.key == key }) else { throw Failure.field(path: path, field: at + "." + key, reason: "appears twice") }
+                kv.append((key, try toJSON(v, path: path, at: at + "." + key)))
+            }
+            return .object(kv)
+        case .sequence(let s): return .array(try s.enumerated().map { try toJSON($1, path: path, at: "\(at)[\($0)]") })
+        case .scalar(let s):
+            if n.null != nil { return .null }
+            if s.style == .plain {
+                if let i = n.int { return .number(Double(i), text: String(i)) }
+                if let d = n.float { return .number(d, text: String(d)) }
+                if let b = n.bool { return .bool(b) }
+            }
+            return .string(s.string)
+        @unknown default: throw Failure.field(path: path, field: at, reason: "holds a YAML node recipes do not support")
+        }
+    }
+
+    public init(json j: JSON, path: String) throws {
+        self.path = path
+        json = j
+        func bad(_ f: String, _ r: String) -> Failure { .field(path: path, field: f, reason: r) }
+        func keys(_ o: JSON?, _ at: String, _ allowed: Set<String>) throws -> JSON? {
+            guard let o else { return nil }
+            guard let kv = o.objectValue else { throw bad(at, "must be a mapping") }
+            if let k = kv.first(where: { !allowed.contains($0.key) }) {
+                throw bad(at + "." + k.key, "is not a recipe field (allowed: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            return o
+        }
+        func str(_ o: JSON, _ k: String, _ at: String) throws -> String? {
+            guard let v = o[k], !v.isNull else { return nil }
+            guard let s = v.stringValue else { throw bad(at + "." + k, "must be a string") }
+            return s
+        }
+        func int(_ o: JSON, _ k: String, _ at: String, min: Int = 1) throws -> Int? {
+            guard let v = o[k], !v.isNull else { return nil }
+            guard let i = v.intValue, i >= min else { throw bad(at + "." + k, "must be an integer ≥ \(min)") }
+            return i
+        }
+        func num(_ o: JSON, _ k: String, _ at: String) throws -> Double? {
+            guard let v = o[k], !v.isNull else { return nil }
+            guard let d = v.doubleValue, d.isFinite else { throw bad(at + "." + k, "must be a number") }
+            return d
+        }
+        func bool(_ o: JSON, _ k: String, _ at: String) throws -> Bool? {
+            guard let v = o[k], !v.isNull else { return nil }
+            guard let b = v.boolValue else { throw bad(at + "." + k, "must be true or false") }
+            return b
+        }
+        let root = try keys(j, "recipe", ["source", "output", "calibration", "quantize", "exports", "verify"])!
+        guard let src = try str(root, "source", "recipe") else { throw bad("source", "is required") }
+        guard let out = try str(root, "output", "recipe") else { throw bad("output", "is required") }
+        source = src
+        output = out
+        if let c = try keys(root["calibration"], "calibration", ["data", "samples", "seq_len", "seed", "expert_mode", "min_expert_tokens",
+                                                                 "starved_experts", "sample_tokens"]) {
+            guard let data = try str(c, "data", "calibration") else { throw bad("calibration.data", "is required") }
+            var step = CalibrationStep(data: data)
+            step.samples = try int(c, "samples", "calibration") ?? step.samples
+            step.seqLen = try int(c, "seq_len", "calibration", min: 2) ?? step.seqLen
+            step.seed = UInt64(try int(c, "seed", "calibration", min: 0) ?? 42)
+            if let m = try str(c, "expert_mode", "calibration") {
+                guard let v = Calibration.ExpertMode(rawValue: m) else { throw bad("calibration.expert_mode", "must be routed or all-tokens") }
+                step.settings.expertMode = v
+            }
+            step.settings.minExpertTokens = try int(c, "min_expert_tokens", "calibration", min: 0) ?? step.settings.minExpertTokens
+            if let m = try str(c, "starved_experts", "calibration") {
+                guard let v = Calibration.StarvedExpertPolicy(rawValue: m) else { throw bad("calibration.starved_experts", "must be all-tokens or rtn") }
+                step.settings.starved = v
+            }
+            step.settings.sampleTokens = try int(c, "sample_tokens", "calibration") ?? step.settings.sampleTokens
+            calibration = step
+        }
+        guard let q = try keys(root["quantize"], "quantize", ["scheme", "group_size", "symmetric", "convention", "fp8_granularity",
+                                                              "activations", "clip", "ignore", "overrides"]) else {
+            throw bad("quantize", "is required")
+        }
+        func settings(_ o: JSON, _ at: String, base: QuantizationPlan.Settings?) throws -> (String, QuantizationPlan.Settings) {
+            let name = try str(o, "scheme", at) ?? "rtn-int4"
+            guard let sc = QuantizationPlan.Scheme(rawValue: name == "awq-int4" ? "rtn-int4" : name) else {
+                throw bad(at + ".scheme", "must be one of rtn-int4, awq-int4, rtn-int8, fp8-e4m3, fp8-e5m2, none")
+            }
+            var s = base ?? QuantizationPlan.Settings(scheme: sc)
+            s.scheme = sc
+            if let g = o["group_size"] { s.groupSize = g.isNull ? nil : try int(o, "group_size", at) } else if base == nil { s.groupSize = 128 }
+            s.symmetric = try bool(o, "symmetric", at) ?? s.symmetric
+            if let c = try str(o, "convention", at) {
+                guard let v = IntQuantizer.Convention(rawValue: c) else { throw bad(at + ".convention", "must be compressed-tensors or autoawq") }
+                s.convention = v
+            }
+            if let g = try str(o, "fp8_granularity", at) {
+                guard let v = QuantizationInfo.Granularity(rawValue: g), v != .group else { throw bad(at + ".fp8_granularity", "must be tensor, channel or block") }
+                s.fp8Granularity = v
+            }
+            return (name, s)
+        }
+        let (scheme, defaults) = try settings(q, "quantize", base: nil)
+        var plan = QuantizationPlan(defaults: defaults)
+        if let ig = q["ignore"] {
+            guard let a = ig.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else { throw bad("quantize.ignore", "must be a list of patterns") }
+            plan.ignore = a.compactMap(\.stringValue)
+        }
+        if let ov = q["overrides"] {
+            guard let a = ov.arrayValue else { throw bad("quantize.overrides", "must be a list of {pattern, scheme, …}") }
+            for (i, o) in a.enumerated() {
+                let at = "quantize.overrides[\(i)]"
+                guard let o = try keys(o, at, ["pattern", "scheme", "group_size", "symmetric", "convention", "fp8_granularity"]),
+                      let p = try str(o, "pattern", at) else { throw bad(at + ".pattern", "is required") }
+                let (name, s) = try settings(o, at, base: defaults)
+                if name == "awq-int4" { throw bad(at + ".scheme", "awq-int4 applies to the whole model; override with rtn-int4 or another scheme") }
+                plan.overrides.append((p, s))
+            }
+        }
+        var qs = QuantizeStep(scheme: scheme, plan: plan)
+        if let a = try str(q, "activations", "quantize") {
+            guard a == "dynamic" || a == "static" else { throw bad("quantize.activations", "must be dynamic or static") }
+            qs.activations = a
+        }
+        qs.clip = try bool(q, "clip", "quantize") ?? true
+        quantize = qs
+        if (qs.awq || qs.activations == "static") && calibration == nil {
+            throw bad("calibration", "is required by \(qs.awq ? "awq-int4" : "static activations")")
+        }
+        if let e = root["exports"] {
+            guard let a = e.arrayValue else { throw bad("exports", "must be a list") }
+            exports = try a.enumerated().map { i, v in
+                guard let s = v.stringValue, let f = ExportFormat(rawValue: s) else {
+                    throw bad("exports[\(i)]", "must be one of \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return f
+            }
+        }
+        if let v = try keys(root["verify"], "verify", ["text", "ctx", "max_tokens", "gates"]) {
+            guard let t = try str(v, "text", "verify") else { throw bad("verify.text", "is required") }
+            var step = VerifyStep(text: t)
+            step.ctx = try int(v, "ctx", "verify", min: 2) ?? step.ctx
+            step.maxTokens = try int(v, "max_tokens", "verify")
+            if let g = try keys(v["gates"], "verify.gates", ["max_ppl_delta", "max_ppl_ratio", "max_kld", "min_top1"]) {
+                step.gates.maxPplDelta = try num(g, "max_ppl_delta", "verify.gates")
+                step.gates.maxPplRatio = try num(g, "max_ppl_ratio", "verify.gates")
+                step.gates.maxKLD = try num(g, "max_kld", "verify.gates")
+                step.gates.minTop1 = try num(g, "min_top1", "verify.gates")
+            }
+            verify = step
+        }
+    }
+
+    /// A path from the recipe, resolved against the recipe file's directory.
+    public func resolve(_ p: String) -> String {
+        p.hasPrefix("/") ? p : FileSystem.directoryName(path) + "/" + p
+    }
+}

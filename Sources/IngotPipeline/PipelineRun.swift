@@ -118,8 +118,7 @@ public struct PipelineRun {
                                           ("quantized", .string(modelHash)), ("text", .string(try ArtifactHash.sha256(text)))])
             outcome.stages.append(try stage("verify", key: key, outputs: [json, html]) {
                 let quantized = try OpenedModel(path: model)
-                guard let tok = opened.tokenizer else { throw Recipe.Failure.field(path: recipe.path, field: "verify.text", reason: "needs a tokenizer.json beside the source model") }
-                var ids = try tok.encode(String(decoding: try FileSystem.read(text), as: UTF8.self), addSpecialTokens: false)
+                var ids = try evaluationTokens(text, tokenizer: opened.tokenizer)
                 if let m = v.maxTokens { ids = Array(ids.prefix(m)) }
                 var r = try Verification.run(original: opened.model, quantized: quantized.model, tokens: ids, context: v.ctx, progress: progress("verify"))
                 r.weightErrors = try Verification.weightErrors(original: opened.model.source, quantized: quantized.model.source)
@@ -170,6 +169,19 @@ public struct PipelineRun {
         h.update(JSON.object([("stage", .string(name)), ("ingot", .string(ingotVersion))] + inputs).serialized())
         return h.finalize().map { String(format: "%02x", $0) }.joined()
     }
+}
+
+/// Evaluation tokens: token ids from `.json` / `.safetensors` (`input_ids` rows, concatenated), else UTF-8 text
+/// tokenized with the model's tokenizer.
+public func evaluationTokens(_ path: String, tokenizer: BPETokenizer?) throws -> [Int] {
+    if path.hasSuffix(".json"), let flat = try? JSON.parse(FileSystem.read(path)).arrayValue, flat.allSatisfy({ $0.intValue != nil }) {
+        return flat.compactMap(\.intValue)
+    }
+    if path.hasSuffix(".json") || path.hasSuffix(".safetensors") {
+        return try CalibrationData.load(path: path, tokenizer: nil, samples: .max, seqLen: .max, seed: 0).sequences.flatMap { $0 }
+    }
+    guard let tokenizer else { throw CalibrationData.Failure.needsTokenizer(path) }
+    return try tokenizer.encode(String(decoding: try FileSystem.read(path), as: UTF8.self), addSpecialTokens: false)
 }
 
 /// Writes a text file crash-safely (temporary name, fsync, rename).

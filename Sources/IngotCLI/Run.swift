@@ -13,6 +13,7 @@ struct Run: ParsableCommand {
         """)
 
     @Argument(help: "Recipe file (YAML).") var recipe: String
+    @Option(name: .shortAndLong, help: "Output directory (overrides the recipe's 'output').") var output: String?
     @Flag(help: "Redo every stage.") var force = false
     @Flag(help: "No progress bars (stage log lines still print).") var quiet = false
     @Option(help: "Worker threads (0 = all cores). Output bytes do not depend on it.") var threads: Int = 0
@@ -21,7 +22,9 @@ struct Run: ParsableCommand {
         Parallelism.configure(threads: threads)
         let outcome: PipelineRun.Outcome
         do {
-            var job = PipelineRun(recipe: try Recipe.load(path: recipe))
+            var r = try Recipe.load(path: recipe)
+            if let output { r.output = output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output }
+            var job = PipelineRun(recipe: r)
             job.force = force
             job.progress = { _ in TerminalProgress.make(quiet: quiet) }
             job.log = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
@@ -36,7 +39,7 @@ struct Run: ParsableCommand {
                                              ["ppl delta", f("ppl_delta", "%.4f")], ["mean KLD", j["kld"]?["mean"]?.doubleValue.map { String(format: "%.6f", $0) } ?? "-"],
                                              ["RMS Δp", f("rms_delta_p", "%.3f %%", 100)], ["same top p", f("same_top_p", "%.3f %%", 100)]], rightAlign: [1]))
         }
-        for g in outcome.gates { emit("gate \(g.gate): \(g.value) vs limit \(g.limit): \(g.passed ? "pass" : "FAIL")") }
+        for g in outcome.gates { emit(String(format: "gate %@: %.6g vs limit %.6g: %@", g.gate, g.value, g.limit, g.passed ? "pass" : "FAIL")) }
         emit("manifest: \(outcome.manifestPath)")
         if !outcome.passed { throw ExitStatus.checkFailed }
     }

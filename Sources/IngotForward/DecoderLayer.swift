@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import IngotCore
 import IngotModel
@@ -135,15 +136,20 @@ extension ReferenceModel {
         }
         var out = [Float](repeating: 0, count: n * H * d)
         let scale = 1 / Float(d).squareRoot()
-        // Heads run one after another: each head's products are sgemm calls that already use every core.
+        // (sequence, head) pairs run in parallel, each with single-threaded sgemm: per-head products are too small
+        // for OpenBLAS's own threads, which mostly spun waiting for each other. Pairs write disjoint rows.
+        let pairs = batch.segments.count * H
+        let blasThreads = openblas_get_num_threads()
+        if blasThreads > 1 { openblas_set_num_threads(1) }
         out.withUnsafeMutableBufferPointer { o in
-            for (start, len) in batch.segments {
-                for head in 0..<H {
-                    Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head / (H / KV),
-                                          heads: H, kvHeads: KV, d: d, scale: scale, out: o.baseAddress!)
-                }
+            let base = UncheckedSendable(o.baseAddress!)
+            parallelFor(pairs) { i in
+                let (start, len) = batch.segments[i / H], head = i % H
+                Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head / (H / KV),
+                                      heads: H, kvHeads: KV, d: d, scale: scale, out: base.value)
             }
         }
+        if blasThreads > 1 { openblas_set_num_threads(blasThreads) }
         observer?(.output, out, n)
         preOutput?(out)
         return Kernels.linear(out, w.o, rows: n, inputs: H * d, outputs: h)

@@ -89,6 +89,9 @@ extension LinearSite {
         case "o_proj": self = .output
         case "mlp": self = .mlp
         case "down_proj": self = .down
+        case "q_b_proj": self = .qLatent
+        case "kv_b_proj": self = .kvLatent
+        case "shared_experts.down_proj": self = .sharedDown
         default:
             let p = name.split(separator: ".")
             guard p.count >= 2, p[0] == "expert", let e = Int(p[1]), e >= 0 else { return nil }

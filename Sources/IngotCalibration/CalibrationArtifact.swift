@@ -108,8 +108,11 @@ public enum CalibrationArtifact {
         case .output: 1
         case .mlp: 2
         case .down: 3
-        case .expert(let e): 4 + 2 * e
-        case .expertDown(let e): 5 + 2 * e
+        case .qLatent: 4
+        case .kvLatent: 5
+        case .sharedDown: 6
+        case .expert(let e): 7 + 2 * e
+        case .expertDown(let e): 8 + 2 * e
         }
     }
 }

@@ -47,7 +47,7 @@ public struct Calibrator {
                 stats[site, default: ActivationStats(width: input.count / max(rows, 1))].add(input, rows: rows)
                 if site == .mlp, !w.experts.isEmpty {
                     mlpInput = input
-                    routing = model.route(input, router: w.router, rows: rows)
+                    routing = model.route(input, router: w.router, bias: w.routerBias, rows: rows)
                 }
             }
             model.decoderLayer(&x, w, batch, observer: observer, allExpertTokens: settings.expertMode == .allTokens)

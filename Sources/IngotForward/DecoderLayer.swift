@@ -17,6 +17,10 @@ public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
     case expert(Int)
     /// Expert e's down_proj.
     case expertDown(Int)
+    /// MLA: q_b_proj (the normed q latent) and kv_b_proj (the normed kv latent).
+    case qLatent, kvLatent
+    /// Shared experts' down_proj.
+    case sharedDown
 
     public var description: String {
         switch self {
@@ -26,6 +30,9 @@ public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
         case .down: "down_proj"
         case .expert(let e): "expert.\(e)"
         case .expertDown(let e): "expert.\(e).down_proj"
+        case .qLatent: "q_b_proj"
+        case .kvLatent: "kv_b_proj"
+        case .sharedDown: "shared_experts.down_proj"
         }
     }
 }
@@ -62,10 +69,18 @@ public struct Routing: Sendable {
 /// One decoder layer's weights decoded to f32, with the names they came from.
 public struct LayerWeights: Sendable {
     public struct Expert: Sendable { public var gate: [Float], up: [Float], down: [Float] }
+    /// MLA weights (DeepSeek-V3).
+    public struct Latent: Sendable {
+        public var qA: [Float] = [], qANorm: [Float] = [], qB: [Float] = [], q: [Float] = []
+        public var kvA: [Float], kvANorm: [Float], kvB: [Float]
+    }
     public var names: LayerNames
     public var inputNorm: [Float], postNorm: [Float]
-    public var q: [Float], k: [Float], v: [Float], o: [Float]
+    public var q: [Float] = [], k: [Float] = [], v: [Float] = [], o: [Float]
     public var qNorm: [Float]?, kNorm: [Float]?
+    public var latent: Latent?
+    public var routerBias: [Float]?
+    public var shared: Expert?
     public var gate: [Float] = [], up: [Float] = [], down: [Float] = []
     public var router: [Float] = []
     public var experts: [Expert] = []
@@ -76,15 +91,33 @@ public struct LayerWeights: Sendable {
         names = n
         inputNorm = try m.weight(n.inputNorm, [h])
         postNorm = try m.weight(n.postNorm, [h])
-        q = try m.weight(n.q, [H * d, h]); k = try m.weight(n.k, [KV * d, h])
-        v = try m.weight(n.v, [KV * d, h]); o = try m.weight(n.o, [h, H * d])
+        if let la = c.latentAttention, let ln = n.latent {
+            let qk = la.qkHeadDim
+            var lw = Latent(kvA: try m.weight(ln.kvA, [la.kvLoraRank + la.qkRopeHeadDim, h]), kvANorm: try m.weight(ln.kvANorm, [la.kvLoraRank]),
+                            kvB: try m.weight(ln.kvB, [H * (la.qkNopeHeadDim + la.vHeadDim), la.kvLoraRank]))
+            if let r = la.qLoraRank, let qA = ln.qA, let qAN = ln.qANorm, let qB = ln.qB {
+                lw.qA = try m.weight(qA, [r, h]); lw.qANorm = try m.weight(qAN, [r]); lw.qB = try m.weight(qB, [H * qk, r])
+            } else if let q = ln.q {
+                lw.q = try m.weight(q, [H * qk, h])
+            }
+            latent = lw
+            o = try m.weight(n.o, [h, H * la.vHeadDim])
+        } else {
+            q = try m.weight(n.q, [H * d, h]); k = try m.weight(n.k, [KV * d, h])
+            v = try m.weight(n.v, [KV * d, h]); o = try m.weight(n.o, [h, H * d])
+        }
         if let qn = n.qNorm, let kn = n.kNorm { qNorm = try m.weight(qn, [d]); kNorm = try m.weight(kn, [d]) }
         if let g = n.gate, let u = n.up, let dn = n.down {
             let i = c.intermediateSize
             gate = try m.weight(g, [i, h]); up = try m.weight(u, [i, h]); down = try m.weight(dn, [h, i])
         }
         if let r = n.router { router = try m.weight(r, [c.experts, h]) }
+        if let b = n.routerBias { routerBias = try m.weight(b, [c.experts]) }
         let i = c.expertIntermediateSize
+        if let s = n.shared {
+            let si = i * c.sharedExperts
+            shared = Expert(gate: try m.weight(s.gate, [si, h]), up: try m.weight(s.up, [si, h]), down: try m.weight(s.down, [h, si]))
+        }
         var fused: (gu: [Float], dn: [Float])?
         for e in n.experts {
             switch e {
@@ -113,7 +146,7 @@ extension ReferenceModel {
         observer?(.mlp, h2, n)
         let mlp = w.experts.isEmpty
             ? mlpBlock(h2, gate: w.gate, up: w.up, down: w.down, rows: n, observer: observer)
-            : moeBlock(h2, w, routing: route(h2, router: w.router, rows: n), observer: observer, allExpertTokens: allExpertTokens)
+            : moeBlock(h2, w, routing: route(h2, router: w.router, bias: w.routerBias, rows: n), observer: observer, allExpertTokens: allExpertTokens)
         for k in x.indices { x[k] += mlp[k] }
     }
 
@@ -121,6 +154,7 @@ extension ReferenceModel {
     /// `weights` override q/k/v/o (AWQ's candidates); `preOutput` receives the heads' output before o_proj.
     public func attentionBlock(_ x: [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
                                preOutput: ((_ heads: [Float]) -> Void)? = nil) -> [Float] {
+        if let la = w.latent { return latentAttentionBlock(x, w, la, batch, observer: observer, preOutput: preOutput) }
         let c = config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads, n = batch.rows
         observer?(.attention, x, n)
         var q = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: H * d)
@@ -146,7 +180,7 @@ extension ReferenceModel {
             parallelFor(pairs) { i in
                 let (start, len) = batch.segments[i / H], head = i % H
                 Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head / (H / KV),
-                                      heads: H, kvHeads: KV, d: d, scale: scale, out: base.value)
+                                      heads: H, kvHeads: KV, dk: d, dv: d, scale: scale, out: base.value)
             }
         }
         if blasThreads > 1 { openblas_set_num_threads(blasThreads) }
@@ -165,9 +199,15 @@ extension ReferenceModel {
     }
 
     /// Softmax routing: top-k experts per token (ties to the lower index), renormalised when the config says so.
-    public func route(_ x: [Float], router: [Float], rows n: Int) -> Routing {
+    public func route(_ x: [Float], router: [Float], bias: [Float]? = nil, rows n: Int) -> Routing {
         let c = config, E = c.experts, K = c.expertsPerToken
         let logits = Kernels.linear(x, router, rows: n, inputs: c.hiddenSize, outputs: E)
+        if case let .sigmoidGroupLimited(groups, topkGroup, factor) = c.routing {
+            return Routing(chosen: (0..<n).map { t in
+                Kernels.sigmoidGroupLimitedTopK(Array(logits[(t * E)..<((t + 1) * E)]), bias: bias ?? [Float](repeating: 0, count: E),
+                                               groups: groups, topkGroup: topkGroup, k: K, normalize: c.normalizeTopK, scale: factor)
+            })
+        }
         var chosen = [[(expert: Int, weight: Float)]](repeating: [], count: n)
         for t in 0..<n {
             let row = logits[(t * E)..<((t + 1) * E)]
@@ -204,6 +244,11 @@ extension ReferenceModel {
                 let g = routing.chosen[t].first { $0.expert == e }!.weight
                 for k in 0..<h { out[t * h + k] += g * y[r * h + k] }
             }
+        }
+        if let sh = lw.shared {
+            let y = mlpBlock(x, gate: sh.gate, up: sh.up, down: sh.down, rows: n, inner: sh.down.count / max(h, 1),
+                             observer: observer, downSite: .sharedDown)
+            for k in out.indices { out[k] += y[k] }
         }
         return out
     }

@@ -42,19 +42,20 @@ public enum Kernels {
     }
 
     /// Causal softmax attention for one head: scores = q·kᵀ·scale (sgemm), softmax in f32, · v (sgemm).
+    /// q `[·, heads, dk]`, k `[·, kvHeads, dk]`, v `[·, kvHeads, dv]`, out `[·, heads, dv]`.
     static func attentionHead(q: [Float], k: [Float], v: [Float], rows: Range<Int>, head: Int, kvHead: Int, heads: Int, kvHeads: Int,
-                              d: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
-        let n = rows.count, r0 = rows.lowerBound
-        var qh = [Float](repeating: 0, count: n * d), kh = qh, vh = qh
+                              dk: Int, dv: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
+        let n = rows.count, r0 = rows.lowerBound, d = dv
+        var qh = [Float](repeating: 0, count: n * dk), kh = qh, vh = [Float](repeating: 0, count: n * dv)
         for t in 0..<n {
-            for i in 0..<d {
-                qh[t * d + i] = q[((r0 + t) * heads + head) * d + i]
-                kh[t * d + i] = k[((r0 + t) * kvHeads + kvHead) * d + i]
-                vh[t * d + i] = v[((r0 + t) * kvHeads + kvHead) * d + i]
+            for i in 0..<dk {
+                qh[t * dk + i] = q[((r0 + t) * heads + head) * dk + i]
+                kh[t * dk + i] = k[((r0 + t) * kvHeads + kvHead) * dk + i]
             }
+            for i in 0..<dv { vh[t * dv + i] = v[((r0 + t) * kvHeads + kvHead) * dv + i] }
         }
         var s = [Float](repeating: 0, count: n * n)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d), 1, qh, Int32(d), kh, Int32(d), 0, &s, Int32(n))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dk), 1, qh, Int32(dk), kh, Int32(dk), 0, &s, Int32(n))
         for t in 0..<n {
             var m = -Float.infinity
             for j in 0...t { s[t * n + j] *= scale; m = max(m, s[t * n + j]) }
@@ -66,6 +67,39 @@ public enum Kernels {
         var o = [Float](repeating: 0, count: n * d)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(n), 1, s, Int32(n), vh, Int32(d), 0, &o, Int32(d))
         for t in 0..<n { for i in 0..<d { out[((r0 + t) * heads + head) * d + i] = o[t * d + i] } }
+    }
+
+    /// Rope dims stored as interleaved pairs → halves (even indices, then odd), per `width`-wide slice.
+    static func deinterleave(_ x: inout [Float], width: Int) {
+        var tmp = [Float](repeating: 0, count: width)
+        for b in stride(from: 0, to: x.count, by: width) {
+            for i in 0..<(width / 2) { tmp[i] = x[b + 2 * i]; tmp[i + width / 2] = x[b + 2 * i + 1] }
+            for i in 0..<width { x[b + i] = tmp[i] }
+        }
+    }
+
+    /// DeepSeek-V3 routing of one token: sigmoid scores; choice = score + bias; keep the `topkGroup` groups whose
+    /// two best choices sum highest; top-k of the kept choices (others count as 0, as transformers masks them);
+    /// weights = unbiased scores, renormalised (+1e-20) if asked, times `scale`. Ties go to the lower index.
+    public static func sigmoidGroupLimitedTopK(_ logits: [Float], bias: [Float], groups: Int, topkGroup: Int, k: Int, normalize: Bool,
+                                               scale: Float) -> [(expert: Int, weight: Float)] {
+        let E = logits.count, per = E / groups
+        let scores = logits.map { 1 / (1 + expf(-$0)) }
+        let choice = scores.indices.map { scores[$0] + bias[$0] }
+        let groupScore: [Float] = (0..<groups).map { g in
+            let top = choice[(g * per)..<((g + 1) * per)].sorted(by: >)
+            return top[0] + (per > 1 ? top[1] : 0)
+        }
+        let kept = Set(groupScore.enumerated().sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }
+            .prefix(topkGroup).map(\.offset))
+        let masked = choice.indices.map { kept.contains($0 / per) ? choice[$0] : 0 }
+        let top = masked.enumerated().sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(k)
+        var weights = top.map { scores[$0.offset] }
+        if normalize {
+            let sum = weights.reduce(0, +) + 1e-20
+            weights = weights.map { $0 / sum }
+        }
+        return zip(top, weights).map { ($0.offset, $1 * scale) }
     }
 
     /// silu(gate(x)) · up(x): the input of down_proj.

@@ -90,15 +90,18 @@ public final class ReferenceModel: @unchecked Sendable {
     }
 
     /// cos/sin tables `[n, headDim]` for default RoPE, computed in f32 as transformers does.
+    /// With YaRN, the blended frequencies and cos/sin scaled by its attention factor.
     func rope(_ n: Int) -> ([Float], [Float]) {
         let d = config.headDim
-        let inv = (0..<(d / 2)).map { i in 1 / powf(config.ropeTheta, Float(2 * i) / Float(d)) }
+        var inv = (0..<(d / 2)).map { i in 1 / powf(config.ropeTheta, Float(2 * i) / Float(d)) }
+        var factor: Float = 1
+        if let y = config.yarn { (inv, factor) = YaRNMath.inverseFrequencies(y, dim: d, base: Double(config.ropeTheta)) }
         var c = [Float](repeating: 0, count: n * d), s = c
         for t in 0..<n {
             for i in 0..<(d / 2) {
                 let a = Float(t) * inv[i]
-                c[t * d + i] = cosf(a); c[t * d + i + d / 2] = cosf(a)
-                s[t * d + i] = sinf(a); s[t * d + i + d / 2] = sinf(a)
+                c[t * d + i] = cosf(a) * factor; c[t * d + i + d / 2] = cosf(a) * factor
+                s[t * d + i] = sinf(a) * factor; s[t * d + i + d / 2] = sinf(a) * factor
             }
         }
         return (c, s)

@@ -2,11 +2,41 @@ import IngotCore
 
 /// The architecture facts the reference forward pass needs, parsed from a Hugging Face `config.json`.
 ///
-/// Supported `model_type`s: `llama`, `mistral`, `mixtral`, `qwen3_moe`. Anything else, and any option this
-/// implementation does not handle (rope scaling types other than `default`, sliding windows, attention bias),
-/// is a clear error naming it.
+/// Supported `model_type`s: `llama`, `mistral`, `mixtral`, `qwen3_moe`, `deepseek_v3` (MLA, sigmoid group-limited
+/// routing, shared experts, YaRN). Anything else, and any option this implementation does not handle (other rope
+/// scaling types, sliding windows, attention bias), is a clear error naming it.
 public struct ModelConfig: Sendable, Equatable {
-    public enum Family: String, Sendable { case llama, mistral, mixtral, qwen3MoE = "qwen3_moe" }
+    public enum Family: String, Sendable { case llama, mistral, mixtral, qwen3MoE = "qwen3_moe", deepseekV3 = "deepseek_v3" }
+
+    /// How the router turns logits into expert weights.
+    public enum Routing: Sendable, Equatable {
+        /// softmax over experts, top-k (Mixtral, Qwen3-MoE).
+        case softmax
+        /// DeepSeek-V3: sigmoid scores plus `e_score_correction_bias` for choosing; experts only from the
+        /// `topkGroup` groups (of `groups`) with the largest sum of their two best scores; weights are the
+        /// unbiased scores, renormalised if `normalizeTopK`, times `routedScalingFactor`.
+        case sigmoidGroupLimited(groups: Int, topkGroup: Int, routedScalingFactor: Float)
+    }
+
+    /// DeepSeek's multi-head latent attention: low-rank q (optional) and a compressed kv with a shared rope key.
+    public struct LatentAttention: Sendable, Equatable {
+        public var qLoraRank: Int?
+        public var kvLoraRank: Int
+        public var qkNopeHeadDim: Int, qkRopeHeadDim: Int, vHeadDim: Int
+        /// Rope dims stored interleaved (pairs), de-interleaved before rotate-half RoPE.
+        public var ropeInterleave: Bool
+        public var qkHeadDim: Int { qkNopeHeadDim + qkRopeHeadDim }
+    }
+
+    /// YaRN rope scaling (DeepSeek-V3's long-context configs).
+    public struct YaRN: Sendable, Equatable {
+        public var factor: Double
+        public var originalMaxPositions: Int
+        public var betaFast: Double, betaSlow: Double
+        public var mscale: Double?, mscaleAllDim: Double?
+        public var attentionFactor: Double?
+        public var truncate: Bool
+    }
 
     public var family: Family
     public var hiddenSize: Int
@@ -26,8 +56,15 @@ public struct ModelConfig: Sendable, Equatable {
     public var normalizeTopK = true
     /// Qwen3: RMSNorm over each head of q and k before RoPE.
     public var qkNorm = false
-    /// Qwen3-MoE: layers that use a dense MLP instead of experts.
+    /// Qwen3-MoE / DeepSeek-V3: layers that use a dense MLP instead of experts.
     public var denseLayers: Set<Int> = []
+    public var routing: Routing = .softmax
+    /// DeepSeek-V3: shared experts run on every token (their MLP width is `expertIntermediateSize × sharedExperts`).
+    public var sharedExperts = 0
+    public var latentAttention: LatentAttention?
+    public var yarn: YaRN?
+    /// Positions the checkpoint was configured for (YaRN's factor derivation).
+    public var maxPositions = 0
 
     public var isMoE: Bool { experts > 0 }
 
@@ -73,8 +110,16 @@ public struct ModelConfig: Sendable, Equatable {
         vocabSize = try int("vocab_size")
         rmsNormEps = Float(j["rms_norm_eps"]?.doubleValue ?? 1e-6)
         let rope = j["rope_parameters"] ?? j["rope_scaling"]
+        maxPositions = j["max_position_embeddings"]?.intValue ?? 0
         if let rope, !rope.isNull, let t = rope["rope_type"]?.stringValue ?? rope["type"]?.stringValue, t != "default" {
-            throw Failure.unsupported(field: "rope_type", value: t)
+            guard t == "yarn" else { throw Failure.unsupported(field: "rope_type", value: t) }
+            guard let f = rope["factor"]?.doubleValue, f >= 1 else { throw Failure.invalid(field: "rope_parameters.factor", reason: "must be a number ≥ 1") }
+            let orig = rope["original_max_position_embeddings"]?.intValue ?? maxPositions
+            guard orig > 0 else { throw Failure.missing(field: "rope_parameters.original_max_position_embeddings") }
+            yarn = YaRN(factor: f, originalMaxPositions: orig, betaFast: rope["beta_fast"]?.doubleValue ?? 32,
+                        betaSlow: rope["beta_slow"]?.doubleValue ?? 1, mscale: rope["mscale"]?.doubleValue,
+                        mscaleAllDim: rope["mscale_all_dim"]?.doubleValue, attentionFactor: rope["attention_factor"]?.doubleValue,
+                        truncate: rope["truncate"]?.boolValue ?? true)
         }
         ropeTheta = Float(rope?["rope_theta"]?.doubleValue ?? j["rope_theta"]?.doubleValue ?? 10000)
         tieWordEmbeddings = j["tie_word_embeddings"]?.boolValue ?? false
@@ -100,6 +145,28 @@ public struct ModelConfig: Sendable, Equatable {
             if j["shared_expert_intermediate_size"]?.intValue ?? 0 > 0 {
                 throw Failure.unsupported(field: "shared_expert_intermediate_size", value: "> 0")
             }
+        case .deepseekV3:
+            experts = try int("n_routed_experts")
+            expertsPerToken = try int("num_experts_per_tok")
+            expertIntermediateSize = try int("moe_intermediate_size")
+            normalizeTopK = j["norm_topk_prob"]?.boolValue ?? true
+            sharedExperts = j["n_shared_experts"]?.intValue ?? 0
+            let groups = j["n_group"]?.intValue ?? 1, topkGroup = j["topk_group"]?.intValue ?? 1
+            guard groups > 0, experts % groups == 0, experts / groups >= 2 || groups == 1, topkGroup >= 1, topkGroup <= groups else {
+                throw Failure.invalid(field: "n_group", reason: "must divide n_routed_experts into groups of at least 2, with 1 ≤ topk_group ≤ n_group")
+            }
+            routing = .sigmoidGroupLimited(groups: groups, topkGroup: topkGroup,
+                                           routedScalingFactor: Float(j["routed_scaling_factor"]?.doubleValue ?? 1))
+            let firstDense = j["first_k_dense_replace"]?.intValue ?? 0, freq = max(1, j["moe_layer_freq"]?.intValue ?? 1)
+            denseLayers = Set((0..<layers).filter { $0 < firstDense || $0 % freq != 0 })
+            let qLora = j["q_lora_rank"].flatMap { $0.isNull ? nil : $0.intValue }
+            latentAttention = LatentAttention(qLoraRank: qLora, kvLoraRank: try int("kv_lora_rank"), qkNopeHeadDim: try int("qk_nope_head_dim"),
+                                              qkRopeHeadDim: try int("qk_rope_head_dim"), vHeadDim: try int("v_head_dim"),
+                                              ropeInterleave: j["rope_interleave"]?.boolValue ?? true)
+            headDim = latentAttention!.qkRopeHeadDim
+            guard headDim % 2 == 0 else { throw Failure.invalid(field: "qk_rope_head_dim", reason: "must be even") }
+            // Multi-token-prediction layers (num_nextn_predict_layers) sit beyond num_hidden_layers and are not part
+            // of the next-token forward pass; their tensors are carried through unchanged.
         }
         guard expertsPerToken <= experts else { throw Failure.invalid(field: "num_experts_per_tok", reason: "exceeds the number of experts") }
     }

@@ -19,7 +19,12 @@ public enum StaticActivationScales {
                 return st.absmax.max()
             }
             func set(_ name: String?, _ a: Float?) { if let name, let a, a > 0, a.isFinite { out[name] = a / fp8Max } }
-            for name in [n.q, n.k, n.v] { set(name, absmax(.attention)) }
+            for name in [n.q, n.k, n.v] where !name.isEmpty { set(name, absmax(.attention)) }
+            if let la = n.latent {
+                for name in [la.qA, la.q, la.kvA] { set(name, absmax(.attention)) }
+                set(la.qB, absmax(.qLatent)); set(la.kvB, absmax(.kvLatent))
+            }
+            if let sh = n.shared { set(sh.gate, absmax(.mlp)); set(sh.up, absmax(.mlp)); set(sh.down, absmax(.sharedDown)) }
             set(n.o, absmax(.output))
             set(n.gate, absmax(.mlp)); set(n.up, absmax(.mlp)); set(n.down, absmax(.down))
             let downMax = n.experts.indices.compactMap { absmax(.expertDown($0)) }.max()

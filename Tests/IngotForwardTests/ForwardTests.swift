@@ -13,6 +13,8 @@ struct ForwardTests {
         ("peers/models/tiny-mixtral-fused", "peers/models/tiny-mixtral"),
         ("peers/models/tiny-qwen3moe", "peers/models/tiny-qwen3moe"),
         ("peers/models/tiny-qwen3moe-fused", "peers/models/tiny-qwen3moe"),
+        ("peers/models/tiny-deepseekv3", "peers/models/tiny-deepseekv3"),
+        ("peers/models/tiny-deepseekv3-fused", "peers/models/tiny-deepseekv3"),
         ("tiny-moe-austen", "tiny-moe-austen"),
         ("tiny-moe-austen-fused", "tiny-moe-austen"),
     ]

@@ -60,8 +60,12 @@ public struct AWQ {
 
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case mismatch(String)
+        case unsupported(String)
         public var description: String {
-            switch self { case .mismatch(let r): "calibration does not fit the model: \(r)" }
+            switch self {
+            case .mismatch(let r): "calibration does not fit the model: \(r)"
+            case .unsupported(let r): r
+            }
         }
     }
 
@@ -69,6 +73,11 @@ public struct AWQ {
         let c = model.config
         guard calibration.layers.count == c.layers else {
             throw Failure.mismatch("it has \(calibration.layers.count) layers, the model \(c.layers)")
+        }
+        if c.latentAttention != nil || c.sharedExperts > 0 {
+            // DeepSeek's MLA mappings (input norm → q_a/kv_a, q_a_layernorm → q_b, kv_a_layernorm → kv_b) and
+            // shared-expert balancing are not implemented yet: refuse rather than quantize half-smoothed.
+            throw Failure.unsupported("AWQ for \(c.family.rawValue) (latent attention / shared experts) is not implemented; use rtn-int4 or FP8")
         }
         let t0 = monotonicSeconds()
         // Searches run one candidate per core; OpenBLAS's own threads would only contend with them.
@@ -247,7 +256,7 @@ struct LayerSearch {
 
     mutating func moe(_ h2: [Float], label: String, downLabel: String) throws {
         let c = m.config, h = c.hiddenSize, I = c.expertIntermediateSize, n = batch.rows, E = original.experts.count
-        let routing = m.route(h2, router: original.router, rows: n)
+        let routing = m.route(h2, router: original.router, bias: original.routerBias, rows: n)
         let ref = m.moeBlock(h2, original, routing: routing)
         let balance = original.experts.flatMap { [$0.gate, $0.up] }
         let (s, lg) = search(label, tokens: n, xMean: try stats(.mlp).meanAbs, balance: balance, columns: h, reference: ref) { s in

@@ -15,6 +15,7 @@ struct ForwardTests {
         ("peers/models/tiny-qwen3moe-fused", "peers/models/tiny-qwen3moe"),
         ("peers/models/tiny-deepseekv3", "peers/models/tiny-deepseekv3"),
         ("peers/models/tiny-deepseekv3-fused", "peers/models/tiny-deepseekv3"),
+        ("deepseekv3-yarn", "deepseekv3-yarn"),
         ("tiny-moe-austen", "tiny-moe-austen"),
         ("tiny-moe-austen-fused", "tiny-moe-austen"),
     ]

@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(name: "ingot", dependencies: ["IngotCLI"]),
 
         // Fuzz targets (scripts/fuzz builds them with libFuzzer; normal builds replay corpora).
-        .target(name: "IngotFuzzTargets", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotQuant", "IngotForward"]),
+        .target(name: "IngotFuzzTargets", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotQuant", "IngotForward", "IngotPipeline"]),
         .executableTarget(name: "ingot-fuzz", dependencies: ["IngotFuzzTargets"]),
 
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),

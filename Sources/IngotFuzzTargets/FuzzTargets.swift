@@ -4,6 +4,7 @@ import IngotFormats
 import IngotQuant
 import IngotForward
 import IngotModel
+import IngotPipeline
 
 /// One entry per parser of untrusted bytes. Each feeds the bytes to the parser and ignores thrown errors: the
 /// only failure a fuzzer looks for is a crash (trap, sanitizer report, hang).
@@ -16,6 +17,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case hdf5                 // the HDF5 reader's own checks (signature before libhdf5)
     case quantized            // compressed-tensors / AutoAWQ / FP8 tensors decoded by Ingot's runtime decoders
     case tokenizer            // tokenizer.json → BPE tokenizer, then encoding a fixed text
+    case recipe               // recipe YAML (Yams/libyaml) → validated Recipe
 
     /// Runs the target on one input.
     public func run(_ bytes: [UInt8]) {
@@ -47,6 +49,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             _ = try? t.encode("Hello world, it's 2026! <|endoftext|> naïve 中文 🙂", addSpecialTokens: true)
         case .json:
             if let v = try? JSON.parse(bytes) { _ = try? JSON.parse(v.serialized()) }
+        case .recipe:
+            _ = try? Recipe.parse(yaml: String(decoding: bytes, as: UTF8.self), path: "fuzz.yaml")
         case .config:
             if let v = try? JSON.parse(bytes, rejectDuplicateKeys: false) {
                 _ = ModelConfigSummary(json: v).fields

@@ -69,7 +69,11 @@ public struct Recipe: Sendable {
     }
 
     public static func load(path: String) throws -> Recipe {
-        let text = String(decoding: try FileSystem.read(path), as: UTF8.self)
+        try parse(yaml: String(decoding: try FileSystem.read(path), as: UTF8.self), path: path)
+    }
+
+    /// Parses recipe text; `path` names it in errors and anchors relative paths.
+    public static func parse(yaml text: String, path: String) throws -> Recipe {
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch { throw Failure.yaml(path: path, reason: "\(error)") }
         guard let node else { throw Failure.yaml(path: path, reason: "empty document") }
@@ -89,13 +93,19 @@ public struct Recipe: Sendable {
             return .object(kv)
         case .sequence(let s): return .array(try s.enumerated().map { try toJSON($1, path: path, at: "\(at)[\($0)]") })
         case .scalar(let s):
-            if n.null != nil { return .null }
-            if s.style == .plain {
-                if let i = n.int { return .number(Double(i), text: String(i)) }
-                if let d = n.float { return .number(d, text: String(d)) }
-                if let b = n.bool { return .bool(b) }
+            // Scalars are resolved here (YAML 1.2 core schema: null, booleans, decimal numbers), not by Yams'
+            // constructors: its YAML 1.1 base-60 integers ("1:11:11") trap on overflow (found by fuzzing).
+            let t = s.string
+            guard s.style == .plain else { return .string(t) }
+            switch t {
+            case "", "~", "null", "Null", "NULL": return .null
+            case "true", "True", "TRUE": return .bool(true)
+            case "false", "False", "FALSE": return .bool(false)
+            default: break
             }
-            return .string(s.string)
+            if let i = Int(t) { return .number(Double(i), text: String(i)) }
+            if t.allSatisfy({ "0123456789+-.eE".contains($0) }), let d = Double(t), d.isFinite { return .number(d, text: t) }
+            return .string(t)
         @unknown default: throw Failure.field(path: path, field: at, reason: "holds a YAML node recipes do not support")
         }
     }

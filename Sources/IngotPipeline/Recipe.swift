@@ -74,10 +74,29 @@ public struct Recipe: Sendable {
 
     /// Parses recipe text; `path` names it in errors and anchors relative paths.
     public static func parse(yaml text: String, path: String) throws -> Recipe {
+        try checkNesting(text, path: path)
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch { throw Failure.yaml(path: path, reason: "\(error)") }
         guard let node else { throw Failure.yaml(path: path, reason: "empty document") }
         return try Recipe(json: try toJSON(node, path: path, at: "recipe"), path: path)
+    }
+
+    /// Yams loads nested collections recursively, so deep nesting overflows the stack (found by fuzzing):
+    /// recipes are shallow, and anything deeper than 32 brackets or indented past 128 columns is refused first.
+    static func checkNesting(_ text: String, path: String) throws {
+        var depth = 0, maxDepth = 0, column = 0, atLineStart = true
+        for b in text.utf8 {
+            switch b {
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1; maxDepth = max(maxDepth, depth)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth = max(0, depth - 1)
+            default: break
+            }
+            if b == UInt8(ascii: "\n") { atLineStart = true; column = 0; continue }
+            if atLineStart && (b == UInt8(ascii: " ") || b == UInt8(ascii: "-") || b == UInt8(ascii: "\t")) { column += 1 } else { atLineStart = false }
+            if maxDepth > 32 || column > 128 {
+                throw Failure.yaml(path: path, reason: "nested deeper than a recipe can be (over 32 levels or 128 columns of indentation)")
+            }
+        }
     }
 
     /// YAML → JSON (mapping order kept; scalars resolved by their YAML tag).

@@ -5,6 +5,10 @@ import PackageDescription
 // One target per pipeline stage; dependencies flow downward only:
 //   IngotCore <- IngotFormats <- IngotModel <- IngotForward <- IngotCalibration <- IngotQuant <- IngotVerify
 //   <- IngotPipeline <- IngotCLI <- ingot
+// The numeric stages are compiled optimized in debug builds too: the test suite runs real forward passes and AWQ
+// searches, which are 20-50× slower unoptimized. Release builds are unaffected.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "Ingot",
     platforms: [.macOS(.v14)],
@@ -23,13 +27,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
 
-        .target(name: "IngotCore"),
+        .target(name: "IngotCore", swiftSettings: optimizedInDebug),
         .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"]),
         .target(name: "IngotModel", dependencies: ["IngotCore", "IngotFormats"]),
-        .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS"]),
-        .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"]),
+        .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS"], swiftSettings: optimizedInDebug),
+        .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"], swiftSettings: optimizedInDebug),
         .target(name: "IngotQuant", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
-                                                   "IngotCalibration", "COpenBLAS"]),
+                                                   "IngotCalibration", "COpenBLAS"], swiftSettings: optimizedInDebug),
         .target(name: "IngotVerify", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
                                                     "IngotQuant"]),
         .target(name: "IngotPipeline", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",

@@ -25,29 +25,34 @@ struct ActivationAwareOptions: ParsableArguments {
     func loadCalibration(_ opened: OpenedModel, quiet: Bool) throws -> Calibration {
         if let data { return try calibration.calibrate(opened, data: data, quiet: quiet) }
         guard let calib else { throw ValidationError("this scheme needs calibration: --calib CALIB.ingot (from 'ingot calibrate') or --data FILE") }
-        let cal = try CalibrationArtifact.read(calib)
+        let cal = try CalibrationArtifact.read(calib, lazySamples: true)
         if !ignoreFingerprint { try ActivationAware.checkFingerprint(cal, model: opened.model) }
         return cal
     }
 
-    /// The source to quantize: the checkpoint itself, or AWQ's transformed weights.
-    func prepare(model: String, plan: inout QuantizationPlan, awq: Bool, quiet: Bool) throws -> (TensorSource, [(key: String, value: JSON)]) {
+    /// The source to quantize: the checkpoint itself, or AWQ's transformed weights (computed layer by layer as the
+    /// writer reads them; call `finish` afterwards for the summary and log).
+    func prepare(model: String, plan: inout QuantizationPlan, awq: Bool, quiet: Bool, layerOrdered: Bool) throws
+        -> (source: TensorSource, metadata: [(key: String, value: JSON)], awq: StreamingAWQSource?) {
         let src = try Checkpoint.open(model)
-        guard awq || activations == "static" else { return (src, []) }
+        guard awq || activations == "static" else { return (src, [], nil) }
         let opened = try OpenedModel(path: model)
         let cal = try loadCalibration(opened, quiet: quiet)
         let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq,
-                                            staticActivations: activations == "static", clip: !noClip,
-                                            progress: TerminalProgress.make(quiet: quiet))
-        if let r = o.awq {
-            if !quiet { emitAWQSummary(r) }
-            if let path = awqLog { try writeText(r.json.serialized(pretty: true) + "\n", to: path) }
-        }
+                                            staticActivations: activations == "static", clip: !noClip, layerOrderedWriter: layerOrdered)
         for s in cal.starvedExperts {
             printWarning("layer \(s.layer) expert \(s.expert): \(s.tokens) routed calibration tokens; " +
                          (s.statistics == .none ? "quantized round-to-nearest" : "smoothed with all-token statistics"))
         }
-        return (o.source, o.metadata)
+        return (o.source, o.metadata, o.awq)
+    }
+
+    /// After the writer finished: AWQ's summary line and `--awq-log`.
+    func finish(_ stream: StreamingAWQSource?, quiet: Bool) throws {
+        guard let stream else { return }
+        let r = stream.result
+        if !quiet { emitAWQSummary(r) }
+        if let path = awqLog { try writeText(r.json.serialized(pretty: true) + "\n", to: path) }
     }
 
     func emitAWQSummary(_ r: AWQ.Result) {

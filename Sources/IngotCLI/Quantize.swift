@@ -106,7 +106,8 @@ struct Quantize: ParsableCommand {
 
     func execute() throws {
             var plan = try quant.plan()
-            let (src, calibrationMeta) = try acts.prepare(model: model, plan: &plan, awq: quant.isAWQ, quiet: out.quiet)
+            let (src, calibrationMeta, awqStream) = try acts.prepare(model: model, plan: &plan, awq: quant.isAWQ, quiet: out.quiet,
+                                                                     layerOrdered: output.hasSuffix(".ingot"))
             let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
             let records: [ExportRecord]
             if output.hasSuffix(".ingot") {
@@ -124,6 +125,7 @@ struct Quantize: ParsableCommand {
                 job.progress = TerminalProgress.make(quiet: out.quiet)
                 records = try job.run()
             }
+            try acts.finish(awqStream, quiet: out.quiet)
             try quant.emitReport(records, quiet: out.quiet)
     }
 }
@@ -153,7 +155,7 @@ struct Export: ParsableCommand {
             var plan = try quant.plan()
             if format == .autoawq { plan.defaults.convention = .autoawq }
             if format == .fp8 { plan.defaults.scheme = .fp8E4M3; plan.defaults.fp8Granularity = .block }
-            let (src, _) = try acts.prepare(model: source, plan: &plan, awq: quant.isAWQ, quiet: out.quiet)
+            let (src, _, awqStream) = try acts.prepare(model: source, plan: &plan, awq: quant.isAWQ, quiet: out.quiet, layerOrdered: false)
             let dir = FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source)
             var job = ExportJob(source: src, modelDirectory: source.hasSuffix(".ingot") ? nil : dir, format: format, plan: plan,
                                 destination: output)
@@ -162,6 +164,8 @@ struct Export: ParsableCommand {
             job.maxShardSize = Format.parseSize(maxShardSize) ?? 5_000_000_000
             job.progress = TerminalProgress.make(quiet: out.quiet)
             if source.hasSuffix(".ingot") { job.storedCompanions = try src.storedCompanionFiles() }
-            try quant.emitReport(try job.run(), quiet: out.quiet)
+            let records = try job.run()
+            try acts.finish(awqStream, quiet: out.quiet)
+            try quant.emitReport(records, quiet: out.quiet)
     }
 }

@@ -58,6 +58,14 @@ public struct Calibration: Sendable {
     public var tokens: Int
     public var sequences: Int
     public var provenance: [(key: String, value: JSON)]
+    /// Loads layer `l`'s sample when `layers[l].sample` was left empty (a calibration file read lazily).
+    public var sampleLoader: (@Sendable (Int) throws -> [Float])?
+
+    /// Layer `l`'s input sample, from memory or from the file.
+    public func sample(layer l: Int) throws -> [Float] {
+        if !layers[l].sample.isEmpty || sampleRows == 0 { return layers[l].sample }
+        return try sampleLoader?(l) ?? []
+    }
 
     public init(layers: [Layer], settings: Settings, sampleLengths: [Int], tokens: Int, sequences: Int,
                 provenance: [(key: String, value: JSON)]) {

@@ -59,7 +59,9 @@ public enum CalibrationArtifact {
         }
     }
 
-    public static func read(_ path: String) throws -> Calibration {
+    /// Reads a calibration. With `lazySamples`, layer samples stay in the (memory-mapped) file and are decoded one
+    /// layer at a time through `Calibration.sample(layer:)`.
+    public static func read(_ path: String, lazySamples: Bool = false) throws -> Calibration {
         let f = try IngotFile(path: path)
         guard let m = f.metadataJSON["ingot_calibration"] else { throw Failure.notACalibration(path) }
         func bad(_ r: String) -> Failure { .malformed(path: path, reason: r) }
@@ -80,7 +82,7 @@ public enum CalibrationArtifact {
             var layer = Calibration.Layer()
             let input = try f.tensor(named: "layers.\(l).input")
             guard input.dtype == .f32, input.shape.count == 2, input.shape[0] == rows else { throw bad("layers.\(l).input has the wrong shape") }
-            layer.sample = try input.floats()
+            if !lazySamples { layer.sample = try input.floats() }
             guard case let .object(sites)? = lj["tokens"] else { throw bad("layer \(l) has no token counts") }
             for (name, count) in sites {
                 guard let site = LinearSite(name: name), let n = count.intValue, n >= 0 else { throw bad("layer \(l): bad site '\(name)'") }
@@ -99,7 +101,12 @@ public enum CalibrationArtifact {
         }
         let prov: [(key: String, value: JSON)]
         if case let .object(p)? = m["provenance"] { prov = p } else { prov = [] }
-        return Calibration(layers: layers, settings: settings, sampleLengths: lengths, tokens: tokens, sequences: sequences, provenance: prov)
+        var cal = Calibration(layers: layers, settings: settings, sampleLengths: lengths, tokens: tokens, sequences: sequences, provenance: prov)
+        if lazySamples {
+            let file = UncheckedSendable(f)
+            cal.sampleLoader = { l in try file.value.tensor(named: "layers.\(l).input").floats() }
+        }
+        return cal
     }
 
     static func order(_ s: LinearSite) -> Int {

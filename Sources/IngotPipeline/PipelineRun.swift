@@ -74,23 +74,21 @@ public struct PipelineRun {
             var plan = q.plan
             var source: TensorSource = opened.checkpoint
             var meta: [(key: String, value: JSON)] = [("source", .string(recipe.source)), ("scheme", .string(q.scheme))]
+            var stream: StreamingAWQSource?
             if usesCalibration {
-                let cal = try CalibrationArtifact.read(out + "/calibration.ingot")
+                let cal = try CalibrationArtifact.read(out + "/calibration.ingot", lazySamples: true)
                 let o = try ActivationAware.prepare(checkpoint: opened.checkpoint, model: opened.model, calibration: cal, plan: &plan, awq: q.awq,
-                                                    staticActivations: q.activations == "static", clip: q.clip, progress: progress("awq"))
+                                                    staticActivations: q.activations == "static", clip: q.clip)
                 source = o.source
                 meta += o.metadata
-                if let r = o.awq {
-                    let f = try OutputFile(path: out + "/awq-log.json", overwrite: true)
-                    try f.write(r.jsonWithoutTimes.serialized(pretty: true) + "\n")
-                    try f.commit()
-                }
+                stream = o.awq
             }
             var job = QuantizeJob(source: source, modelDirectory: FileSystem.isDirectory(sourcePath) ? sourcePath : nil, plan: plan, destination: model)
             job.overwrite = true
             job.metadata = meta
             job.progress = progress("quantize")
             try job.run()
+            if let stream { try writeText(stream.result.jsonWithoutTimes.serialized(pretty: true) + "\n", to: out + "/awq-log.json") }
         })
         let modelHash = try ArtifactHash.sha256(model)
 

@@ -22,7 +22,8 @@ public enum ActivationAware {
         public var source: TensorSource
         /// Provenance for the output's metadata.
         public var metadata: [(key: String, value: JSON)]
-        public var awq: AWQ.Result?
+        /// AWQ's streaming source (its `result` is complete once the writer has read every tensor).
+        public var awq: StreamingAWQSource?
     }
 
     /// Refuses a calibration whose model fingerprint differs from `model`'s.
@@ -32,9 +33,10 @@ public enum ActivationAware {
         guard have == want else { throw Failure.fingerprint(calibration: want, model: have) }
     }
 
-    /// `awq`: transform the weights; `staticActivations`: add FP8 input scales to `plan`.
+    /// `awq`: transform the weights; `staticActivations`: add FP8 input scales to `plan`. `layerOrderedWriter`:
+    /// the consumer reads tensors in storage order (QuantizeJob), so one layer at a time is kept.
     public static func prepare(checkpoint: TensorSource, model: ReferenceModel, calibration cal: Calibration, plan: inout QuantizationPlan,
-                               awq: Bool, staticActivations: Bool, clip: Bool = true,
+                               awq: Bool, staticActivations: Bool, clip: Bool = true, layerOrderedWriter: Bool = true,
                                progress: ProgressReporter = SilentProgress()) throws -> Outcome {
         var meta: [(key: String, value: JSON)] = [("calibration", .object(cal.provenance + [("tokens", .int(cal.tokens))]))]
         if staticActivations {
@@ -53,8 +55,8 @@ public enum ActivationAware {
                                                                               symmetric: s.symmetric, convention: s.convention))
         job.clip = clip
         job.progress = progress
-        let result = try job.run()
         meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(clip))])))
-        return Outcome(source: try TransformedSource(base: checkpoint, replacements: result.weights), metadata: meta, awq: result)
+        let stream = try StreamingAWQSource(base: checkpoint, awq: job, retainAllLayers: !layerOrderedWriter)
+        return Outcome(source: stream, metadata: meta, awq: stream)
     }
 }

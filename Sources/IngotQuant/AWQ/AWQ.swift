@@ -51,11 +51,16 @@ public struct AWQ {
     }
 
     public struct Result {
+        public var layers: [LayerResult]
         /// Transformed f32 weights by tensor name (norms and routers scaled; linears scaled and clipped).
         public var weights: [String: [Float]]
-        public var log: [MappingLog]
-        public var clipError: (before: Double, after: Double)
         public var seconds: Double
+        public var log: [MappingLog] { layers.flatMap(\.log) }
+        /// Mean clip-search error before and after, over every clipped linear.
+        public var clipError: (before: Double, after: Double) {
+            let n = Double(max(layers.reduce(0) { $0 + $1.clipCount }, 1))
+            return (layers.reduce(0) { $0 + $1.clipBefore } / n, layers.reduce(0) { $0 + $1.clipAfter } / n)
+        }
     }
 
     public enum Failure: Error, CustomStringConvertible, Equatable {
@@ -70,6 +75,44 @@ public struct AWQ {
     }
 
     public func run() throws -> Result {
+        try checkSupported()
+        let c = model.config
+        let t0 = monotonicSeconds()
+        var weights: [String: [Float]] = [:]
+        var layers: [LayerResult] = []
+        progress.begin("awq", total: c.layers, unit: .items)
+        for l in 0..<c.layers {
+            let r = try searchLayer(l)
+            for (k, v) in r.weights { weights[k] = v }
+            layers.append(r)
+            progress.update(l + 1)
+        }
+        progress.finish()
+        return Result(layers: layers, weights: weights, seconds: monotonicSeconds() - t0)
+    }
+
+    /// One layer's outcome: its transformed tensors, search log and clip errors.
+    public struct LayerResult: Sendable {
+        public var layer: Int
+        public var weights: [(String, [Float])]
+        public var log: [MappingLog]
+        public var clipBefore: Double, clipAfter: Double, clipCount: Int
+    }
+
+    /// Searches, folds and clips one decoder layer (layers are independent given the calibration sample).
+    public func searchLayer(_ l: Int) throws -> LayerResult {
+        try checkSupported()
+        // Searches run one candidate per core; OpenBLAS's own threads would only contend with them.
+        let blasThreads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(blasThreads) }
+        var layer = try LayerSearch(awq: self, layer: l)
+        try layer.run()
+        return LayerResult(layer: l, weights: layer.transformedWeights(), log: layer.log, clipBefore: layer.clipBefore,
+                           clipAfter: layer.clipAfter, clipCount: layer.clipCount)
+    }
+
+    func checkSupported() throws {
         let c = model.config
         guard calibration.layers.count == c.layers else {
             throw Failure.mismatch("it has \(calibration.layers.count) layers, the model \(c.layers)")
@@ -79,26 +122,6 @@ public struct AWQ {
             // shared-expert balancing are not implemented yet: refuse rather than quantize half-smoothed.
             throw Failure.unsupported("AWQ for \(c.family.rawValue) (latent attention / shared experts) is not implemented; use rtn-int4 or FP8")
         }
-        let t0 = monotonicSeconds()
-        // Searches run one candidate per core; OpenBLAS's own threads would only contend with them.
-        let blasThreads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(blasThreads) }
-        var weights: [String: [Float]] = [:]
-        var log: [MappingLog] = []
-        var clipBefore = 0.0, clipAfter = 0.0, clipped = 0
-        progress.begin("awq", total: c.layers, unit: .items)
-        for l in 0..<c.layers {
-            var layer = try LayerSearch(awq: self, layer: l)
-            try layer.run()
-            log += layer.log
-            clipBefore += layer.clipBefore; clipAfter += layer.clipAfter; clipped += layer.clipCount
-            for (k, v) in layer.transformedWeights() { weights[k] = v }
-            progress.update(l + 1)
-        }
-        progress.finish()
-        let n = Double(max(clipped, 1))
-        return Result(weights: weights, log: log, clipError: (clipBefore / n, clipAfter / n), seconds: monotonicSeconds() - t0)
     }
 
     /// `Q(w)` dequantized, in the weight's storage precision.
@@ -115,6 +138,7 @@ struct LayerSearch {
     let original: LayerWeights
     var w: LayerWeights
     let batch: SequenceBatch
+    let sample: [Float]
     let precision: ComputePrecision
     var log: [AWQ.MappingLog] = []
     var clipBefore = 0.0, clipAfter = 0.0, clipCount = 0
@@ -128,8 +152,9 @@ struct LayerSearch {
         w = original
         batch = SequenceBatch(lengths: awq.calibration.sampleLengths, model: awq.model)
         let h = awq.model.config.hiddenSize
-        guard cal.sample.count == batch.rows * h else {
-            throw AWQ.Failure.mismatch("layer \(layer)'s sample has \(cal.sample.count) values, expected \(batch.rows) × \(h)")
+        sample = try awq.calibration.sample(layer: layer)
+        guard sample.count == batch.rows * h else {
+            throw AWQ.Failure.mismatch("layer \(layer)'s sample has \(sample.count) values, expected \(batch.rows) × \(h)")
         }
         precision = ComputePrecision(dtype: awq.model.source.info(original.names.q)?.dtype ?? .f32)
     }
@@ -176,7 +201,7 @@ struct LayerSearch {
 
     mutating func run() throws {
         let c = m.config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads, n = batch.rows
-        let x = cal.sample
+        let x = sample
         let mappings = c.awqMappings(layer: l)
 
         // input_layernorm → q, k, v (loss at the attention output)

@@ -40,9 +40,10 @@ struct ActivationAwareOptions: ParsableArguments {
         let cal = try loadCalibration(opened, quiet: quiet)
         let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq,
                                             staticActivations: activations == "static", clip: !noClip, layerOrderedWriter: layerOrdered)
-        for s in cal.starvedExperts {
-            printWarning("layer \(s.layer) expert \(s.expert): \(s.tokens) routed calibration tokens; " +
-                         (s.statistics == .none ? "quantized round-to-nearest" : "smoothed with all-token statistics"))
+        let starved = cal.starvedExperts
+        if !starved.isEmpty {
+            printWarning("\(starved.count) experts had fewer than \(cal.settings.minExpertTokens) routed calibration tokens " +
+                         "(listed by 'ingot calibrate'); " + (cal.settings.starved == .rtn ? "they are quantized round-to-nearest" : "they use all-token statistics"))
         }
         return (o.source, o.metadata, o.awq)
     }

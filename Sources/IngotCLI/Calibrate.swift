@@ -87,9 +87,10 @@ struct CoverageReport {
             if starved.isEmpty {
                 lines.append("no starved experts")
             } else {
-                for s in starved {
-                    let what = s.statistics == .none ? "falls back to round-to-nearest (no smoothing, no clipping)" : "uses all-token statistics"
-                    lines.append("starved: layer \(s.layer) expert \(s.expert): \(s.tokens) routed tokens; \(what)")
+                let what = cal.settings.starved == .rtn ? "quantized round-to-nearest (no smoothing, no clipping)" : "given all-token statistics"
+                lines.append("\(starved.count) starved experts (fewer than \(cal.settings.minExpertTokens) routed tokens), \(what); expert (tokens):")
+                for l in Set(starved.map(\.layer)).sorted() {
+                    lines.append("  layer \(l): " + starved.filter { $0.layer == l }.map { "\($0.expert) (\($0.tokens))" }.joined(separator: ", "))
                 }
             }
         }

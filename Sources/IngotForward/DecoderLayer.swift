@@ -170,11 +170,9 @@ extension ReferenceModel {
         }
         var out = [Float](repeating: 0, count: n * H * d)
         let scale = 1 / Float(d).squareRoot()
-        // (sequence, head) pairs run in parallel, each with single-threaded sgemm: per-head products are too small
-        // for OpenBLAS's own threads, which mostly spun waiting for each other. Pairs write disjoint rows.
+        // (sequence, head) pairs run in parallel, each a single-threaded sgemm writing its own rows.
         let pairs = batch.segments.count * H
-        let blasThreads = openblas_get_num_threads()
-        if blasThreads > 1 { openblas_set_num_threads(1) }
+        BLAS.useSingleThreadedKernels()
         out.withUnsafeMutableBufferPointer { o in
             let base = UncheckedSendable(o.baseAddress!)
             parallelFor(pairs) { i in
@@ -183,7 +181,6 @@ extension ReferenceModel {
                                       heads: H, kvHeads: KV, dk: d, dv: d, scale: scale, out: base.value)
             }
         }
-        if blasThreads > 1 { openblas_set_num_threads(blasThreads) }
         observer?(.output, out, n)
         preOutput?(out)
         return Kernels.linear(out, w.o, rows: n, inputs: H * d, outputs: h)

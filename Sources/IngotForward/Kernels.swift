@@ -2,13 +2,39 @@ import COpenBLAS
 import Foundation
 
 /// The numeric kernels of the forward pass.
+/// OpenBLAS runs single-threaded; Ingot parallelizes around it in fixed tiles (see `Kernels.linear`).
+public enum BLAS {
+    private static let once: Void = { openblas_set_num_threads(1) }()
+    /// Called before any sgemm; sets OpenBLAS to one thread, once per process.
+    public static func useSingleThreadedKernels() { _ = once }
+}
+
 public enum Kernels {
     /// y[rows, outputs] = x[rows, inputs] · Wᵀ (W row-major [outputs, inputs]).
+    ///
+    /// Tiled into fixed 64-row × 512-column blocks, each a single-threaded sgemm, run in parallel: every output
+    /// element is computed the same way whatever the core count (OpenBLAS's own threading gives results that
+    /// depend on its thread count), so artifacts are byte-identical across machines and `--threads`.
     public static func linear(_ x: [Float], _ w: [Float], rows: Int, inputs: Int, outputs: Int) -> [Float] {
         var y = [Float](repeating: 0, count: rows * outputs)
-        if rows == 0 { return y }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outputs), Int32(inputs), 1, x, Int32(inputs),
-                    w, Int32(inputs), 0, &y, Int32(outputs))
+        if rows == 0 || outputs == 0 { return y }
+        BLAS.useSingleThreadedKernels()
+        let tileRows = 64, tileCols = 512
+        let rt = (rows + tileRows - 1) / tileRows, ct = (outputs + tileCols - 1) / tileCols
+        x.withUnsafeBufferPointer { xp in
+            w.withUnsafeBufferPointer { wp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    let p = UncheckedSendable((xp.baseAddress!, wp.baseAddress!, yp.baseAddress!))
+                    parallelFor(rt * ct) { t in
+                        let (xb, wb, yb) = p.value
+                        let r0 = (t / ct) * tileRows, c0 = (t % ct) * tileCols
+                        let m = min(tileRows, rows - r0), n = min(tileCols, outputs - c0)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(inputs), 1, xb + r0 * inputs, Int32(inputs),
+                                    wb + c0 * inputs, Int32(inputs), 0, yb + r0 * outputs + c0, Int32(outputs))
+                    }
+                }
+            }
+        }
         return y
     }
 
@@ -45,28 +71,34 @@ public enum Kernels {
     /// q `[·, heads, dk]`, k `[·, kvHeads, dk]`, v `[·, kvHeads, dv]`, out `[·, heads, dv]`.
     static func attentionHead(q: [Float], k: [Float], v: [Float], rows: Range<Int>, head: Int, kvHead: Int, heads: Int, kvHeads: Int,
                               dk: Int, dv: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
-        let n = rows.count, r0 = rows.lowerBound, d = dv
-        var qh = [Float](repeating: 0, count: n * dk), kh = qh, vh = [Float](repeating: 0, count: n * dv)
-        for t in 0..<n {
-            for i in 0..<dk {
-                qh[t * dk + i] = q[((r0 + t) * heads + head) * dk + i]
-                kh[t * dk + i] = k[((r0 + t) * kvHeads + kvHead) * dk + i]
-            }
-            for i in 0..<dv { vh[t * dv + i] = v[((r0 + t) * kvHeads + kvHead) * dv + i] }
-        }
+        let n = rows.count, r0 = rows.lowerBound
+        guard n > 0 else { return }
+        // The head's rows are strided views of q/k/v (leading dimension = all heads' width): sgemm reads them in
+        // place and writes the output rows in place, no gathers.
         var s = [Float](repeating: 0, count: n * n)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dk), 1, qh, Int32(dk), kh, Int32(dk), 0, &s, Int32(n))
-        for t in 0..<n {
-            var m = -Float.infinity
-            for j in 0...t { s[t * n + j] *= scale; m = max(m, s[t * n + j]) }
-            var sum: Float = 0
-            for j in 0...t { let e = expf(s[t * n + j] - m); s[t * n + j] = e; sum += e }
-            for j in 0...t { s[t * n + j] /= sum }
-            for j in (t + 1)..<max(n, t + 1) { s[t * n + j] = 0 }
+        q.withUnsafeBufferPointer { qp in
+            k.withUnsafeBufferPointer { kp in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dk), scale,
+                            qp.baseAddress! + (r0 * heads + head) * dk, Int32(heads * dk),
+                            kp.baseAddress! + (r0 * kvHeads + kvHead) * dk, Int32(kvHeads * dk), 0, &s, Int32(n))
+            }
         }
-        var o = [Float](repeating: 0, count: n * d)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(n), 1, s, Int32(n), vh, Int32(d), 0, &o, Int32(d))
-        for t in 0..<n { for i in 0..<d { out[((r0 + t) * heads + head) * d + i] = o[t * d + i] } }
+        s.withUnsafeMutableBufferPointer { sp in
+            for t in 0..<n {
+                let row = sp.baseAddress! + t * n
+                var m = -Float.infinity
+                for j in 0...t { m = max(m, row[j]) }
+                var sum: Float = 0
+                for j in 0...t { let e = expf(row[j] - m); row[j] = e; sum += e }
+                let inv = 1 / sum
+                for j in 0...t { row[j] *= inv }
+                if t + 1 < n { (row + t + 1).update(repeating: 0, count: n - t - 1) }
+            }
+        }
+        v.withUnsafeBufferPointer { vp in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dv), Int32(n), 1, s, Int32(n),
+                        vp.baseAddress! + (r0 * kvHeads + kvHead) * dv, Int32(kvHeads * dv), 0, out + (r0 * heads + head) * dv, Int32(heads * dv))
+        }
     }
 
     /// Rope dims stored as interleaved pairs → halves (even indices, then odd), per `width`-wide slice.

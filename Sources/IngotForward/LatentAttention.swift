@@ -59,8 +59,7 @@ extension ReferenceModel {
         }
         var out = [Float](repeating: 0, count: n * H * vd)
         let scale = attentionScale(qkHeadDim: qk)
-        let blasThreads = openblas_get_num_threads()
-        if blasThreads > 1 { openblas_set_num_threads(1) }
+        BLAS.useSingleThreadedKernels()
         out.withUnsafeMutableBufferPointer { o in
             let base = UncheckedSendable(o.baseAddress!)
             parallelFor(batch.segments.count * H) { i in
@@ -69,7 +68,6 @@ extension ReferenceModel {
                                       dk: qk, dv: vd, scale: scale, out: base.value)
             }
         }
-        if blasThreads > 1 { openblas_set_num_threads(blasThreads) }
         observer?(.output, out, n)
         preOutput?(out)
         return Kernels.linear(out, w.o, rows: n, inputs: H * vd, outputs: h)

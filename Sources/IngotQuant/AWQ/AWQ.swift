@@ -102,10 +102,7 @@ public struct AWQ {
     /// Searches, folds and clips one decoder layer (layers are independent given the calibration sample).
     public func searchLayer(_ l: Int) throws -> LayerResult {
         try checkSupported()
-        // Searches run one candidate per core; OpenBLAS's own threads would only contend with them.
-        let blasThreads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(blasThreads) }
+        BLAS.useSingleThreadedKernels()
         var layer = try LayerSearch(awq: self, layer: l)
         try layer.run()
         return LayerResult(layer: l, weights: layer.transformedWeights(), log: layer.log, clipBefore: layer.clipBefore,

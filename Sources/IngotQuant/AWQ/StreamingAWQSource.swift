@@ -57,10 +57,11 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
         if retainAll, results[l] != nil {
             // already searched; its weights are retained
         } else if cache?.layer != l {
-            let r = try awq.searchLayer(l)
-            results[l] = r
+            var r = try awq.searchLayer(l)
             cache = (l, Dictionary(r.weights, uniquingKeysWith: { a, _ in a }))
             if retainAll { for (k, v) in r.weights { retained[k] = v } }
+            r.weights = []  // the log is kept for the report; the weights only in the one-layer cache
+            results[l] = r
         }
         guard let values = retainAll ? retained[name] : cache!.weights[name] else { return try base.tensor(named: name) }
         let buffer = TensorBuffer(uninitializedByteCount: info.byteCount)

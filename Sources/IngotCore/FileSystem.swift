@@ -53,7 +53,14 @@ public enum FileSystem {
     }
 
     /// Reads a whole (small) file.
+    /// Regular files are memory-mapped; pipes and other streams (`<(…)`, `/dev/stdin`) are read to the end.
     public static func read(_ path: String) throws -> [UInt8] {
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            guard let h = FileHandle(forReadingAtPath: path) else { throw IOError(.open, path: path, errno: errno) }
+            defer { try? h.close() }
+            do { return Array(try h.readToEnd() ?? Data()) } catch { throw IOError(.read, path: path, errno: EIO) }
+        }
         let m = try MappedFile(path: path)
         return withExtendedLifetime(m) { Array(m.bytes) }
     }

@@ -53,7 +53,7 @@ struct ActivationAwareOptions: ParsableArguments {
         guard let stream else { return }
         let r = stream.result
         if !quiet { emitAWQSummary(r) }
-        if let path = awqLog { try writeText(r.json.serialized(pretty: true) + "\n", to: path) }
+        if let path = awqLog { try OutputFile.writeText(r.json.serialized(pretty: true) + "\n", to: path) }
     }
 
     func emitAWQSummary(_ r: AWQ.Result) {

@@ -31,25 +31,9 @@ struct Eval: ParsableCommand {
 
     func execute() throws {
         // Quantized checkpoints (compressed-tensors, AutoAWQ, FP8, .ingot) run on their dequantized weights.
-        let checkpoint = try Checkpoint.open(model)
-        let stored = try checkpoint.storedCompanionFiles()
-        let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
-        func companion(_ name: String) throws -> [UInt8] {
-            if let s = stored.first(where: { $0.name == name }) { return s.bytes }
-            return try FileSystem.read(dir + "/" + name)
-        }
-        let config = try ModelConfig(json: JSON.parse(companion("config.json"), rejectDuplicateKeys: false))
-        let m = ReferenceModel(source: try DequantizedSource(checkpoint), config: config)
-        var ids: [Int]
-        if let t = text {
-            let tok = try BPETokenizer(json: JSON.parse(companion("tokenizer.json"), rejectDuplicateKeys: false), file: "tokenizer.json")
-            ids = try tok.encode(String(decoding: try FileSystem.read(t), as: UTF8.self), addSpecialTokens: false)
-        } else {
-            let j = try JSON.parse(FileSystem.read(tokensJson!))
-            let arr = j.arrayValue ?? j["ids"]?.arrayValue ?? []
-            ids = arr.compactMap(\.intValue)
-            guard ids.count == arr.count, !ids.isEmpty else { throw ValidationError("--tokens-json must hold a JSON array of integers") }
-        }
+        let opened = try OpenedModel(path: model)
+        let m = opened.model
+        var ids = try evaluationTokens(text: text, tokensJson: tokensJson, tokenizer: opened.tokenizer)
         if let mx = maxTokens { ids = Array(ids.prefix(mx)) }
         let r = try Perplexity.evaluate(m, tokens: ids, context: ctx, stride: stride, progress: TerminalProgress.make(quiet: quiet || json))
         let tps = Double(r.windows.count * ctx) / max(r.seconds, 1e-9)

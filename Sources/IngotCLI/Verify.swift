@@ -4,6 +4,7 @@ import IngotCalibration
 import IngotCore
 import IngotForward
 import IngotQuant
+import IngotPipeline
 import IngotVerify
 
 /// Gate options of `verify` (and recipes).
@@ -60,31 +61,17 @@ struct Verify: ParsableCommand {
         for g in outcome {
             emit("gate \(g.gate): \(HTMLReport.fmt(g.value)) vs limit \(HTMLReport.fmt(g.limit)): \(g.passed ? "pass" : "FAIL")")
         }
-        if let path = json { try writeText(r.json(gates: outcome).serialized(pretty: true) + "\n", to: path) }
+        if let path = json { try OutputFile.writeText(r.json(gates: outcome).serialized(pretty: true) + "\n", to: path) }
         if let path = html {
             let coverage = try calib.map { try CalibrationArtifact.read($0).layers.map { $0.experts.map(\.routedTokens) } }
-            try writeText(HTMLReport.render(title: "ingot verify: \(quantized) vs \(original)", result: r, gates: outcome, expertTokens: coverage), to: path)
+            try OutputFile.writeText(HTMLReport.render(title: "ingot verify: \(quantized) vs \(original)", result: r, gates: outcome, expertTokens: coverage), to: path)
         }
         return outcome
     }
 }
 
-/// Token ids from `--text` (with the model's tokenizer) or `--tokens-json`.
+/// Token ids from `--text` (the model's tokenizer) or `--tokens-json` (a JSON array of ids, or of sequences).
 func evaluationTokens(text: String?, tokensJson: String?, tokenizer: BPETokenizer?) throws -> [Int] {
-    if let t = text {
-        guard let tokenizer else { throw ValidationError("--text needs a tokenizer.json beside the model (or use --tokens-json)") }
-        return try tokenizer.encode(String(decoding: try FileSystem.read(t), as: UTF8.self), addSpecialTokens: false)
-    }
-    let j = try JSON.parse(FileSystem.read(tokensJson!))
-    let arr = j.arrayValue ?? j["ids"]?.arrayValue ?? []
-    let ids = arr.compactMap(\.intValue)
-    guard ids.count == arr.count, !ids.isEmpty else { throw ValidationError("--tokens-json must hold a JSON array of integers") }
-    return ids
+    try IngotPipeline.evaluationTokens(text ?? tokensJson!, tokenizer: tokenizer, tokenIDs: text == nil)
 }
 
-/// Writes a text file crash-safely.
-func writeText(_ s: String, to path: String) throws {
-    let f = try OutputFile(path: path, overwrite: true)
-    try f.write(s)
-    try f.commit()
-}

@@ -179,3 +179,12 @@ public final class OutputDirectory {
         committed = true
     }
 }
+
+extension OutputFile {
+    /// Writes a whole text file crash-safely (temporary name, fsync, rename), replacing any existing file.
+    public static func writeText(_ text: String, to path: String) throws {
+        let f = try OutputFile(path: path, overwrite: true)
+        try f.write(text)
+        try f.commit()
+    }
+}

@@ -54,7 +54,7 @@ public enum Manifest {
             ("verify", verify),
             ("passed", .bool(outcome.passed)),
         ])
-        try writeText(m.serialized(pretty: true) + "\n", to: path)
+        try OutputFile.writeText(m.serialized(pretty: true) + "\n", to: path)
     }
 
     /// Checks every artifact listed in the manifest at `path` against its recorded SHA-256 and size.

@@ -88,7 +88,7 @@ public struct PipelineRun {
             job.metadata = meta
             job.progress = progress("quantize")
             try job.run()
-            if let stream { try writeText(stream.result.jsonWithoutTimes.serialized(pretty: true) + "\n", to: out + "/awq-log.json") }
+            if let stream { try OutputFile.writeText(stream.result.jsonWithoutTimes.serialized(pretty: true) + "\n", to: out + "/awq-log.json") }
         })
         let modelHash = try ArtifactHash.sha256(model)
 
@@ -121,10 +121,10 @@ public struct PipelineRun {
                 var r = try Verification.run(original: opened.model, quantized: quantized.model, tokens: ids, context: v.ctx, progress: progress("verify"))
                 r.weightErrors = try Verification.weightErrors(original: opened.model.source, quantized: quantized.model.source)
                 let gates = v.gates.check(r)
-                try writeText(r.json(gates: gates).serialized(pretty: true) + "\n", to: json)
+                try OutputFile.writeText(r.json(gates: gates).serialized(pretty: true) + "\n", to: json)
                 let coverage = FileSystem.exists(out + "/calibration.ingot")
                     ? try CalibrationArtifact.read(out + "/calibration.ingot").layers.map { $0.experts.map(\.routedTokens) } : nil
-                try writeText(HTMLReport.render(title: "ingot run: \(recipe.output)", result: r, gates: gates, expertTokens: coverage), to: html)
+                try OutputFile.writeText(HTMLReport.render(title: "ingot run: \(recipe.output)", result: r, gates: gates, expertTokens: coverage), to: html)
             })
             // The gates are applied to the stored report, also when the stage was skipped.
             let report = try JSON.parse(FileSystem.read(json), rejectDuplicateKeys: false)
@@ -153,7 +153,7 @@ public struct PipelineRun {
         try? FileManager.default.removeItem(atPath: stamp)
         try body()
         let seconds = monotonicSeconds() - t0
-        try writeText(JSON.object([("key", .string(key)), ("outputs", .string(try outputHash(outputs)))]).serialized(pretty: true) + "\n", to: stamp)
+        try OutputFile.writeText(JSON.object([("key", .string(key)), ("outputs", .string(try outputHash(outputs)))]).serialized(pretty: true) + "\n", to: stamp)
         log(String(format: "stage=%@ status=done seconds=%.2f", name, seconds))
         return StageRecord(name: name, skipped: false, seconds: seconds, outputs: outputs)
     }
@@ -169,25 +169,28 @@ public struct PipelineRun {
     }
 }
 
-/// Evaluation tokens: token ids from `.json` / `.safetensors` (`input_ids` rows, concatenated), else UTF-8 text
-/// tokenized with the model's tokenizer.
-public func evaluationTokens(_ path: String, tokenizer: BPETokenizer?) throws -> [Int] {
-    if path.hasSuffix(".json"), let flat = try? JSON.parse(FileSystem.read(path)).arrayValue, flat.allSatisfy({ $0.intValue != nil }) {
-        return flat.compactMap(\.intValue)
-    }
-    if path.hasSuffix(".json") || path.hasSuffix(".safetensors") {
+/// Evaluation tokens: token ids from `.json` / `.safetensors` (or any file with `tokenIDs`: a JSON array of ids,
+/// or `input_ids` rows concatenated), else UTF-8 text tokenized with the model's tokenizer.
+public func evaluationTokens(_ path: String, tokenizer: BPETokenizer?, tokenIDs: Bool = false) throws -> [Int] {
+    if path.hasSuffix(".safetensors") {
         return try CalibrationData.load(path: path, tokenizer: nil, samples: .max, seqLen: .max, seed: 0).sequences.flatMap { $0 }
+    }
+    if tokenIDs || path.hasSuffix(".json") {
+        let j: JSON
+        do { j = try JSON.parse(FileSystem.read(path)) } catch let e as JSONError {
+            throw CalibrationData.Failure.badTokens(path: path, reason: "not JSON (\(e))")
+        }
+        let rows = j.arrayValue?.map { $0.arrayValue ?? [$0] } ?? []
+        let ids = rows.flatMap { $0.compactMap(\.intValue) }
+        guard !ids.isEmpty, ids.count == rows.reduce(0, { $0 + $1.count }) else {
+            throw CalibrationData.Failure.badTokens(path: path, reason: "expected a JSON array of token ids (or of sequences of ids)")
+        }
+        return ids
     }
     guard let tokenizer else { throw CalibrationData.Failure.needsTokenizer(path) }
     return try tokenizer.encode(String(decoding: try FileSystem.read(path), as: UTF8.self), addSpecialTokens: false)
 }
 
-/// Writes a text file crash-safely (temporary name, fsync, rename).
-func writeText(_ s: String, to path: String) throws {
-    let f = try OutputFile(path: path, overwrite: true)
-    try f.write(s)
-    try f.commit()
-}
 
 extension AWQ.Result {
     /// The log without wall times, so identical runs write identical bytes.

@@ -2,6 +2,7 @@ import Foundation
 import IngotCore
 import IngotFormats
 import IngotForward
+import IngotQuant
 
 /// Fidelity of a quantized model against its original, computed online over windows of real text (no logit
 /// dump), with the metrics llama.cpp's `llama-perplexity --kl-divergence` reports.
@@ -107,7 +108,7 @@ public enum Verification {
         var out: [(String, Double)] = []
         let names = Set(quantized.tensors.map(\.name))
         for t in original.tensors where t.shape.count == 2 {
-            let qn = names.contains(t.name) ? t.name : mixtralRenamed(t.name)
+            let qn = names.contains(t.name) ? t.name : ExportJob.llmCompressorName(t.name)
             guard names.contains(qn), let qi = quantized.info(qn), qi.shape == t.shape else { continue }
             let w = try original.tensor(named: t.name).floats(), q = try quantized.tensor(named: qn).floats()
             var num = 0.0, den = 0.0
@@ -116,12 +117,6 @@ public enum Verification {
             out.append((t.name, den > 0 ? (num / den).squareRoot() : .infinity))
         }
         return out
-    }
-
-    static func mixtralRenamed(_ n: String) -> String {
-        guard n.contains("block_sparse_moe.experts.") else { return n }
-        return n.replacingOccurrences(of: ".w1.weight", with: ".gate_proj.weight").replacingOccurrences(of: ".w3.weight", with: ".up_proj.weight")
-            .replacingOccurrences(of: ".w2.weight", with: ".down_proj.weight")
     }
 }
 

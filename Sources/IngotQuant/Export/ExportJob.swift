@@ -121,7 +121,7 @@ public struct ExportJob {
     }
 
     /// llm-compressor names Mixtral's experts `gate_proj`/`up_proj`/`down_proj` (from `w1`/`w3`/`w2`).
-    static func llmCompressorName(_ n: String) -> String {
+    public static func llmCompressorName(_ n: String) -> String {
         guard n.contains("block_sparse_moe.experts.") else { return n }
         return n.replacingOccurrences(of: ".w1.weight", with: ".gate_proj.weight")
             .replacingOccurrences(of: ".w3.weight", with: ".up_proj.weight")

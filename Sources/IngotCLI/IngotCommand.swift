@@ -7,7 +7,7 @@ public struct IngotCommand: ParsableCommand {
         commandName: "ingot",
         abstract: "Turn LLM checkpoints into deployable quantized artifacts.",
         version: ingotVersion,
-        subcommands: [Inspect.self, Convert.self, Pack.self, Unpack.self, VerifyFile.self, Diff.self, Quantize.self, Export.self, DequantizeCommand.self, Eval.self, Calibrate.self, Verify.self, Run.self, Bench.self]
+        subcommands: [Inspect.self, Convert.self, Pack.self, Unpack.self, Merge.self, VerifyFile.self, Diff.self, Quantize.self, Export.self, DequantizeCommand.self, Eval.self, Calibrate.self, Verify.self, Run.self, Bench.self]
     )
 
     public init() {}

@@ -96,6 +96,8 @@ struct Quantize: ParsableCommand {
 
     @Argument(help: "Source checkpoint.") var model: String
     @Option(name: .shortAndLong, help: "Output: X.ingot, or a directory (compressed-tensors layout).") var output: String
+    @Option(help: ArgumentHelp("Quantize only share i of N (layers, or experts for RTN/FP8) into X-0000i-of-0000N.ingot; `ingot merge X.ingot` joins the shares into the file one run writes.", valueName: "i/N"))
+    var shard: String?
     @OptionGroup var quant: QuantOptions
     @OptionGroup var acts: ActivationAwareOptions
     @OptionGroup var out: OutputOptions
@@ -105,6 +107,10 @@ struct Quantize: ParsableCommand {
     }
 
     func execute() throws {
+            let split = try shard.map { try WorkSplit(parsing: $0) }
+            if split != nil, !output.hasSuffix(".ingot") {
+                throw ValidationError("--shard writes .ingot shards: use -o NAME.ingot, then `ingot merge` and `ingot export`")
+            }
             var plan = try quant.plan()
             let (src, calibrationMeta, awqStream) = try acts.prepare(model: model, plan: &plan, awq: quant.isAWQ, quiet: out.quiet,
                                                                      layerOrdered: output.hasSuffix(".ingot"))
@@ -117,7 +123,10 @@ struct Quantize: ParsableCommand {
                 job.progress = TerminalProgress.make(quiet: out.quiet)
                 job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme))] + calibrationMeta
                 job.strict = quant.strict
+                job.split = split
+                job.splitExperts = !quant.isAWQ  // an AWQ transform spans the whole layer
                 records = try job.run()
+                if let split, !out.quiet { emit("wrote share \(split) to \(job.outputPath)") }
             } else {
                 var job = ExportJob(source: src, modelDirectory: dir, format: .compressedTensors, plan: plan, destination: output)
                 job.overwrite = out.force

@@ -15,6 +15,15 @@ public struct QuantizeJob {
     /// Fail (writing nothing) on NaN/Inf, all-zero rows/groups, denormals or out-of-range values.
     public var strict = false
     public var progress: ProgressReporter = SilentProgress()
+    /// Quantize only this share of the tensors into `NAME-0000i-of-0000N.ingot` (see `WorkSplit`, `ShardMerge`).
+    public var split: WorkSplit?
+    /// Units for `split`: whole layers (needed by AWQ, whose transforms span a layer) or experts too.
+    public var splitExperts = true
+
+    /// The file `run()` writes.
+    public var outputPath: String {
+        split.map { IngotShardSet.shardName(destination, index: $0.index, count: $0.count) } ?? destination
+    }
 
     public init(source: TensorSource, modelDirectory: String?, plan: QuantizationPlan, destination: String) {
         self.source = source
@@ -41,7 +50,8 @@ public struct QuantizeJob {
 
     @discardableResult
     public func run() throws -> [ExportRecord] {
-        let writer = try IngotFileWriter(path: destination, options: options, overwrite: overwrite)
+        let writer = try IngotFileWriter(path: outputPath, options: options, overwrite: overwrite,
+                                         shard: split.map { ($0.index, $0.count) } ?? (1, 1))
         // Explicit cleanup instead of `defer`: Swift 6.3's optimizer returned a stale error register from this
         // function when a `defer` ran on the throwing path (a crash instead of the error message in release).
         do {
@@ -56,56 +66,89 @@ public struct QuantizeJob {
         var meta: [(key: String, value: JSON)] = [("created_by", .string("ingot quantize")),
             ("safetensors_metadata", .object(source.metadata.map { ($0.key, JSON.string($0.value)) }))]
         meta += metadata
-        writer.metadata = .object(meta)
-        if let dir = modelDirectory {
+        // A split balances the work: quantized tensors by their bytes; kept ones are only copied, so they weigh less.
+        let selected = split.map {
+            $0.select(source.tensors, splitExperts: splitExperts) { t in
+                plan.settings(for: t.name, shape: t.shape) == nil ? t.byteCount / 16 : t.byteCount
+            }
+        } ?? Array(source.tensors.indices)
+        if let dir = modelDirectory, (split?.index ?? 1) == 1 {
             for name in ModelFiles.present(in: dir) { try writer.addFile(name: name, bytes: FileSystem.read(dir + "/" + name)) }
         }
         var records: [ExportRecord] = []
-        progress.begin("quantize", total: source.tensors.count, unit: .items)
-        for (k, t) in source.tensors.enumerated() {
-            let view = try source.tensor(named: t.name)
-            guard let s = plan.settings(for: t.name, shape: t.shape) else {
-                try writer.addTensor(view)
-                records.append(ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: t.dtype.rawValue + " (kept)"))
-                continue
-            }
-            let rows = t.shape[0], cols = t.shape[1]
-            let values = try view.floats()
-            let health = values.withUnsafeBufferPointer {
-                WeightHealth.scan($0, rows: rows, columns: cols, groupSize: s.groupSize, fp8Max: s.scheme == .fp8E4M3 ? 448 : nil)
-            }
-            if strict, !health.isClean { throw BadWeights(tensor: t.name, health: health) }
-            let q = try values.withUnsafeBufferPointer { try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
-            let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
-            let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
-                                        block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,
-                                        originalDType: t.dtype, originalShape: t.shape)
-            let codeType: DType = q.scheme == .fp8E4M3 ? .f8e4m3 : q.scheme == .fp8E5M2 ? .f8e5m2 : q.bits == 4 ? .u4 : .u8
-            var codeBytes = q.codes
-            if q.bits == 4 && codeType == .u4 {
-                guard cols % 2 == 0 else {
-                    throw ExportJob.Failure.unsupported(tensor: t.name, reason: "4-bit rows must have an even number of columns")
-                }
-                codeBytes = (0..<(q.codes.count / 2)).map { q.codes[2 * $0] & 0xF | (q.codes[2 * $0 + 1] & 0xF) << 4 }
-            }
-            try codeBytes.withUnsafeBytes { try writer.addTensor(name: t.name, dtype: codeType, shape: t.shape, bytes: $0, quantization: info) }
-            let scaleShape = q.granularity == .tensor ? [1] : [q.granularity == .block ? (rows + q.block![0] - 1) / q.block![0] : rows, q.scaleColumns]
-            try Packing.floatBytes(q.scales, as: q.scaleDType).withUnsafeBytes {
-                try writer.addTensor(name: scaleName, dtype: q.scaleDType, shape: scaleShape, bytes: $0)
-            }
-            if let z = q.zeros {
-                try z.withUnsafeBytes { try writer.addTensor(name: zeroName, dtype: .u8, shape: [rows, q.scaleColumns], bytes: $0) }
-            }
-            if let a = plan.activationScales[t.name] {
-                try [a].withUnsafeBytes { try writer.addTensor(name: String(t.name.dropLast(7)) + ".input_scale", dtype: .f32, shape: [1], bytes: $0) }
-            }
-            records.append(ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s, format: nil),
-                                        health: health.isClean ? nil : health))
-            progress.update(k + 1)
+        // For a split: the source position of every tensor written, so `ingot merge` can restore the unsplit order.
+        var positions: [Int] = []
+        progress.begin("quantize", total: selected.count, unit: .items)
+        for (done, k) in selected.enumerated() {
+            records.append(try write(source.tensors[k], into: writer))
+            positions += Array(repeating: k, count: writer.tensorCount - positions.count)
+            progress.update(done + 1)
         }
+        if let split {
+            meta.append((ShardMerge.metadataKey, .object([("shard", .int(split.index)), ("of", .int(split.count)),
+                                                         ("run", .string(runKey())), ("source_tensors", .int(source.tensors.count)),
+                                                         ("positions", .array(positions.map { .int($0) }))])))
+        }
+        writer.metadata = .object(meta)
         try writer.commit()
         progress.finish()
         return records
+    }
+
+    /// What makes two shards parts of the same run: every source tensor's name, dtype, shape and settings (scheme,
+    /// group, symmetry, convention, static input scale), the storage options and the metadata. `ingot merge`
+    /// refuses shards whose keys differ.
+    func runKey() -> String {
+        var h = SHA256()
+        h.update("level=\(options.level.map(String.init) ?? "raw") chunk=\(options.chunkSize) align=\(options.alignment)\n")
+        h.update(JSON.object(metadata).serialized() + "\n")
+        for t in source.tensors {
+            let settings = plan.settings(for: t.name, shape: t.shape).map { String(describing: $0) } ?? "kept"
+            let scale = plan.activationScales[t.name].map { String($0.bitPattern, radix: 16) } ?? "-"
+            h.update("\(t.name) \(t.dtype.rawValue) \(t.shape) \(settings) \(scale)\n")
+        }
+        return h.hexDigest()
+    }
+
+    /// Writes one source tensor: kept as it is, or its codes, scales, zero points and static input scale.
+    private func write(_ t: TensorInfo, into writer: IngotFileWriter) throws -> ExportRecord {
+        let view = try source.tensor(named: t.name)
+        guard let s = plan.settings(for: t.name, shape: t.shape) else {
+            try writer.addTensor(view)
+            return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: t.dtype.rawValue + " (kept)")
+        }
+        let rows = t.shape[0], cols = t.shape[1]
+        let values = try view.floats()
+        let health = values.withUnsafeBufferPointer {
+            WeightHealth.scan($0, rows: rows, columns: cols, groupSize: s.groupSize, fp8Max: s.scheme == .fp8E4M3 ? 448 : nil)
+        }
+        if strict, !health.isClean { throw BadWeights(tensor: t.name, health: health) }
+        let q = try values.withUnsafeBufferPointer { try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
+        let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
+        let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
+                                    block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,
+                                    originalDType: t.dtype, originalShape: t.shape)
+        let codeType: DType = q.scheme == .fp8E4M3 ? .f8e4m3 : q.scheme == .fp8E5M2 ? .f8e5m2 : q.bits == 4 ? .u4 : .u8
+        var codeBytes = q.codes
+        if q.bits == 4 && codeType == .u4 {
+            guard cols % 2 == 0 else {
+                throw ExportJob.Failure.unsupported(tensor: t.name, reason: "4-bit rows must have an even number of columns")
+            }
+            codeBytes = (0..<(q.codes.count / 2)).map { q.codes[2 * $0] & 0xF | (q.codes[2 * $0 + 1] & 0xF) << 4 }
+        }
+        try codeBytes.withUnsafeBytes { try writer.addTensor(name: t.name, dtype: codeType, shape: t.shape, bytes: $0, quantization: info) }
+        let scaleShape = q.granularity == .tensor ? [1] : [q.granularity == .block ? (rows + q.block![0] - 1) / q.block![0] : rows, q.scaleColumns]
+        try Packing.floatBytes(q.scales, as: q.scaleDType).withUnsafeBytes {
+            try writer.addTensor(name: scaleName, dtype: q.scaleDType, shape: scaleShape, bytes: $0)
+        }
+        if let z = q.zeros {
+            try z.withUnsafeBytes { try writer.addTensor(name: zeroName, dtype: .u8, shape: [rows, q.scaleColumns], bytes: $0) }
+        }
+        if let a = plan.activationScales[t.name] {
+            try [a].withUnsafeBytes { try writer.addTensor(name: String(t.name.dropLast(7)) + ".input_scale", dtype: .f32, shape: [1], bytes: $0) }
+        }
+        return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s, format: nil),
+                            health: health.isClean ? nil : health)
     }
 }
 

@@ -39,6 +39,9 @@ public final class IngotFileWriter {
                                           shardCount: UInt32(shard.count)).encode())
     }
 
+    /// Tensors added so far.
+    public var tensorCount: Int { index.tensors.count }
+
     /// Bytes written so far (the file grows as tensors are added).
     public var bytesWritten: Int { out.offset }
 
@@ -123,16 +126,49 @@ public final class IngotFileWriter {
         var result = [[NativeChunk]](repeating: [], count: buffers.count)
         for (j, e) in encoded.enumerated() {
             let e = e!, job = jobs[j]
-            try pad(to: e.codec == .raw ? options.alignment : NativeLayout.smallAlignment)
-            let offset = out.offset
-            if e.codec == .raw {
-                try out.write(UnsafeRawBufferPointer(rebasing: buffers[job.buffer].bytes[job.range]))
-            } else {
-                try out.write(e.bytes)
-            }
+            let offset = e.codec == .raw
+                ? try appendStored(UnsafeRawBufferPointer(rebasing: buffers[job.buffer].bytes[job.range]), codec: .raw)
+                : try e.bytes.withUnsafeBytes { try appendStored($0, codec: e.codec) }
             result[job.buffer].append(NativeChunk(offset: offset, rawSize: job.range.count, storedSize: e.storedSize, codec: e.codec,
                                                   storedHash: e.storedHash, rawHash: e.rawHash, planes: e.planes))
         }
         return result
+    }
+
+    /// Pads as the layout requires for `codec` (raw chunks on `alignment`, others on 8 bytes), writes the stored
+    /// bytes and returns their offset. Every chunk goes through here, so copied chunks land exactly where encoded
+    /// ones would.
+    private func appendStored(_ bytes: UnsafeRawBufferPointer, codec: ChunkCodec) throws -> Int {
+        try pad(to: codec == .raw ? options.alignment : NativeLayout.smallAlignment)
+        let offset = out.offset
+        try out.write(bytes)
+        return offset
+    }
+
+    // MARK: copying stored chunks (merge)
+
+    /// Appends a tensor of another `.ingot` file by copying its stored chunks, without decoding or re-encoding:
+    /// the result is the bytes the original writer would have produced here. The chunks' checksums are verified.
+    public func copyTensor(_ t: NativeTensor, from file: IngotFile) throws {
+        guard names.insert(t.name).inserted else { throw NativeError.duplicateName(file: path, name: t.name) }
+        let chunks = try copyChunks(t.chunks, from: file, owner: t.name)
+        index.tensors.append(NativeTensor(name: t.name, dtype: t.dtype, shape: t.shape, byteCount: t.byteCount, chunks: chunks,
+                                          quantization: t.quantization))
+    }
+
+    /// Appends a companion file of another `.ingot` file by copying its stored chunks.
+    public func copyFile(_ b: NativeBlob, from file: IngotFile) throws {
+        guard !index.files.contains(where: { $0.name == b.name }) else { throw NativeError.duplicateName(file: path, name: b.name) }
+        index.files.append(NativeBlob(name: b.name, byteCount: b.byteCount, chunks: try copyChunks(b.chunks, from: file, owner: b.name)))
+    }
+
+    private func copyChunks(_ chunks: [NativeChunk], from file: IngotFile, owner: String) throws -> [NativeChunk] {
+        try chunks.enumerated().map { k, c in
+            let stored = file.file.slice(offset: c.offset, length: c.storedSize)!  // validated when the file was opened
+            guard XXH64.hash(stored) == c.storedHash else { throw NativeError.chunkChecksum(file: file.path, tensor: owner, chunk: k) }
+            var copy = c
+            copy.offset = try appendStored(stored, codec: c.codec)
+            return copy
+        }
     }
 }

@@ -9,7 +9,7 @@ import IngotForward
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: time the stages on a given checkpoint and print a table.",
-        subcommands: [BenchLoad.self, BenchConvert.self, BenchEncode.self, BenchDecode.self, BenchKernels.self, BenchQuantize.self, BenchTokenize.self])
+        subcommands: [BenchSuite.self, BenchLoad.self, BenchConvert.self, BenchEncode.self, BenchDecode.self, BenchKernels.self, BenchQuantize.self, BenchTokenize.self])
 }
 
 /// Open + validate + touch every tensor of a checkpoint, then report bytes/s.

@@ -3,6 +3,7 @@ import Foundation
 import IngotCalibration
 import IngotCore
 import IngotForward
+import IngotFormats
 import IngotQuant
 
 extension Calibration.ExpertMode: ExpressibleByArgument {}
@@ -30,12 +31,12 @@ struct CalibrationOptions: ParsableArguments {
         return s
     }
 
-    /// Loads the data and runs calibration on `opened`.
-    func calibrate(_ opened: OpenedModel, data: String, quiet: Bool) throws -> Calibration {
+    /// Loads the data and runs calibration on `opened` (on one share of the sequences with `share`).
+    func calibrate(_ opened: OpenedModel, data: String, quiet: Bool, share: WorkSplit? = nil) throws -> Calibration {
         let d = try CalibrationData.load(path: data, tokenizer: opened.tokenizer, samples: samples, seqLen: seqLen, seed: seed)
         var c = Calibrator(model: opened.model, settings: settings)
         c.progress = TerminalProgress.make(quiet: quiet)
-        var cal = try c.run(d)
+        var cal = try c.run(d, share: share.map { ($0.index, $0.count) })
         cal.provenance += [("seed", .int(Int(truncatingIfNeeded: seed))), ("samples", .int(samples)), ("seq_len", .int(seqLen))]
         return cal
     }
@@ -55,6 +56,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Calibration data file.") var data: String
     @Option(name: .shortAndLong, help: "Output calibration file (.ingot).") var output: String
     @OptionGroup var calibration: CalibrationOptions
+    @Option(help: ArgumentHelp("Calibrate only share i of N of the sequences into X-0000i-of-0000N.ingot; `ingot merge X.ingot` joins the shares into the file one run writes.", valueName: "i/N"))
+    var shard: String?
     @Flag(help: "Print the coverage report as JSON.") var json = false
     @OptionGroup var out: OutputOptions
 
@@ -62,10 +65,14 @@ struct Calibrate: ParsableCommand {
         do {
             let opened = try OpenedModel(path: model)
             let t0 = monotonicSeconds()
-            let cal = try calibration.calibrate(opened, data: data, quiet: out.quiet || json)
-            try CalibrationArtifact.write(cal, to: output, overwrite: out.force)
+            let split = try shard.map { try WorkSplit(parsing: $0) }
+            let cal = try calibration.calibrate(opened, data: data, quiet: out.quiet || json, share: split)
+            let path = split.map { IngotShardSet.shardName(output, index: $0.index, count: $0.count) } ?? output
+            try CalibrationArtifact.write(cal, to: path, overwrite: out.force)
             let report = CoverageReport(cal)
-            emit(json ? report.json.serialized(pretty: true) : report.text + String(format: "\nwrote %@ in %.1f s", output, monotonicSeconds() - t0))
+            let text = split == nil ? report.text
+                : "share \(split!) of the sequences: \(cal.sequences) sequences, \(cal.tokens) tokens (experts are judged when the shares are merged)"
+            emit(json ? report.json.serialized(pretty: true) : text + String(format: "\nwrote %@ in %.1f s", path, monotonicSeconds() - t0))
         } catch { throw exitStatus(for: error) }
     }
 }

@@ -1,8 +1,9 @@
 import ArgumentParser
 import IngotCore
 import IngotFormats
+import IngotCalibration
 
-/// `ingot merge NAME.ingot`: joins `NAME-0000i-of-0000N.ingot` (from `quantize --shard i/N` or `pack
+/// `ingot merge NAME.ingot`: joins `NAME-0000i-of-0000N.ingot` (from `quantize|calibrate --shard i/N` or `pack
 /// --max-shard-size`) into one file, byte-identical to what a single run writes.
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,12 +16,26 @@ struct Merge: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let name = Self.setName(set)
-            guard let shards = try IngotShardSet.open(name) else {
+            guard let count = try IngotShardSet.shardCount(name) else {
                 throw ValidationError("no shards found for '\(name)' (expected \(IngotShardSet.shardName(name, index: 1, count: 2)) and so on)")
             }
             let destination = output ?? name
             guard destination.hasSuffix(".ingot") else { throw ValidationError("the merged file must end in .ingot") }
             let t0 = monotonicSeconds()
+            let paths = (1...count).map { IngotShardSet.shardName(name, index: $0, count: count) }
+            if let missing = paths.first(where: { !FileSystem.exists($0) }) {
+                throw NativeError.missingShard(file: name, shard: FileSystem.baseName(missing))
+            }
+            if try IngotFile(path: paths[0]).metadataJSON["ingot_calibration"] != nil {
+                // Shares of a split calibration: statistics are added up, not copied.
+                let cal = try CalibrationArtifact.merge(paths, into: destination, overwrite: out.force)
+                if !out.quiet {
+                    emit(CoverageReport(cal).text + String(format: "\nmerged %d shares → %@ in %.2f s", count, destination,
+                                                           monotonicSeconds() - t0))
+                }
+                return
+            }
+            guard let shards = try IngotShardSet.open(name) else { throw NativeError.missingShard(file: name, shard: FileSystem.baseName(paths[0])) }
             let s = try ShardMerge.merge(shards, into: destination, overwrite: out.force)
             if !out.quiet {
                 emit(String(format: "merged %d shards, %d tensors → %@ (%@) in %.2f s", s.shards, s.tensors, destination,

@@ -40,6 +40,27 @@ public struct Calibration: Sendable {
         public var experts: [Expert] = []
         /// The layer's input (full precision) for the sample sequences, `[sampleRows, hidden]`.
         public var sample: [Float] = []
+        /// A share only (`calibrate --shard`): every expert's down-projection input over all of the share's tokens,
+        /// kept until the merge knows which experts are starved over the whole data.
+        public var allTokenDown: [Int: ActivationStats] = [:]
+    }
+
+    /// Which part of the data a share of a split calibration covers (`calibrate --shard i/N`).
+    public struct Share: Sendable, Equatable {
+        /// 1-based.
+        public var index: Int
+        public var count: Int
+        /// Positions of its sequences in the shuffled set, and the set's size.
+        public var sequences: Range<Int>
+        public var totalSequences: Int
+        public init(index: Int, count: Int, sequences: Range<Int>, totalSequences: Int) {
+            self.index = index; self.count = count; self.sequences = sequences; self.totalSequences = totalSequences
+        }
+
+        /// Share `index` of `count` of `total` sequences: contiguous, sizes differing by at most one.
+        public init(index: Int, count: Int, totalSequences total: Int) {
+            self.init(index: index, count: count, sequences: (index - 1) * total / count..<index * total / count, totalSequences: total)
+        }
     }
 
     public struct Settings: Sendable, Equatable {
@@ -58,6 +79,8 @@ public struct Calibration: Sendable {
     public var tokens: Int
     public var sequences: Int
     public var provenance: [(key: String, value: JSON)]
+    /// Set on a share of a split calibration: statistics are partial and experts not yet judged starved.
+    public var share: Share?
     /// Loads layer `l`'s sample when `layers[l].sample` was left empty (a calibration file read lazily).
     public var sampleLoader: (@Sendable (Int) throws -> [Float])?
 
@@ -78,6 +101,27 @@ public struct Calibration: Sendable {
     }
 
     public var sampleRows: Int { sampleLengths.reduce(0, +) }
+
+    /// Decides, from the routed token counts, which experts are starved and what their statistics are: their own
+    /// routed rows, all tokens (the MoE input's statistics for gate/up, `allTokenDown(e)` for down), or none (RTN).
+    static func judgeExperts(_ layer: inout Layer, settings: Settings, allTokenDown: (Int) throws -> ActivationStats) rethrows {
+        guard !layer.experts.isEmpty else { return }
+        for e in layer.experts.indices {
+            let routed = layer.experts[e].routedTokens
+            let starved = routed < settings.minExpertTokens
+            var source: ExpertStatistics = settings.expertMode == .allTokens ? .allTokens : .routed
+            if starved && settings.expertMode == .routed {
+                if settings.starved == .allTokens, let all = layer.sites[.mlp] {
+                    layer.sites[.expert(e)] = all
+                    layer.sites[.expertDown(e)] = try allTokenDown(e)
+                    source = .allTokens
+                } else {
+                    source = .none
+                }
+            }
+            layer.experts[e] = Expert(routedTokens: routed, statistics: source, starved: starved)
+        }
+    }
 
     /// Experts below the token threshold: (layer, expert, routed tokens, what was done).
     public var starvedExperts: [(layer: Int, expert: Int, tokens: Int, statistics: ExpertStatistics)] {

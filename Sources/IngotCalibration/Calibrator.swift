@@ -16,18 +16,27 @@ public struct Calibrator {
         self.settings = settings
     }
 
-    public func run(_ data: CalibrationData) throws -> Calibration {
+    /// Calibrates on `data`, or with `share` (index, count) on that share of its sequences only: statistics then
+    /// stay partial (exact sums) until `CalibrationArtifact.merge` adds the shares up to what one run computes.
+    public func run(_ data: CalibrationData, share: (index: Int, count: Int)? = nil) throws -> Calibration {
         let c = model.config, h = c.hiddenSize
-        let lengths = data.sequences.map(\.count)
+        let all = data.sequences.map(\.count)
+        // The sample is the first sequences of the whole set, whichever share they fall in.
         var sampleCount = 0, sampleRows = 0
-        while sampleCount < lengths.count, sampleCount == 0 || sampleRows + lengths[sampleCount] <= settings.sampleTokens {
-            sampleRows += lengths[sampleCount]; sampleCount += 1
+        while sampleCount < all.count, sampleCount == 0 || sampleRows + all[sampleCount] <= settings.sampleTokens {
+            sampleRows += all[sampleCount]; sampleCount += 1
         }
+        let part = share.map { Calibration.Share(index: $0.index, count: $0.count, totalSequences: all.count) }
+        let mine = part?.sequences ?? all.indices
+        guard !mine.isEmpty else { throw Failure.emptyShare(share: part!.index, of: part!.count, sequences: all.count) }
+        let lengths = Array(all[mine])
+        let localSample = max(0, min(mine.upperBound, sampleCount) - mine.lowerBound)
+        let localSampleRows = lengths.prefix(localSample).reduce(0, +)
         let batch = SequenceBatch(lengths: lengths, model: model)
         let embed = try model.weight("model.embed_tokens.weight", [c.vocabSize, h])
         var x = [Float](repeating: 0, count: batch.rows * h)
         var r = 0
-        for seq in data.sequences {
+        for seq in data.sequences[mine] {
             for id in seq {
                 guard id >= 0 && id < c.vocabSize else { throw ReferenceModel.Failure.tokenOutOfRange(id) }
                 for k in 0..<h { x[r * h + k] = embed[id * h + k] }
@@ -39,7 +48,7 @@ public struct Calibrator {
         for l in 0..<c.layers {
             let w = try LayerWeights(model: model, layer: l)
             var layer = Calibration.Layer()
-            layer.sample = Array(x[0..<(sampleRows * h)])
+            layer.sample = Array(x[0..<(localSampleRows * h)])
             var stats: [LinearSite: ActivationStats] = [:]
             var mlpInput: [Float] = []
             var routing: Routing?
@@ -51,41 +60,46 @@ public struct Calibrator {
                 }
             }
             model.decoderLayer(&x, w, batch, observer: observer, allExpertTokens: settings.expertMode == .allTokens)
+            // Down-projection input of expert e over every token (for starved experts under the all-tokens policy).
+            let allTokenDown = { (e: Int) -> ActivationStats in
+                var d = ActivationStats(width: c.expertIntermediateSize)
+                d.add(Kernels.swigluActivation(mlpInput, gate: w.experts[e].gate, up: w.experts[e].up, rows: batch.rows,
+                                               hidden: h, inner: c.expertIntermediateSize), rows: batch.rows)
+                return d
+            }
             if let routing {
                 for e in w.experts.indices {
-                    let routed = routing.tokens(of: e).count
-                    let starved = routed < settings.minExpertTokens
-                    var source: Calibration.ExpertStatistics = settings.expertMode == .allTokens ? .allTokens : .routed
-                    if starved && settings.expertMode == .routed {
-                        if settings.starved == .allTokens {
-                            // Replace the (too few) routed rows with every token of the layer.
-                            var g = ActivationStats(width: h), d = ActivationStats(width: c.expertIntermediateSize)
-                            g.add(mlpInput, rows: batch.rows)
-                            d.add(Kernels.swigluActivation(mlpInput, gate: w.experts[e].gate, up: w.experts[e].up, rows: batch.rows,
-                                                           hidden: h, inner: c.expertIntermediateSize), rows: batch.rows)
-                            stats[.expert(e)] = g; stats[.expertDown(e)] = d
-                            source = .allTokens
-                        } else {
-                            source = .none
-                        }
-                    }
                     // An expert with no rows at all still gets (empty) statistics of the right width.
                     if stats[.expert(e)] == nil { stats[.expert(e)] = ActivationStats(width: h) }
                     if stats[.expertDown(e)] == nil { stats[.expertDown(e)] = ActivationStats(width: c.expertIntermediateSize) }
-                    layer.experts.append(.init(routedTokens: routed, statistics: source, starved: starved))
+                    layer.experts.append(.init(routedTokens: routing.tokens(of: e).count, statistics: .routed, starved: false))
+                    // A share cannot tell yet which experts are starved over the whole data: it keeps every expert's.
+                    if part != nil, settings.expertMode == .routed, settings.starved == .allTokens { layer.allTokenDown[e] = allTokenDown(e) }
                 }
             }
             layer.sites = stats
+            if part == nil { Calibration.judgeExperts(&layer, settings: settings, allTokenDown: allTokenDown) }
             layers.append(layer)
             progress.update(l + 1)
         }
         progress.finish()
         var s = settings
-        s.sampleTokens = sampleRows
-        return Calibration(layers: layers, settings: s, sampleLengths: Array(lengths.prefix(sampleCount)), tokens: batch.rows,
-                           sequences: lengths.count,
-                           provenance: [("model_fingerprint", .string(try ModelFingerprint.compute(model.source))),
-                                        ("data_path", .string(data.sourcePath)), ("data_sha256", .string(data.sourceSHA256))])
+        s.sampleTokens = localSampleRows
+        var cal = Calibration(layers: layers, settings: s, sampleLengths: Array(lengths.prefix(localSample)), tokens: batch.rows,
+                              sequences: lengths.count,
+                              provenance: [("model_fingerprint", .string(try ModelFingerprint.compute(model.source))),
+                                           ("data_path", .string(data.sourcePath)), ("data_sha256", .string(data.sourceSHA256))])
+        cal.share = part
+        return cal
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case emptyShare(share: Int, of: Int, sequences: Int)
+        public var description: String {
+            switch self {
+            case let .emptyShare(i, n, s): "share \(i)/\(n) has no sequences: the data has \(s), fewer than the \(n) shares"
+            }
+        }
     }
 }
 

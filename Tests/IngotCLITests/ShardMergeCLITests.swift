@@ -91,3 +91,59 @@ import Testing
         #expect(try ingot(["merge", dir.file("nothing.ingot")]).status != 0)
     }
 }
+
+import IngotCalibration
+import IngotForward
+
+/// `calibrate --shard i/N` over the data, then `ingot merge`.
+@Suite(.serialized) struct CalibrationShareCLITests {
+    func calibrate(_ dir: TempDir, _ extra: [String]) throws -> CLIResult {
+        try ingot(["calibrate", fixture("tiny-moe-austen"), "--data", fixture("texts/emma.txt"), "--samples", "16", "--seq-len", "128",
+                   "--min-expert-tokens", "200", "--sample-tokens", "700", "--quiet"] + extra)
+    }
+
+    func maxRelativeDifference(_ a: [Float], _ b: [Float]) -> Float {
+        let scale = max(a.map(abs).max() ?? 0, 1e-30)
+        return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
+    }
+
+    @Test func mergedSharesMatchOneRun() throws {
+        let dir = TempDir()
+        #expect(try calibrate(dir, ["-o", dir.file("one.ingot")]).status == 0)
+        for i in 1...3 { #expect(try calibrate(dir, ["-o", dir.file("split.ingot"), "--shard", "\(i)/3"]).status == 0) }
+        let shareUse = try ingot(["quantize", fixture("tiny-moe-austen"), "--scheme", "awq-int4", "--calib", dir.file("split-00001-of-00003.ingot"),
+                                  "-o", dir.file("x.ingot")])
+        #expect(shareUse.status == 2 && shareUse.stderr.contains("share 1/3"), "\(shareUse.stderr)")
+        let merged = try ingot(["merge", dir.file("split.ingot")])
+        #expect(merged.status == 0 && merged.stdout.contains("starved experts"), "\(merged.stderr)")
+        #expect(try ingot(["merge", dir.file("split.ingot"), "-o", dir.file("again.ingot"), "--quiet"]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.file("again.ingot"))) == Data(contentsOf: URL(fileURLWithPath: dir.file("split.ingot"))))
+
+        let one = try CalibrationArtifact.read(dir.file("one.ingot")), m = try CalibrationArtifact.read(dir.file("split.ingot"))
+        #expect(m.tokens == one.tokens && m.sequences == one.sequences && m.sampleLengths == one.sampleLengths)
+        #expect(m.layers.map { $0.experts } == one.layers.map { $0.experts }, "routing counts and starved experts")
+        #expect(!one.starvedExperts.isEmpty)
+        // Statistics are summed exactly, so where the forward pass gives the same bits (layer 0 before the experts)
+        // the merged statistics are bit-identical.
+        for site in [LinearSite.attention, .output, .mlp] { #expect(m.layers[0].sites[site] == one.layers[0].sites[site], "\(site)") }
+        // Elsewhere an expert's matrix products group different tokens in each share, which moves last bits.
+        for (a, b) in zip(one.layers, m.layers) {
+            #expect(maxRelativeDifference(a.sample, b.sample) < 1e-5)
+            for (site, s) in a.sites {
+                let t = try #require(b.sites[site])
+                #expect(s.tokens == t.tokens)
+                #expect(maxRelativeDifference(s.meanAbs, t.meanAbs) < 1e-5 && maxRelativeDifference(s.absmax, t.absmax) < 1e-5, "\(site)")
+            }
+        }
+    }
+
+    @Test func sharesOfDifferentRunsAreRefused() throws {
+        let dir = TempDir()
+        #expect(try calibrate(dir, ["-o", dir.file("mixed.ingot"), "--shard", "1/2"]).status == 0)
+        #expect(try calibrate(dir, ["-o", dir.file("mixed.ingot"), "--shard", "2/2", "--seed", "7"]).status == 0)
+        let r = try ingot(["merge", dir.file("mixed.ingot")])
+        #expect(r.status == 2 && r.stderr.contains("provenance"), "\(r.stderr)")
+        let tooMany = try calibrate(dir, ["-o", dir.file("t.ingot"), "--shard", "1/17"])
+        #expect(tooMany.status == 2 && tooMany.stderr.contains("no sequences"), "\(tooMany.stderr)")
+    }
+}

@@ -19,6 +19,12 @@ public final class IngotShardSet: TensorSource, FormatNamed, TensorDetailsProvid
 
     /// Opens the shard set that `path` names, or nil when there is none.
     public static func open(_ path: String) throws -> IngotShardSet? {
+        guard let count = try shardCount(path) else { return nil }
+        return try IngotShardSet(path: path, count: count)
+    }
+
+    /// The number of shards of the set `path` names (from the name of its first shard), or nil when there is none.
+    public static func shardCount(_ path: String) throws -> Int? {
         let dir = FileSystem.directoryName(path)
         let stem = String(FileSystem.baseName(path).dropLast(6))
         guard let names = try? FileSystem.list(dir) else { return nil }
@@ -27,7 +33,7 @@ public final class IngotShardSet: TensorSource, FormatNamed, TensorDetailsProvid
         guard let count = Int(first.dropFirst(stem.count + 10).dropLast(6)), count >= 1 else {
             throw NativeError.shardMismatch(file: path, reason: "cannot read the shard count from '\(first)'")
         }
-        return try IngotShardSet(path: path, count: count)
+        return count
     }
 
     init(path: String, count: Int) throws {

@@ -168,7 +168,8 @@ struct BenchRow {
 }
 
 /// A child `ingot` process, its wall time and its own peak RSS (`wait4`'s `ru_maxrss`, which counts resident
-/// mapped file pages as well as anonymous memory).
+/// mapped file pages as well as anonymous memory). Linux charges the spawning process's peak RSS to the child at
+/// `exec`, so the suite itself only reads headers: its own few MB are the floor of every row.
 struct ChildRun {
     var stdout: String
     var seconds: Double

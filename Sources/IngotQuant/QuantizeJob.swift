@@ -134,7 +134,12 @@ public struct QuantizeJob {
             guard cols % 2 == 0 else {
                 throw ExportJob.Failure.unsupported(tensor: t.name, reason: "4-bit rows must have an even number of columns")
             }
-            codeBytes = (0..<(q.codes.count / 2)).map { q.codes[2 * $0] & 0xF | (q.codes[2 * $0 + 1] & 0xF) << 4 }
+            codeBytes = [UInt8](unsafeUninitializedCapacity: q.codes.count / 2) { packed, n in
+                q.codes.withUnsafeBufferPointer { c in
+                    for i in 0..<packed.count { packed[i] = c[2 * i] & 0xF | (c[2 * i + 1] & 0xF) << 4 }
+                }
+                n = packed.count
+            }
         }
         try codeBytes.withUnsafeBytes { try writer.addTensor(name: t.name, dtype: codeType, shape: t.shape, bytes: $0, quantization: info) }
         let scaleShape = q.granularity == .tensor ? [1] : [q.granularity == .block ? (rows + q.block![0] - 1) / q.block![0] : rows, q.scaleColumns]

@@ -13,26 +13,63 @@ public struct WeightHealth: Sendable, Equatable {
     /// Scans `[rows, columns]` values; `groupSize` for zero-group counting, `fp8Max` to count values the FP8
     /// grid cannot hold before scaling (reported, not an error: per-tensor/channel scales absorb them).
     public static func scan(_ v: UnsafeBufferPointer<Float>, rows: Int, columns: Int, groupSize: Int?, fp8Max: Float?) -> WeightHealth {
-        var h = WeightHealth()
-        let g = groupSize ?? columns
-        for r in 0..<rows {
-            var rowZero = true
-            var c = 0
-            while c < columns {
-                let n = min(g, columns - c)
-                var groupZero = true
-                for i in (r * columns + c)..<(r * columns + c + n) {
-                    let x = v[i]
-                    if x.isNaN { h.nan += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
-                    else if x.isInfinite { h.infinite += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
-                    else if x.isSubnormal { h.denormal += 1 }
-                    if x != 0 { groupZero = false }
-                    if let m = fp8Max, x.magnitude > m, x.isFinite { h.beyondFP8 += 1 }
-                }
-                if groupZero { h.zeroGroups += 1 } else { rowZero = false }
-                c += n
+        // Rows in parallel blocks, merged in order (the first non-finite index is the smallest).
+        let blockRows = max(1, (1 << 16) / max(columns, 1))
+        let blocks = (rows + blockRows - 1) / blockRows
+        var parts = [WeightHealth](repeating: WeightHealth(), count: blocks)
+        parts.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedSendable(out)
+            parallelFor(blocks) { b in
+                out.value[b] = scanRows(v, rows: (b * blockRows)..<min(rows, (b + 1) * blockRows), columns: columns,
+                                        groupSize: groupSize ?? columns, fp8Max: fp8Max)
             }
-            if rowZero { h.zeroRows += 1 }
+        }
+        var h = WeightHealth()
+        for p in parts {
+            h.nan += p.nan; h.infinite += p.infinite; h.denormal += p.denormal
+            h.zeroRows += p.zeroRows; h.zeroGroups += p.zeroGroups; h.beyondFP8 += p.beyondFP8
+            if h.firstNonFinite == nil { h.firstNonFinite = p.firstNonFinite }
+        }
+        return h
+    }
+
+    /// `scan` on some rows: each group is checked with branch-free reductions over the bit patterns, and only a
+    /// group holding a NaN, infinity or denormal is walked value by value to count them.
+    static func scanRows(_ v: UnsafeBufferPointer<Float>, rows: Range<Int>, columns: Int, groupSize g: Int, fp8Max: Float?) -> WeightHealth {
+        var h = WeightHealth()
+        let limit = fp8Max ?? .infinity
+        v.withMemoryRebound(to: UInt32.self) { bits in
+            for r in rows {
+                var rowZero = true
+                var c = 0
+                while c < columns {
+                    let n = min(g, columns - c), lo = r * columns + c
+                    var nonzero: UInt32 = 0, special: UInt32 = 0, maxMagnitude: UInt32 = 0
+                    for i in lo..<(lo + n) {
+                        let m = bits[i] & 0x7FFF_FFFF
+                        nonzero |= m
+                        // Exponent all ones (NaN, infinity) or all zeros with a mantissa (denormal).
+                        let e = m & 0x7F80_0000
+                        special |= (e == 0x7F80_0000 || (e == 0 && m != 0)) ? 1 : 0
+                        maxMagnitude = max(maxMagnitude, m)
+                    }
+                    if special != 0 {
+                        for i in lo..<(lo + n) {
+                            let x = v[i]
+                            if x.isNaN { h.nan += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
+                            else if x.isInfinite { h.infinite += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
+                            else if x.isSubnormal { h.denormal += 1 }
+                        }
+                    }
+                    // Finite magnitudes order like their bit patterns; only then is the per-value count needed.
+                    if fp8Max != nil, Float(bitPattern: min(maxMagnitude, 0x7F7F_FFFF)) > limit {
+                        for i in lo..<(lo + n) where v[i].isFinite && v[i].magnitude > limit { h.beyondFP8 += 1 }
+                    }
+                    if nonzero == 0 { h.zeroGroups += 1 } else { rowZero = false }
+                    c += n
+                }
+                if rowZero { h.zeroRows += 1 }
+            }
         }
         return h
     }

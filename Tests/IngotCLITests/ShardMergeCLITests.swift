@@ -123,8 +123,9 @@ import IngotForward
         #expect(m.tokens == one.tokens && m.sequences == one.sequences && m.sampleLengths == one.sampleLengths)
         #expect(m.layers.map { $0.experts } == one.layers.map { $0.experts }, "routing counts and starved experts")
         #expect(!one.starvedExperts.isEmpty)
-        // Statistics are summed exactly, so where the forward pass gives the same bits (layer 0 before the experts)
-        // the merged statistics are bit-identical.
+        // Statistics are summed exactly, so where the forward pass gives the same bits (layer 0 before the experts;
+        // shares start at multiples of 128 rows, so every row keeps its place in the 64-row product tiles) the merged
+        // statistics are bit-identical.
         for site in [LinearSite.attention, .output, .mlp] { #expect(m.layers[0].sites[site] == one.layers[0].sites[site], "\(site)") }
         // Elsewhere an expert's matrix products group different tokens in each share, which moves last bits.
         for (a, b) in zip(one.layers, m.layers) {

@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "IngotCLI", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
                                                  "IngotCalibration", "IngotQuant", "IngotVerify", "IngotPipeline",
                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "ingot", dependencies: ["IngotCLI"]),
+        .executableTarget(name: "ingot", dependencies: ["IngotCLI", "IngotForward"]),
 
         // Fuzz targets (scripts/fuzz builds them with libFuzzer; normal builds replay corpora).
         .target(name: "IngotFuzzTargets", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotQuant", "IngotForward", "IngotPipeline"]),
@@ -52,6 +52,6 @@ let package = Package(
         .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets"]),
         .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"]),
         .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "IngotCalibration", "IngotQuant"]),
-        .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotCore", "IngotFormats", "IngotCalibration", "IngotQuant", "ingot"]),
+        .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotForward", "IngotCore", "IngotFormats", "IngotCalibration", "IngotQuant", "ingot"]),
     ]
 )

@@ -3,6 +3,10 @@ import Glibc
 #endif
 import Foundation
 import IngotCLI
+import IngotForward
+
+// OpenBLAS falls back to SSE3 kernels on CPUs it does not know (2.6× slower here); ask for the right ones.
+BLASCore.overrideIfMisdetected()
 
 // A file-size limit (ulimit -f) must surface as a write error, not kill the process mid-write.
 signal(SIGXFSZ, SIG_IGN)

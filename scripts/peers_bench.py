@@ -7,6 +7,7 @@ its own; the child times only the work (no interpreter start, imports or untimed
 program (zstd, llama-quantize, llama-perplexity) the row's peak RSS is that program's, not the Python wrapper's
 (wait4 reports max(its own, the small wrapper's at spawn time)).
 Every row reads its input from the page cache (the parent reads the model once first); Ingot's rows do too.
+Every row that writes a file fsyncs it inside its timed region, as Ingot's crash-safe writes do.
 
 usage: peers_bench.py --model DIR --text FILE [--eval-tokens 2048] [--ctx 512] [--threads 2] [--awq-model DIR]
                       [--calib-text FILE] [--calib-samples 32] [--calib-seq-len 256] [--skip ROW]... [--llama-cpp BIN]
@@ -70,6 +71,19 @@ def run_tool(argv, **kw):
     return secs, ru.ru_maxrss / 1024, text
 
 
+def durable(path):
+    """fsync a written file and its directory; returns the seconds it took. Ingot commits every output that way
+    (temporary name, fsync, rename), so each peer row that writes a file pays the same inside its timed region."""
+    t = time.perf_counter()
+    for p, flags in ((path, os.O_RDONLY), (os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)):
+        fd = os.open(p, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return time.perf_counter() - t
+
+
 # ---------------------------------------------------------------- rows (each runs in its own child process)
 
 def row_load(a, tool):
@@ -93,6 +107,7 @@ def row_convert(a, tool):
     t = time.perf_counter()
     sd = load_file(src)
     save_file({k: v.float() for k, v in sd.items()}, dst)
+    durable(dst)
     secs = time.perf_counter() - t
     out = os.path.getsize(dst)
     os.remove(dst)
@@ -112,6 +127,7 @@ def row_pack(a, tool):
     if tool == "zstd -3":
         dst = os.path.join(a.work, "data.zst")
         secs, rss, _ = run_tool(["zstd", "-q", "-f", "-3", f"-T{a.threads}", src, "-o", dst])
+        secs += durable(dst)
         return dict(seconds=secs, bytes_in=os.path.getsize(src), bytes_out=os.path.getsize(dst), peak_rss_mb=rss)
     z = zipnn_codec(a)
     dst = os.path.join(a.work, "data.znn")
@@ -120,6 +136,7 @@ def row_pack(a, tool):
         c = z.compress(f.read())
     with open(dst, "wb") as f:
         f.write(c)
+    durable(dst)
     return dict(seconds=time.perf_counter() - t, bytes_in=os.path.getsize(src), bytes_out=os.path.getsize(dst),
                 note="Python API, read + compress + write")
 
@@ -130,7 +147,7 @@ def row_unpack(a, tool):
     dst = os.path.join(a.work, "data.out")
     if tool == "zstd -3":  # zstd decompression is single-threaded whatever -T says
         secs, rss, _ = run_tool(["zstd", "-q", "-f", "-d", packed, "-o", dst])
-        res = dict(seconds=secs, peak_rss_mb=rss)
+        res = dict(seconds=secs + durable(dst), peak_rss_mb=rss)
     else:
         z = zipnn_codec(a)
         t = time.perf_counter()
@@ -138,6 +155,7 @@ def row_unpack(a, tool):
             d = z.decompress(f.read())
         with open(dst, "wb") as f:
             f.write(d)
+        durable(dst)
         res = dict(seconds=time.perf_counter() - t, note="Python API, read + decompress + write")
     ok = subprocess.run(["cmp", "-s", src, dst]).returncode == 0
     if not ok:
@@ -185,6 +203,7 @@ def row_rtn(a, tool):
                 w = (np.frombuffer(raw[start + b:start + e], dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
                 for arr in rtn_int4(w.reshape(h[k]["shape"]), 128):
                     np.save(f, arr)
+        durable(dst)
         secs = time.perf_counter() - t
         out = os.path.getsize(dst); os.remove(dst)
         return dict(seconds=secs, bytes_in=nbytes, bytes_out=out, note="single thread (numpy)")
@@ -193,6 +212,7 @@ def row_rtn(a, tool):
     src, dst = os.path.join(a.work, "model-bf16.gguf"), os.path.join(a.work, "q4_0.gguf")
     secs, rss, _ = run_tool([os.path.join(a.llama_cpp, "llama-quantize"), "--token-embedding-type", "bf16",
                              src, dst, "Q4_0", str(a.threads)])
+    secs += durable(dst)
     out = os.path.getsize(dst); os.remove(dst)
     return dict(seconds=secs, bytes_in=nbytes, bytes_out=out, peak_rss_mb=rss,
                 note="Q4_0: symmetric, group 32, different format; bytes_out includes bf16 embeddings")
@@ -215,6 +235,7 @@ def row_fp8(a, tool):
             out[k] = (w / s).clamp(-448, 448).to(torch.float8_e4m3fn)
             out[k + "_scale"] = s.squeeze(1)
     save_file(out, dst)
+    durable(dst)
     secs = time.perf_counter() - t
     size = os.path.getsize(dst); os.remove(dst)
     return dict(seconds=secs, bytes_in=sum(h[k]["data_offsets"][1] - h[k]["data_offsets"][0] for k in names),

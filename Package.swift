@@ -26,8 +26,9 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
-        .target(name: "IngotCore", swiftSettings: optimizedInDebug),
+        .target(name: "IngotCore", dependencies: ["CMalloc"], swiftSettings: optimizedInDebug),
         .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"]),
         .target(name: "IngotModel", dependencies: ["IngotCore", "IngotFormats"]),
         .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS"], swiftSettings: optimizedInDebug),

@@ -120,6 +120,19 @@ def zipnn_codec(a):
     return ZipNN(input_format="byte", bytearray_dtype="bfloat16", threads=a.threads)
 
 
+def zipnn_file(a, src, dst, decompress=False):
+    """ZipNN file to file through its Python API: read, (de)compress, write, fsync; returns the seconds it took."""
+    z = zipnn_codec(a)
+    t = time.perf_counter()
+    with open(src, "rb") as f:
+        data = f.read()
+    out = z.decompress(data) if decompress else z.compress(data)
+    with open(dst, "wb") as f:
+        f.write(out)
+    durable(dst)
+    return time.perf_counter() - t
+
+
 def row_pack(a, tool):
     # both peers compress exactly the tensor data section (data.bin, made by the parent), file to file like `ingot pack`;
     # Ingot's bytes_out is a whole .ingot file (with its header), the peers' only the compressed stream
@@ -129,15 +142,9 @@ def row_pack(a, tool):
         secs, rss, _ = run_tool(["zstd", "-q", "-f", "-3", f"-T{a.threads}", src, "-o", dst])
         secs += durable(dst)
         return dict(seconds=secs, bytes_in=os.path.getsize(src), bytes_out=os.path.getsize(dst), peak_rss_mb=rss)
-    z = zipnn_codec(a)
     dst = os.path.join(a.work, "data.znn")
-    t = time.perf_counter()
-    with open(src, "rb") as f:
-        c = z.compress(f.read())
-    with open(dst, "wb") as f:
-        f.write(c)
-    durable(dst)
-    return dict(seconds=time.perf_counter() - t, bytes_in=os.path.getsize(src), bytes_out=os.path.getsize(dst),
+    secs = zipnn_file(a, src, dst)
+    return dict(seconds=secs, bytes_in=os.path.getsize(src), bytes_out=os.path.getsize(dst),
                 note="Python API, read + compress + write")
 
 
@@ -149,14 +156,7 @@ def row_unpack(a, tool):
         secs, rss, _ = run_tool(["zstd", "-q", "-f", "-d", packed, "-o", dst])
         res = dict(seconds=secs + durable(dst), peak_rss_mb=rss)
     else:
-        z = zipnn_codec(a)
-        t = time.perf_counter()
-        with open(packed, "rb") as f:
-            d = z.decompress(f.read())
-        with open(dst, "wb") as f:
-            f.write(d)
-        durable(dst)
-        res = dict(seconds=time.perf_counter() - t, note="Python API, read + decompress + write")
+        res = dict(seconds=zipnn_file(a, packed, dst, decompress=True), note="Python API, read + decompress + write")
     ok = subprocess.run(["cmp", "-s", src, dst]).returncode == 0
     if not ok:
         res["note"] = ((res.get("note") or "") + "; round trip FAILED (output differs from input)").lstrip("; ")

@@ -14,6 +14,8 @@ public final class OutputFile {
     private var buffer: UnsafeMutableRawBufferPointer
     private var buffered = 0
     private var committed = false
+    /// Every streaming stage ends in an output file, so this is where freed heap pages are handed back.
+    private var trimmer = HeapTrimmer()
     /// Bytes written so far (including buffered ones).
     public private(set) var offset: Int = 0
 
@@ -94,6 +96,7 @@ public final class OutputFile {
             if n == 0 { throw IOError(.write, path: path, errno: EIO) }
             done += n
         }
+        trimmer.processed(bytes.count)
     }
 
     /// Flushes, fsyncs, and renames the temporary file to `path`.

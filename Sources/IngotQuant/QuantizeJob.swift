@@ -79,10 +79,8 @@ public struct QuantizeJob {
         // For a split: the source position of every tensor written, so `ingot merge` can restore the unsplit order.
         var positions: [Int] = []
         progress.begin("quantize", total: selected.count, unit: .items)
-        var trimmer = HeapTrimmer()
         for (done, k) in selected.enumerated() {
             records.append(try write(source.tensors[k], into: writer))
-            trimmer.processed(source.tensors[k].byteCount)
             positions += Array(repeating: k, count: writer.tensorCount - positions.count)
             progress.update(done + 1)
         }

@@ -54,11 +54,9 @@ public struct PackJob {
             // the working set stays bounded by the batch.
             var batch: [TensorView] = []
             var batchBytes = 0
-            var trimmer = HeapTrimmer()
             func flush() throws {
                 guard !batch.isEmpty else { return }
                 try w.addTensors(batch, quantization: batch.map { source.nativeEntry($0.name)?.quantization })
-                trimmer.processed(batchBytes)
                 done += batchBytes
                 progress.update(done)
                 batch.removeAll()

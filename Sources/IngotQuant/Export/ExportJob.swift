@@ -301,7 +301,6 @@ public struct ExportJob {
         if let dir = modelDirectory { writer.companionsFrom = dir }
         var cache: (index: Int, parts: [[UInt8]])? = nil
         let healthLog = Box<[(String, WeightHealth)]>([])
-        var trimmer = HeapTrimmer()
         progress.begin("export", total: ws.count, unit: .items)
         try writer.write(entries) { i, sink in
             let (wi, part) = owner[i]
@@ -322,11 +321,9 @@ public struct ExportJob {
                         healthLog.value.append((w.name, health))
                     }
                     cache = (wi, try quantize(w, values))
-                    trimmer.processed(w.byteCount)
                     progress.update(wi + 1)
                 } else if cache?.index != wi, let stored = w.stored {
                     cache = (wi, try package(w, QuantizedWeight.load(w.source, info: stored, from: source)))
-                    trimmer.processed(w.byteCount)
                     progress.update(wi + 1)
                 }
                 try cache!.parts[part].withUnsafeBytes { try sink($0) }

@@ -10,7 +10,19 @@ import sys
 
 import numpy as np
 
-out, gb = sys.argv[1], float(sys.argv[2])
+def size_gb(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0 or v == float("inf"):
+        sys.exit(f"make_synthetic_moe.py: SIZE_GB must be a positive number of GB, got '{text}'")
+    return v
+
+
+if len(sys.argv) != 3:
+    sys.exit("usage: make_synthetic_moe.py OUT_DIR SIZE_GB")
+out, gb = sys.argv[1], size_gb(sys.argv[2])
 hidden, inter, experts, heads, kv, vocab = 2048, 1408, 16, 16, 4, 4096
 hd = hidden // heads
 per_layer = 2 * (hidden * hidden * 2 + 2 * kv * hd * hidden + experts * (3 * inter * hidden) + experts * hidden + 2 * hidden)

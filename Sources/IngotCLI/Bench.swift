@@ -187,8 +187,8 @@ struct BenchEncode: ParsableCommand {
 struct BenchQuantize: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "quantize", abstract: "Time RTN / FP8 quantization in memory.")
     @Argument(help: "Checkpoint.") var path: String
-    @Option(help: "rtn-int4, rtn-int8, fp8-e4m3.") var scheme: String = "rtn-int4"
-    @Option(help: "Group size (INT).") var groupSize: Int = 64
+    @Option(help: "A round-to-nearest scheme with its modifiers: SCHEME[:gN][:channel][:sym|:asym], e.g. rtn-int4:g64.")
+    var scheme = "rtn-int4"
     @Option(help: "Threads (1 = one core, 0 = all).") var threads: Int = 0
     @Flag(help: "Print JSON.") var json = false
 
@@ -196,9 +196,8 @@ struct BenchQuantize: ParsableCommand {
         try reportingErrors {
             Parallelism.configure(threads: threads)
             let src = try Checkpoint.open(path)
-            guard let sc = QuantizationPlan.Scheme(rawValue: scheme) else { throw BenchFailure(message: "unknown scheme \(scheme)") }
-            var s = QuantizationPlan.Settings(scheme: sc)
-            s.groupSize = groupSize
+            let s = try QuantizationPlan.Settings(spec: scheme, base: QuantizationPlan.Settings(scheme: .rtnInt4))
+            guard s.scheme.transform == nil, s.scheme != .none else { throw BenchFailure(message: "bench quantize times round-to-nearest schemes") }
             let plan = QuantizationPlan(defaults: s)
             let targets = src.tensors.filter { plan.settings(for: $0.name, shape: $0.shape) != nil }
             var best = Double.infinity

@@ -4,62 +4,52 @@ import IngotCore
 import IngotFormats
 import IngotQuant
 
+/// Schemes are named on the command line by their kebab names.
+extension QuantScheme: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { all.map(\.name) }
+}
+
 /// Quantization options shared by `quantize` and `export`.
 struct QuantOptions: ParsableArguments {
-    @Option(help: "rtn-int4, awq-int4 (needs --calib or --data), rtn-int8, fp8-e4m3 or fp8-e5m2.") var scheme: String = "rtn-int4"
-    @Option(help: "Input columns per scale group (INT schemes).") var groupSize: Int = 128
+    @Option(help: ArgumentHelp("Quantization scheme: \(QuantScheme.all.map { "\($0.name) (\($0.summary))" }.joined(separator: ", ")).",
+                               valueName: "scheme"))
+    var scheme: QuantScheme = .rtnInt4
+    @Option(help: "Input columns per scale group (INT schemes; default: the scheme's).") var groupSize: Int?
     @Flag(help: "One scale per output channel instead of groups (INT schemes).") var perChannel = false
     @Flag(help: "Symmetric INT quantization (no zero point).") var symmetric = false
     @Option(help: "Rounding convention: compressed-tensors or autoawq.") var convention: String = "compressed-tensors"
     @Option(help: "FP8 scale granularity: tensor, channel or block (128×128).") var fp8Granularity: String = "channel"
     @Option(help: "Keep matching modules in full precision (glob, or re:REGEX). Repeatable.") var ignore: [String] = []
-    @Option(help: "PATTERN=SCHEME[:gN][:sym] per-layer override, e.g. 're:.*down_proj=rtn-int8'. Repeatable.")
+    @Option(help: "PATTERN=SCHEME[:gN][:channel][:sym|:asym] per-layer override, e.g. 're:.*down_proj=rtn-int8'. Repeatable.")
     var override: [String] = []
     @Option(help: "Write the per-tensor report as JSON here.") var report: String?
     @Flag(help: "Fail (writing nothing) if a weight has NaN/Inf, all-zero rows or groups, denormals or out-of-range values.")
     var strict = false
 
     func plan() throws -> QuantizationPlan {
-        var d = try settings(scheme, groupSize: perChannel ? nil : groupSize, symmetric: symmetric)
+        if let g = groupSize, g <= 0 { throw ValidationError("--group-size must be positive") }
+        var d = QuantizationPlan.Settings(scheme: scheme)
+        if perChannel { d.groupSize = nil } else if let g = groupSize { d.groupSize = g }
+        d.symmetric = symmetric
         guard let c = IntQuantizer.Convention(rawValue: convention) else {
             throw ValidationError("--convention must be compressed-tensors or autoawq")
         }
         d.convention = c
+        guard let gr = QuantizationInfo.Granularity(rawValue: fp8Granularity), gr != .group else {
+            throw ValidationError("--fp8-granularity must be tensor, channel or block")
+        }
+        d.fp8Granularity = gr
         var plan = QuantizationPlan(defaults: d)
         plan.ignore = ignore
         for o in override {
-            guard let eq = o.lastIndex(of: "=") else { throw ValidationError("--override '\(o)': expected PATTERN=SCHEME") }
-            let parts = o[o.index(after: eq)...].split(separator: ":").map(String.init)
-            var g: Int? = d.groupSize, sym = d.symmetric
-            for p in parts.dropFirst() {
-                if p == "sym" { sym = true } else if p == "asym" { sym = false } else if p == "channel" { g = nil }
-                else if p.hasPrefix("g"), let n = Int(p.dropFirst()), n > 0 { g = n }
-                else { throw ValidationError("--override '\(o)': unknown modifier '\(p)'") }
-            }
-            var s = try settings(parts.first ?? "", groupSize: g, symmetric: sym)
-            s.convention = c
-            plan.overrides.append((String(o[..<eq]), s))
+            do { try plan.addOverride(o) } catch { throw ValidationError("--override '\(o)': \(error)") }
         }
         return plan
     }
 
     /// AWQ: the weights are transformed with calibration first, then group-quantized like rtn-int4.
-    var isAWQ: Bool { scheme == "awq-int4" }
-
-    func settings(_ name: String, groupSize: Int?, symmetric: Bool) throws -> QuantizationPlan.Settings {
-        guard let sc = QuantizationPlan.Scheme(rawValue: name == "awq-int4" ? "rtn-int4" : name) else {
-            throw ValidationError("unknown scheme '\(name)' (use \(QuantizationPlan.Scheme.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        if let g = groupSize, g <= 0 { throw ValidationError("--group-size must be positive") }
-        var s = QuantizationPlan.Settings(scheme: sc)
-        s.groupSize = groupSize
-        s.symmetric = symmetric
-        guard let gr = QuantizationInfo.Granularity(rawValue: fp8Granularity), gr != .group else {
-            throw ValidationError("--fp8-granularity must be tensor, channel or block")
-        }
-        s.fp8Granularity = gr
-        return s
-    }
+    var isAWQ: Bool { scheme.transform == .awq }
 
     /// Prints a summary of what was quantized to what, and writes the JSON report when asked.
     func emitReport(_ records: [ExportRecord], quiet: Bool) throws {
@@ -121,7 +111,7 @@ struct Quantize: ParsableCommand {
                 job.overwrite = out.force
                 job.options.threads = out.threads
                 job.progress = TerminalProgress.make(quiet: out.quiet)
-                job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme))] + calibrationMeta
+                job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme.name))] + calibrationMeta
                 job.strict = quant.strict
                 job.split = split
                 job.splitExperts = !quant.isAWQ  // an AWQ transform spans the whole layer
@@ -163,7 +153,7 @@ struct Export: ParsableCommand {
             }
             var plan = try quant.plan()
             if format == .autoawq { plan.defaults.convention = .autoawq }
-            if format == .fp8 { plan.defaults.scheme = .fp8E4M3; plan.defaults.fp8Granularity = .block }
+            if format == .fp8 { plan.defaults = QuantizationPlan.Settings(scheme: .fp8E4M3); plan.defaults.fp8Granularity = .block }
             let (src, _, awqStream) = try acts.prepare(model: source, plan: &plan, awq: quant.isAWQ, quiet: out.quiet, layerOrdered: false)
             let dir = FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source)
             var job = ExportJob(source: src, modelDirectory: source.hasSuffix(".ingot") ? nil : dir, format: format, plan: plan,

@@ -2,7 +2,11 @@
 /// E5M2 (IEEE-like, bias 15, max 57344, ±inf). Encoding (saturating, round to nearest even) lives with the
 /// quantizers; decoding is a 256-entry table.
 public enum FP8 {
-    public enum Format: String, Sendable, CaseIterable { case e4m3 = "e4m3", e5m2 = "e5m2" }
+    public enum Format: String, Sendable, CaseIterable {
+        case e4m3 = "e4m3", e5m2 = "e5m2"
+        /// The largest finite value.
+        public var maxValue: Float { self == .e4m3 ? 448 : 57344 }
+    }
 
     /// f32 value of an E4M3FN code (exact).
     public static func e4m3ToF32(_ c: UInt8) -> Float {

@@ -73,7 +73,7 @@ public struct PipelineRun {
         outcome.stages.append(try stage("quantize", key: qKey, outputs: [model]) {
             var plan = q.plan
             var source: TensorSource = opened.checkpoint
-            var meta: [(key: String, value: JSON)] = [("source", .string(recipe.source)), ("scheme", .string(q.scheme))]
+            var meta: [(key: String, value: JSON)] = [("source", .string(recipe.source)), ("scheme", .string(q.scheme.name))]
             var stream: StreamingAWQSource?
             if usesCalibration {
                 let cal = try CalibrationArtifact.read(out + "/calibration.ingot", lazySamples: true)

@@ -14,7 +14,7 @@ import Yams
 /// output: out/tiny-moe-awq
 /// calibration: {data: ../fixtures/texts/emma.txt, samples: 64, seq_len: 256, seed: 42}
 /// quantize:
-///   scheme: awq-int4          # rtn-int4 | awq-int4 | rtn-int8 | fp8-e4m3 | fp8-e5m2
+///   scheme: awq-int4          # a QuantScheme name: rtn-int4 | awq-int4 | rtn-int8 | fp8-e4m3 | fp8-e5m2 | …
 ///   group_size: 64
 ///   ignore: ["re:.*layers\\.0\\..*"]
 ///   overrides: [{pattern: "re:.*down_proj", scheme: rtn-int8}]
@@ -33,11 +33,11 @@ public struct Recipe: Sendable {
     }
 
     public struct QuantizeStep: Sendable {
-        public var scheme = "rtn-int4"
+        public var scheme: QuantScheme = .rtnInt4
         public var plan: QuantizationPlan
         public var activations = "dynamic"
         public var clip = true
-        public var awq: Bool { scheme == "awq-int4" }
+        public var awq: Bool { scheme.transform == .awq }
     }
 
     public struct VerifyStep: Sendable {
@@ -189,14 +189,17 @@ public struct Recipe: Sendable {
                                                               "activations", "clip", "ignore", "overrides"]) else {
             throw bad("quantize", "is required")
         }
-        func settings(_ o: JSON, _ at: String, base: QuantizationPlan.Settings?) throws -> (String, QuantizationPlan.Settings) {
-            let name = try str(o, "scheme", at) ?? "rtn-int4"
-            guard let sc = QuantizationPlan.Scheme(rawValue: name == "awq-int4" ? "rtn-int4" : name) else {
-                throw bad(at + ".scheme", "must be one of rtn-int4, awq-int4, rtn-int8, fp8-e4m3, fp8-e5m2, none")
+        /// The step's (or an override's, over `base`) settings from its keys.
+        func settings(_ o: JSON, _ at: String, base: QuantizationPlan.Settings?) throws -> QuantizationPlan.Settings {
+            let name = try str(o, "scheme", at) ?? QuantScheme.rtnInt4.name
+            var s: QuantizationPlan.Settings
+            do {
+                s = try base.map { try QuantizationPlan.Settings(spec: name, base: $0) } ?? QuantizationPlan.Settings(scheme: try .named(name))
+            } catch let e as QuantScheme.Failure {
+                if case .wholeModel = e { throw bad(at + ".scheme", "\(e)") }
+                throw bad(at + ".scheme", "must be one of \(QuantScheme.names)")
             }
-            var s = base ?? QuantizationPlan.Settings(scheme: sc)
-            s.scheme = sc
-            if let g = o["group_size"] { s.groupSize = g.isNull ? nil : try int(o, "group_size", at) } else if base == nil { s.groupSize = 128 }
+            if let g = o["group_size"] { s.groupSize = g.isNull ? nil : try int(o, "group_size", at) }
             s.symmetric = try bool(o, "symmetric", at) ?? s.symmetric
             if let c = try str(o, "convention", at) {
                 guard let v = IntQuantizer.Convention(rawValue: c) else { throw bad(at + ".convention", "must be compressed-tensors or autoawq") }
@@ -206,9 +209,9 @@ public struct Recipe: Sendable {
                 guard let v = QuantizationInfo.Granularity(rawValue: g), v != .group else { throw bad(at + ".fp8_granularity", "must be tensor, channel or block") }
                 s.fp8Granularity = v
             }
-            return (name, s)
+            return s
         }
-        let (scheme, defaults) = try settings(q, "quantize", base: nil)
+        let defaults = try settings(q, "quantize", base: nil)
         var plan = QuantizationPlan(defaults: defaults)
         if let ig = q["ignore"] {
             guard let a = ig.arrayValue, a.allSatisfy({ $0.stringValue != nil }) else { throw bad("quantize.ignore", "must be a list of patterns") }
@@ -220,20 +223,18 @@ public struct Recipe: Sendable {
                 let at = "quantize.overrides[\(i)]"
                 guard let o = try keys(o, at, ["pattern", "scheme", "group_size", "symmetric", "convention", "fp8_granularity"]),
                       let p = try str(o, "pattern", at) else { throw bad(at + ".pattern", "is required") }
-                let (name, s) = try settings(o, at, base: defaults)
-                if name == "awq-int4" { throw bad(at + ".scheme", "awq-int4 applies to the whole model; override with rtn-int4 or another scheme") }
-                plan.overrides.append((p, s))
+                plan.overrides.append((p, try settings(o, at, base: defaults)))
             }
         }
-        var qs = QuantizeStep(scheme: scheme, plan: plan)
+        var qs = QuantizeStep(scheme: defaults.scheme, plan: plan)
         if let a = try str(q, "activations", "quantize") {
             guard a == "dynamic" || a == "static" else { throw bad("quantize.activations", "must be dynamic or static") }
             qs.activations = a
         }
         qs.clip = try bool(q, "clip", "quantize") ?? true
         quantize = qs
-        if (qs.awq || qs.activations == "static") && calibration == nil {
-            throw bad("calibration", "is required by \(qs.awq ? "awq-int4" : "static activations")")
+        if (qs.scheme.needsCalibration || qs.activations == "static") && calibration == nil {
+            throw bad("calibration", "is required by \(qs.scheme.needsCalibration ? qs.scheme.name : "static activations")")
         }
         if let e = root["exports"] {
             guard let a = e.arrayValue else { throw bad("exports", "must be a list") }

@@ -41,17 +41,17 @@ public enum ActivationAware {
         var meta: [(key: String, value: JSON)] = [("calibration", .object(cal.provenance + [("tokens", .int(cal.tokens))]))]
         if staticActivations {
             let s = plan.defaults
-            guard s.scheme == .fp8E4M3 || s.scheme == .fp8E5M2 else { throw Failure.wrongScheme("static activations apply to FP8 schemes") }
+            guard let format = s.scheme.fp8Format else { throw Failure.wrongScheme("static activations apply to FP8 schemes") }
             guard s.fp8Granularity != .block else {
                 throw Failure.wrongScheme("static activations need per-tensor or per-channel FP8 weights (block FP8 runs with dynamic activations, as vLLM requires)")
             }
-            plan.activationScales = try StaticActivationScales.compute(model: model, calibration: cal, format: s.scheme == .fp8E4M3 ? .e4m3 : .e5m2)
+            plan.activationScales = try StaticActivationScales.compute(model: model, calibration: cal, format: format)
             meta.append(("activations", .string("static")))
         }
         guard awq else { return Outcome(source: checkpoint, metadata: meta, awq: nil) }
         let s = plan.defaults
-        guard s.scheme == .rtnInt4 || s.scheme == .rtnInt8 else { throw Failure.wrongScheme("AWQ needs an INT scheme") }
-        var job = AWQ(model: model, calibration: cal, quantizer: IntQuantizer(bits: s.scheme == .rtnInt4 ? 4 : 8, groupSize: s.groupSize,
+        guard case .int(let bits) = s.scheme.codes else { throw Failure.wrongScheme("AWQ needs an INT scheme") }
+        var job = AWQ(model: model, calibration: cal, quantizer: IntQuantizer(bits: bits, groupSize: s.groupSize,
                                                                               symmetric: s.symmetric, convention: s.convention))
         job.clip = clip
         job.progress = progress

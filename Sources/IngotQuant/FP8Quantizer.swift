@@ -15,7 +15,7 @@ public struct FP8Quantizer: Sendable {
         self.block = block
     }
 
-    public var maxValue: Float { format == .e4m3 ? 448 : 57344 }
+    public var maxValue: Float { format.maxValue }
 
     public func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, precision R: ComputePrecision) -> QuantizedWeight {
         var q = QuantizedWeight(scheme: format == .e4m3 ? .fp8E4M3 : .fp8E5M2, bits: 8, granularity: granularity,

@@ -6,17 +6,21 @@ import IngotFormats
 /// names (the tensor name without `.weight`) by glob (`*`, `?`) or by regular expression with a `re:` prefix, as
 /// llm-compressor spells them.
 public struct QuantizationPlan: Sendable {
-    public enum Scheme: String, Sendable, CaseIterable {
-        case rtnInt4 = "rtn-int4", rtnInt8 = "rtn-int8", fp8E4M3 = "fp8-e4m3", fp8E5M2 = "fp8-e5m2", none
-    }
-
+    /// How one weight is quantized.
     public struct Settings: Sendable, Equatable {
-        public var scheme: Scheme
-        public var groupSize: Int? = 128
+        public var scheme: QuantScheme
+        /// Input columns per scale group (nil: one group per row); starts at the scheme's default.
+        public var groupSize: Int?
         public var symmetric = false
         public var convention: IntQuantizer.Convention = .compressedTensors
         public var fp8Granularity: QuantizationInfo.Granularity = .channel
-        public init(scheme: Scheme) { self.scheme = scheme }
+        public init(scheme: QuantScheme) {
+            self.scheme = scheme
+            groupSize = scheme.defaultGroupSize
+        }
+
+        /// Input columns per scale group of a weight `columns` wide.
+        public func groupWidth(columns: Int) -> Int { groupSize ?? columns }
     }
 
     public var defaults: Settings

@@ -36,14 +36,13 @@ public struct QuantizeJob {
     public static func quantize(_ values: UnsafeBufferPointer<Float>, rows: Int, columns: Int, dtype: DType,
                                 settings s: QuantizationPlan.Settings) throws -> QuantizedWeight {
         let precision = ComputePrecision(dtype: dtype)
-        switch s.scheme {
-        case .rtnInt4, .rtnInt8:
-            return IntQuantizer(bits: s.scheme == .rtnInt4 ? 4 : 8, groupSize: s.groupSize, symmetric: s.symmetric,
-                                convention: s.convention).quantize(values, rows: rows, columns: columns, precision: precision)
-        case .fp8E4M3, .fp8E5M2:
-            return FP8Quantizer(format: s.scheme == .fp8E4M3 ? .e4m3 : .e5m2, granularity: s.fp8Granularity)
+        switch s.scheme.codes {
+        case .int(let bits):
+            return IntQuantizer(bits: bits, groupSize: s.groupSize, symmetric: s.symmetric, convention: s.convention)
                 .quantize(values, rows: rows, columns: columns, precision: precision)
-        case .none:
+        case .fp8(let format):
+            return FP8Quantizer(format: format, granularity: s.fp8Granularity).quantize(values, rows: rows, columns: columns, precision: precision)
+        case .kept:
             throw ExportJob.Failure.unsupported(tensor: "", reason: "scheme 'none' keeps a weight unquantized; there is nothing to quantize")
         }
     }
@@ -120,7 +119,7 @@ public struct QuantizeJob {
         let rows = t.shape[0], cols = t.shape[1]
         let values = try view.floats()
         let health = values.withUnsafeBufferPointer {
-            WeightHealth.scan($0, rows: rows, columns: cols, groupSize: s.groupSize, fp8Max: s.scheme == .fp8E4M3 ? 448 : nil)
+            WeightHealth.scan($0, rows: rows, columns: cols, groupSize: s.groupSize, fp8Max: s.scheme.fp8Format?.maxValue)
         }
         if strict, !health.isClean { throw BadWeights(tensor: t.name, health: health) }
         let q = try values.withUnsafeBufferPointer { try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
@@ -128,7 +127,7 @@ public struct QuantizeJob {
         let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
                                     block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,
                                     originalDType: t.dtype, originalShape: t.shape)
-        let codeType: DType = q.scheme == .fp8E4M3 ? .f8e4m3 : q.scheme == .fp8E5M2 ? .f8e5m2 : q.bits == 4 ? .u4 : .u8
+        let codeType = s.scheme.codeDType!
         var codeBytes = q.codes
         if q.bits == 4 && codeType == .u4 {
             guard cols % 2 == 0 else {

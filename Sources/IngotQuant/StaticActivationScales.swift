@@ -10,7 +10,7 @@ import IngotModel
 public enum StaticActivationScales {
     public static func compute(model: ReferenceModel, calibration cal: Calibration, format: FP8.Format) throws -> [String: Float] {
         let c = model.config
-        let fp8Max: Float = format == .e4m3 ? 448 : 57344
+        let fp8Max = format.maxValue
         var out: [String: Float] = [:]
         for (l, layer) in cal.layers.enumerated() where l < c.layers {
             let n = LayerNames(config: c, layer: l) { model.source.info($0) != nil }

@@ -40,7 +40,7 @@ import IngotFormats
     }
 
     @Test(arguments: [
-        (["quantize", "MODEL", "--scheme", "rtn-int3", "-o", "OUT/x.ingot"], "unknown scheme 'rtn-int3'"),
+        (["quantize", "MODEL", "--scheme", "rtn-int3", "-o", "OUT/x.ingot"], "'rtn-int3' is invalid for '--scheme"),
         (["quantize", "MODEL", "--group-size", "0", "-o", "OUT/x.ingot"], "--group-size must be positive"),
         (["quantize", "MODEL", "--override", "nonsense", "-o", "OUT/x.ingot"], "expected PATTERN=SCHEME"),
         (["export", "MODEL", "--to", "gguf", "-o", "OUT/x"], "--to must be"),

@@ -6,7 +6,7 @@ import IngotFormats
 
 /// Same input, same bytes: repeated runs and serial vs parallel execution give identical files for every scheme.
 @Suite(.serialized) struct DeterminismTests {
-    static let schemes: [(QuantizationPlan.Scheme, Bool, QuantizationInfo.Granularity)] = [
+    static let schemes: [(QuantScheme, Bool, QuantizationInfo.Granularity)] = [
         (.rtnInt4, false, .channel), (.rtnInt4, true, .channel), (.rtnInt8, false, .channel),
         (.fp8E4M3, true, .channel), (.fp8E4M3, true, .block), (.fp8E5M2, true, .tensor),
     ]

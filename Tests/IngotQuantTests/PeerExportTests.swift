@@ -17,7 +17,7 @@ final class TempDir {
 
 /// Ingot's exports against the peers' own outputs on the same weights: byte for byte.
 struct PeerExportTests {
-    static let cases: [(model: String, run: String, scheme: QuantizationPlan.Scheme, symmetric: Bool, fp8: QuantizationInfo.Granularity)] = [
+    static let cases: [(model: String, run: String, scheme: QuantScheme, symmetric: Bool, fp8: QuantizationInfo.Granularity)] = [
         ("tiny-llama", "tiny-llama-w4a16-asym", .rtnInt4, false, .channel),
         ("tiny-llama", "tiny-llama-w4a16", .rtnInt4, true, .channel),
         ("tiny-mixtral", "tiny-mixtral-w4a16-asym", .rtnInt4, false, .channel),

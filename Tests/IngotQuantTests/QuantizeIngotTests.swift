@@ -5,15 +5,15 @@ import IngotFormats
 
 /// Quantized `.ingot` files: the same numbers as the direct export, repackable into every runtime layout.
 struct QuantizeIngotTests {
-    func plan(_ scheme: QuantizationPlan.Scheme, group: Int? = 32, symmetric: Bool = false) -> QuantizationPlan {
+    func plan(_ scheme: QuantScheme, group: Int? = 32, symmetric: Bool = false) -> QuantizationPlan {
         var s = QuantizationPlan.Settings(scheme: scheme)
         s.groupSize = group
         s.symmetric = symmetric
         return QuantizationPlan(defaults: s)
     }
 
-    @Test(arguments: [(QuantizationPlan.Scheme.rtnInt4, false), (.rtnInt4, true), (.rtnInt8, false), (.fp8E4M3, true)])
-    func ingotThenExportEqualsDirectExport(scheme: QuantizationPlan.Scheme, symmetric: Bool) throws {
+    @Test(arguments: [(QuantScheme.rtnInt4, false), (.rtnInt4, true), (.rtnInt8, false), (.fp8E4M3, true)])
+    func ingotThenExportEqualsDirectExport(scheme: QuantScheme, symmetric: Bool) throws {
         let d = TempDir()
         let model = fixture("peers/models/tiny-mixtral")
         try QuantizeJob(source: Checkpoint.open(model), modelDirectory: model, plan: plan(scheme, symmetric: symmetric),
@@ -74,7 +74,7 @@ struct QuantizeIngotTests {
         let rows = 2, cols = 64
         var w = [Float](repeating: 0, count: rows * cols)      // row 0 all zeros
         for c in 0..<cols { w[cols + c] = c == 3 ? .nan : c == 5 ? .infinity : Float(c) * 1e-40 }  // NaN, Inf, denormals
-        for scheme in [QuantizationPlan.Scheme.rtnInt4, .fp8E4M3] {
+        for scheme in [QuantScheme.rtnInt4, .fp8E4M3] {
             var s = QuantizationPlan.Settings(scheme: scheme)
             s.groupSize = 32
             let q = try w.withUnsafeBufferPointer { try QuantizeJob.quantize($0, rows: rows, columns: cols, dtype: .f32, settings: s) }

@@ -82,7 +82,7 @@ public struct ExportJob {
         }
         for t in source.tensors where !companions.contains(t.name) {
             if let q = source.nativeEntry(t.name)?.quantization {
-                var st = QuantizationPlan.Settings(scheme: q.scheme == .fp8E4M3 ? .fp8E4M3 : q.scheme == .fp8E5M2 ? .fp8E5M2 : q.bits == 4 ? .rtnInt4 : .rtnInt8)
+                var st = QuantizationPlan.Settings(scheme: .stored(q))
                 st.groupSize = q.groupSize
                 st.symmetric = q.scheme != .intAffine
                 st.fp8Granularity = q.granularity
@@ -133,35 +133,34 @@ public struct ExportJob {
         guard let s = w.settings else { return [try .init(name: w.name, dtype: w.dtype, shape: w.shape)] }
         let m = String(w.name.dropLast(7)), rows = w.shape[0], cols = w.shape[1]
         let storeType = ComputePrecision(dtype: w.dtype).dtype
-        switch (format, s.scheme) {
-        case (.compressedTensors, .rtnInt4), (.compressedTensors, .rtnInt8):
-            let bits = s.scheme == .rtnInt4 ? 4 : 8
-            let g = s.groupSize ?? cols, groups = (cols + g - 1) / g
+        switch (format, s.scheme.codes) {
+        case (.compressedTensors, .int(let bits)):
+            let g = s.groupWidth(columns: cols), groups = (cols + g - 1) / g
             var e = [try SafetensorsWriter.Entry(name: m + ".weight_packed", dtype: .i32, shape: [rows, (cols * bits + 31) / 32]),
                      try .init(name: m + ".weight_scale", dtype: storeType, shape: [rows, groups])]
             if !s.symmetric { e.append(try .init(name: m + ".weight_zero_point", dtype: .i32, shape: [(rows * bits + 31) / 32, groups])) }
             e.append(try .init(name: m + ".weight_shape", dtype: .i64, shape: [2]))
             return e
-        case (.compressedTensors, .fp8E4M3), (.compressedTensors, .fp8E5M2):
+        case (.compressedTensors, .fp8):
             let q = FP8Quantizer(granularity: s.fp8Granularity)
             let sc = q.granularity == .block ? [(rows + 127) / 128, (cols + 127) / 128] : q.granularity == .channel ? [rows, 1] : [1]
-            var e = [try SafetensorsWriter.Entry(name: m + ".weight", dtype: s.scheme == .fp8E4M3 ? .f8e4m3 : .f8e5m2, shape: [rows, cols]),
+            var e = [try SafetensorsWriter.Entry(name: m + ".weight", dtype: s.scheme.codeDType!, shape: [rows, cols]),
                      try .init(name: m + ".weight_scale", dtype: storeType, shape: sc)]
             if inputScale(w) != nil { e.append(try .init(name: m + ".input_scale", dtype: .f32, shape: [1])) }
             return e
-        case (.autoawq, .rtnInt4):
-            let g = s.groupSize ?? cols
+        case (.autoawq, .int(bits: 4)):
+            let g = s.groupWidth(columns: cols)
             guard rows % 8 == 0, cols % g == 0 else {
                 throw Failure.unsupported(tensor: w.name, reason: "AutoAWQ GEMM needs out % 8 == 0 and in % group == 0 (shape \(ShapeMath.describe(w.shape)), group \(g))")
             }
             return [try .init(name: m + ".qweight", dtype: .i32, shape: [cols, rows / 8]),
                     try .init(name: m + ".qzeros", dtype: .i32, shape: [cols / g, rows / 8]),
                     try .init(name: m + ".scales", dtype: .f16, shape: [cols / g, rows])]
-        case (.fp8, .fp8E4M3):
+        case (.fp8, .fp8(.e4m3)):
             return [try .init(name: m + ".weight", dtype: .f8e4m3, shape: [rows, cols]),
                     try .init(name: m + ".weight_scale_inv", dtype: .f32, shape: [(rows + 127) / 128, (cols + 127) / 128])]
         default:
-            throw Failure.unsupported(tensor: w.name, reason: "scheme \(s.scheme.rawValue) cannot be exported as \(format.rawValue)")
+            throw Failure.unsupported(tensor: w.name, reason: "scheme \(s.scheme) cannot be exported as \(format.rawValue)")
         }
     }
 
@@ -169,11 +168,11 @@ public struct ExportJob {
     func quantize(_ w: ExportWeight, _ values: [Float]) throws -> [[UInt8]] {
         let s = w.settings!, rows = w.shape[0], cols = w.shape[1]
         let q: QuantizedWeight = try values.withUnsafeBufferPointer { v in
-            switch (format, s.scheme) {
-            case (.autoawq, _):
+            switch format {
+            case .autoawq:
                 return IntQuantizer(bits: 4, groupSize: s.groupSize, symmetric: false, convention: .autoawq)
                     .quantize(v, rows: rows, columns: cols, precision: .f16)
-            case (.fp8, _):
+            case .fp8:
                 return FP8Quantizer(format: .e4m3, granularity: .block).quantize(v, rows: rows, columns: cols, precision: .f32)
             default:
                 var cs = s
@@ -191,9 +190,8 @@ public struct ExportJob {
             throw Failure.unsupported(tensor: w.name, reason: "DeepSeek FP8 needs 128×128-block E4M3 weights")
         }
         return try {
-            switch (format, s.scheme) {
-            case (.compressedTensors, .rtnInt4), (.compressedTensors, .rtnInt8):
-                let bits = s.scheme == .rtnInt4 ? 4 : 8
+            switch (format, s.scheme.codes) {
+            case (.compressedTensors, .int(let bits)):
                 let packed = bits == 4 ? Packing.compressedTensors(q.codes, rows: rows, columns: cols)
                     : Packing.packBytes(q.codes, rows: rows, columns: cols)
                 var out = [Packing.bytes(packed), Packing.floatBytes(q.scales, as: q.scaleDType)]
@@ -233,8 +231,8 @@ public struct ExportJob {
         let s = plan.defaults
         switch format {
         case .compressedTensors:
-            let fp8 = s.scheme == .fp8E4M3 || s.scheme == .fp8E5M2
-            let bits = s.scheme == .rtnInt4 ? 4 : 8
+            let fp8 = s.scheme.fp8Format != nil
+            let bits = s.scheme.bits
             var weights: [(key: String, value: JSON)] = [("actorder", .null)]
             weights.append(("block_structure", fp8 && s.fp8Granularity == .block ? .array([.int(128), .int(128)]) : .null))
             weights += [("dynamic", .bool(false)),
@@ -314,7 +312,7 @@ public struct ExportJob {
                     let values = try FloatCodecs.decodeToF32(bytes, dtype: w.dtype, count: count)
                     let health = values.withUnsafeBufferPointer {
                         WeightHealth.scan($0, rows: w.shape[0], columns: w.shape[1], groupSize: w.settings!.groupSize,
-                                          fp8Max: w.settings!.scheme == .fp8E4M3 ? 448 : nil)
+                                          fp8Max: w.settings!.scheme.fp8Format?.maxValue)
                     }
                     if !health.isClean {
                         if strict { throw BadWeights(tensor: w.name, health: health) }
@@ -337,12 +335,12 @@ public struct ExportJob {
     func describe(_ s: QuantizationPlan.Settings) -> String { Self.describe(s, format: format) }
 
     static func describe(_ s: QuantizationPlan.Settings, format: ExportFormat?) -> String {
-        switch s.scheme {
-        case .rtnInt4, .rtnInt8:
-            "\(s.scheme == .rtnInt4 ? "int4" : "int8") \(s.symmetric ? "sym" : "asym") " + (s.groupSize.map { "g\($0)" } ?? "per-channel")
+        switch s.scheme.codes {
+        case .int(let bits):
+            "int\(bits) \(s.symmetric ? "sym" : "asym") " + (s.groupSize.map { "g\($0)" } ?? "per-channel")
                 + (s.convention == .autoawq ? " (autoawq)" : "")
-        case .fp8E4M3, .fp8E5M2: "\(s.scheme.rawValue) \(format == .fp8 ? "block" : s.fp8Granularity.rawValue)"
-        case .none: "kept"
+        case .fp8(let f): "fp8-\(f.rawValue) \(format == .fp8 ? "block" : s.fp8Granularity.rawValue)"
+        case .kept: "kept"
         }
     }
 

@@ -1,0 +1,148 @@
+import IngotCore
+import IngotFormats
+
+/// A quantization scheme, by the kebab name the CLI, recipes and bench accept: the number format of its codes,
+/// its default grouping, and what calibration does before rounding. Every scheme is a `static let` listed in `all`;
+/// adding one is a new constant plus its line there (and, for a new number format, a `Codes` case and its quantizer).
+public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
+    /// The number format of the stored codes; it picks the quantizer.
+    public enum Codes: Sendable, Hashable {
+        /// Integers of `bits` bits with per-group (or per-channel) scales and optional zero points.
+        case int(bits: Int)
+        /// FP8 values with tensor, channel or block scales.
+        case fp8(FP8.Format)
+        /// The weights stay as they are (`none`, for overrides).
+        case kept
+    }
+
+    /// What calibration does to the weights before they are rounded.
+    public enum Transform: String, Sendable, Hashable {
+        /// Activation-aware scaling and clipping (AWQ), then the scheme's rounding.
+        case awq
+    }
+
+    public let name: String
+    public let codes: Codes
+    /// Input columns per scale group when none is given (nil: one group per row, or the FP8 granularity decides).
+    public let defaultGroupSize: Int?
+    public let transform: Transform?
+    /// One line for `--help` and error messages.
+    public let summary: String
+
+    public init(name: String, codes: Codes, defaultGroupSize: Int? = nil, transform: Transform? = nil, summary: String) {
+        self.name = name; self.codes = codes; self.defaultGroupSize = defaultGroupSize; self.transform = transform
+        self.summary = summary
+    }
+
+    public static let rtnInt4 = QuantScheme(name: "rtn-int4", codes: .int(bits: 4), defaultGroupSize: 128,
+                                            summary: "INT4 round-to-nearest, groups of 128")
+    public static let awqInt4 = QuantScheme(name: "awq-int4", codes: .int(bits: 4), defaultGroupSize: 128, transform: .awq,
+                                            summary: "INT4 after AWQ (needs --calib or --data)")
+    public static let rtnInt8 = QuantScheme(name: "rtn-int8", codes: .int(bits: 8), defaultGroupSize: 128,
+                                            summary: "INT8 round-to-nearest, groups of 128")
+    public static let fp8E4M3 = QuantScheme(name: "fp8-e4m3", codes: .fp8(.e4m3), summary: "FP8 E4M3")
+    public static let fp8E5M2 = QuantScheme(name: "fp8-e5m2", codes: .fp8(.e5m2), summary: "FP8 E5M2")
+    public static let none = QuantScheme(name: "none", codes: .kept, summary: "kept in full precision")
+
+    /// Every scheme, in the order help texts list them.
+    public static let all: [QuantScheme] = [.rtnInt4, .awqInt4, .rtnInt8, .fp8E4M3, .fp8E5M2, .none]
+
+    public init?(name: String) {
+        guard let s = Self.all.first(where: { $0.name == name }) else { return nil }
+        self = s
+    }
+
+    /// The scheme called `name`, or an error listing the names there are.
+    public static func named(_ name: String) throws -> QuantScheme {
+        guard let s = QuantScheme(name: name) else { throw Failure.unknown(name) }
+        return s
+    }
+
+    /// The names, comma-separated, for help texts and errors.
+    public static var names: String { all.map(\.name).joined(separator: ", ") }
+
+    public var description: String { name }
+    public static func == (a: QuantScheme, b: QuantScheme) -> Bool { a.name == b.name }
+    public func hash(into h: inout Hasher) { h.combine(name) }
+
+    /// Bits per code (0 for `none`).
+    public var bits: Int {
+        switch codes {
+        case .int(let b): b
+        case .fp8: 8
+        case .kept: 0
+        }
+    }
+
+    /// The FP8 format of the codes, for FP8 schemes.
+    public var fp8Format: FP8.Format? { if case .fp8(let f) = codes { f } else { nil } }
+
+    /// Whether the codes are integers (group-quantized with a zero point or symmetric).
+    public var isInteger: Bool { if case .int = codes { true } else { false } }
+
+    /// Whether calibration data is needed to apply the scheme.
+    public var needsCalibration: Bool { transform != nil }
+
+    /// The dtype the codes are stored in, in an `.ingot` file.
+    public var codeDType: DType? {
+        switch codes {
+        case .int(let b): b == 4 ? .u4 : .u8
+        case .fp8(let f): f == .e4m3 ? .f8e4m3 : .f8e5m2
+        case .kept: nil
+        }
+    }
+
+    /// The scheme that re-quantizes the codes an `.ingot` tensor stores (round-to-nearest of the same format).
+    public static func stored(_ q: QuantizationInfo) -> QuantScheme {
+        switch q.scheme {
+        case .fp8E4M3: .fp8E4M3
+        case .fp8E5M2: .fp8E5M2
+        case .intAffine, .intSymmetric: q.bits == 4 ? .rtnInt4 : .rtnInt8
+        }
+    }
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case unknown(String)
+        case modifier(spec: String, modifier: String)
+        case wholeModel(String)
+        case groupSize(spec: String)
+        public var description: String {
+            switch self {
+            case .unknown(let n): "unknown scheme '\(n)' (use \(QuantScheme.names))"
+            case let .modifier(s, m): "'\(s)': unknown modifier '\(m)' (use gN, channel, sym or asym)"
+            case .wholeModel(let n): "\(n) transforms the whole model; override with a round-to-nearest scheme"
+            case .groupSize(let s): "'\(s)': the group size must be positive"
+            }
+        }
+    }
+}
+
+extension QuantizationPlan.Settings {
+    /// `SCHEME[:gN][:channel][:sym|:asym]` over `base`: the scheme, and grouping and symmetry when given. An integer
+    /// scheme keeps the base's grouping (when the base has one or is integer too); others start from their default.
+    /// Schemes that transform the whole model are refused.
+    public init(spec: String, base: QuantizationPlan.Settings) throws {
+        let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let scheme = try QuantScheme.named(parts[0])
+        if scheme.transform != nil { throw QuantScheme.Failure.wholeModel(scheme.name) }
+        self = base
+        self.scheme = scheme
+        let keepsGroup = scheme.isInteger && (base.scheme.isInteger || base.groupSize != nil)
+        if !keepsGroup { groupSize = scheme.defaultGroupSize }
+        for p in parts.dropFirst() {
+            if p == "sym" { symmetric = true } else if p == "asym" { symmetric = false } else if p == "channel" { groupSize = nil }
+            else if p.hasPrefix("g"), let n = Int(p.dropFirst()) {
+                guard n > 0 else { throw QuantScheme.Failure.groupSize(spec: spec) }
+                groupSize = n
+            } else { throw QuantScheme.Failure.modifier(spec: spec, modifier: p) }
+        }
+    }
+}
+
+extension QuantizationPlan {
+    /// Adds a `PATTERN=SCHEME[:gN][:channel][:sym|:asym]` override (split at the last `=`), over the defaults.
+    public mutating func addOverride(_ text: String) throws {
+        guard let eq = text.lastIndex(of: "=") else { throw QuantScheme.Failure.modifier(spec: text, modifier: "expected PATTERN=SCHEME") }
+        overrides.append((String(text[..<eq]), try Settings(spec: String(text[text.index(after: eq)...]), base: defaults)))
+    }
+}

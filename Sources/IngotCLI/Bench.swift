@@ -78,7 +78,7 @@ struct BenchConvert: ParsableCommand {
         abstract: "Time in-memory f32/f16/bf16 conversion kernels.")
 
     @Option(help: "Elements per run.") var elements: Int = 1 << 26
-    @Option(help: "Threads (0 = all cores, 1 = serial).") var threads: Int = 0
+    @OptionGroup var parallelism: ThreadOptions
 
     func run() throws {
         try reportingErrors {
@@ -91,7 +91,7 @@ struct BenchConvert: ParsableCommand {
                 for _ in 0..<3 {
                     let t0 = monotonicSeconds()
                     try FloatCodecs.convert(UnsafeRawBufferPointer(src.storage), from: from, to: to, into: dst.storage,
-                                            count: elements, threads: threads)
+                                            count: elements)
                     best = min(best, monotonicSeconds() - t0)
                 }
                 let inBytes = elements * from.byteWidth!
@@ -108,13 +108,12 @@ struct BenchDecode: ParsableCommand {
         abstract: "Time decoding every tensor (e.g. of an .ingot file) into memory.")
 
     @Argument(help: "Checkpoint.") var path: String
-    @Option(help: "Threads (1 = one core, 0 = all).") var threads: Int = 0
+    @OptionGroup var parallelism: ThreadOptions
     @Option(name: .customLong("repeat"), help: "Repetitions (best is reported).") var repetitions: Int = 3
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         try reportingErrors {
-            Parallelism.configure(threads: threads)
             let src = try Checkpoint.open(path)
             var best = Double.infinity
             for _ in 0..<max(1, repetitions) {
@@ -163,12 +162,11 @@ struct BenchKernels: ParsableCommand {
 struct BenchEncode: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "encode", abstract: "Time .ingot encoding in memory.")
     @Argument(help: "Checkpoint.") var path: String
-    @Option(help: "Threads (1 = one core, 0 = all).") var threads: Int = 0
+    @OptionGroup var parallelism: ThreadOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         try reportingErrors {
-            Parallelism.configure(threads: threads)
             let src = try Checkpoint.open(path)
             var best = (Double.infinity, 0, 0)
             for _ in 0..<3 { let r = try CodecKernels.encodeAll(src); if r.0 < best.0 { best = r } }
@@ -189,12 +187,11 @@ struct BenchQuantize: ParsableCommand {
     @Argument(help: "Checkpoint.") var path: String
     @Option(help: "A round-to-nearest scheme with its modifiers: SCHEME[:gN][:channel][:sym|:asym], e.g. rtn-int4:g64.")
     var scheme = "rtn-int4"
-    @Option(help: "Threads (1 = one core, 0 = all).") var threads: Int = 0
+    @OptionGroup var parallelism: ThreadOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         try reportingErrors {
-            Parallelism.configure(threads: threads)
             let src = try Checkpoint.open(path)
             let s = try QuantizationPlan.Settings(spec: scheme, base: QuantizationPlan.Settings(scheme: .rtnInt4))
             guard s.scheme.transform == nil, s.scheme != .none else { throw BenchFailure(message: "bench quantize times round-to-nearest schemes") }

@@ -21,7 +21,8 @@ struct BenchSuite: ParsableCommand {
     @Option(help: "Calibration text for the calibrate+awq row (default: --text).") var calibText: String?
     @Option(help: "Calibration sequences.") var calibSamples = 32
     @Option(help: "Calibration sequence length.") var calibSeqLen = 256
-    @Option(help: "Worker threads for every row (0 = all cores).") var threads = 0
+    @OptionGroup var parallelism: ThreadOptions
+    var threads: Int { parallelism.threads }
     @Option(help: "Skip a row (load, convert, pack, unpack, rtn-int4, fp8-e4m3, forward, calibrate+awq). Repeatable.")
     var skip: [String] = []
     @Option(help: "Scratch directory (default: a fresh one under /tmp, removed afterwards).") var work: String?
@@ -31,8 +32,8 @@ struct BenchSuite: ParsableCommand {
 
     func validate() throws {
         for s in skip where !Self.rowNames.contains(s) { throw ValidationError("--skip '\(s)': rows are \(Self.rowNames.joined(separator: ", "))") }
-        guard evalTokens > 1, ctx > 1, calibSamples > 0, calibSeqLen > 1, threads >= 0 else {
-            throw ValidationError("--eval-tokens, --ctx, --calib-samples and --calib-seq-len must be > 1, --threads ≥ 0")
+        guard evalTokens > 1, ctx > 1, calibSamples > 0, calibSeqLen > 1 else {
+            throw ValidationError("--eval-tokens, --ctx, --calib-samples and --calib-seq-len must be > 1")
         }
     }
 

@@ -46,13 +46,38 @@ func printWarning(_ message: String) {
 struct OutputOptions: ParsableArguments {
     @Flag(help: "Overwrite the destination if it exists.") var force = false
     @Flag(help: "No progress output.") var quiet = false
+    @OptionGroup var parallelism: ThreadOptions
+}
+
+/// `--threads N`: the command runs with N workers (0 = all cores); output bytes do not depend on it.
+struct ThreadOptions: ParsableArguments {
     @Option(help: "Worker threads (0 = all cores). Output bytes do not depend on it.") var threads: Int = 0
 
     func validate() throws {
         guard threads >= 0 else { throw ValidationError("--threads must be ≥ 0") }
-        Parallelism.configure(threads: threads)
     }
 }
+
+/// A command with `--threads`: `IngotCommand.execute` runs it with that many workers bound.
+protocol Threaded {
+    var parallelism: ThreadOptions { get }
+}
+
+extension Calibrate: Threaded { var parallelism: ThreadOptions { out.parallelism } }
+extension Convert: Threaded { var parallelism: ThreadOptions { output.parallelism } }
+extension DequantizeCommand: Threaded { var parallelism: ThreadOptions { output.parallelism } }
+extension Merge: Threaded { var parallelism: ThreadOptions { out.parallelism } }
+extension Pack: Threaded { var parallelism: ThreadOptions { output.parallelism } }
+extension Unpack: Threaded { var parallelism: ThreadOptions { output.parallelism } }
+extension Quantize: Threaded { var parallelism: ThreadOptions { out.parallelism } }
+extension Export: Threaded { var parallelism: ThreadOptions { out.parallelism } }
+extension Eval: Threaded {}
+extension Run: Threaded {}
+extension BenchSuite: Threaded {}
+extension BenchConvert: Threaded {}
+extension BenchDecode: Threaded {}
+extension BenchEncode: Threaded {}
+extension BenchQuantize: Threaded {}
 
 /// Writes `text` to stdout.
 func emit(_ text: String) { FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8)) }

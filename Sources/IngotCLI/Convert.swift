@@ -36,8 +36,7 @@ struct Convert: ParsableCommand {
             writer.metadata = src.metadata
             writer.overwrite = output.force
             if FileSystem.isDirectory(source) { writer.companionsFrom = source }
-            let stats = try ConversionJob(source: src, target: target, threads: output.threads,
-                                          progress: TerminalProgress.make(quiet: output.quiet)).run(into: writer)
+            let stats = try ConversionJob(source: src, target: target, progress: TerminalProgress.make(quiet: output.quiet)).run(into: writer)
             if !output.quiet {
                 emit("wrote \(destination): \(stats.tensors) tensors, \(Format.bytes(stats.bytes)) in "
                      + String(format: "%.2f s (%@/s)", stats.seconds, Format.bytes(Int(Double(stats.bytes) / max(stats.seconds, 1e-9)))))

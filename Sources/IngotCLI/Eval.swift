@@ -19,11 +19,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Sliding windows advancing by this many tokens (default: non-overlapping).") var stride: Int?
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "No progress output.") var quiet = false
-    @Option(help: "Worker threads (1 = serial, 0 = all cores). Results do not depend on it.") var threads: Int = 0
+    @OptionGroup var parallelism: ThreadOptions
 
     func validate() throws {
-        guard threads >= 0 else { throw ValidationError("--threads must be ≥ 0") }
-        Parallelism.configure(threads: threads)
         guard (text == nil) != (tokensJson == nil) else { throw ValidationError("give exactly one of --text or --tokens-json") }
         guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2") }
     }

@@ -11,5 +11,11 @@ public struct IngotCommand: ParsableCommand {
     )
 
     public init() {}
+
+    /// Runs a parsed command with the workers its `--threads` asks for bound for everything it calls.
+    public static func execute(_ command: inout ParsableCommand) throws {
+        let workers = (command as? Threaded)?.parallelism.threads ?? 0
+        try Parallelism.withWorkers(workers) { try command.run() }
+    }
 }
 

@@ -30,7 +30,6 @@ struct Pack: ParsableCommand {
             var job = PackJob(source: src, destination: destination)
             job.options.level = level == 0 ? nil : level
             job.options.chunkSize = Format.parseSize(chunkSize)!
-            job.options.threads = output.threads
             job.maxShardSize = maxShardSize.flatMap(Format.parseSize)
             job.overwrite = output.force
             job.progress = TerminalProgress.make(quiet: output.quiet)
@@ -63,8 +62,7 @@ struct Unpack: ParsableCommand {
             writer.metadata = src.metadata
             writer.overwrite = output.force
             writer.extraFiles = try src.storedCompanionFiles()
-            let s = try ConversionJob(source: src, target: nil, threads: output.threads,
-                                      progress: TerminalProgress.make(quiet: output.quiet)).run(into: writer)
+            let s = try ConversionJob(source: src, target: nil, progress: TerminalProgress.make(quiet: output.quiet)).run(into: writer)
             if !output.quiet { emit("unpacked \(s.tensors) tensors (\(Format.bytes(s.bytes))) to \(destination)") }
         }
     }

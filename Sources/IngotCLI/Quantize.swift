@@ -109,7 +109,6 @@ struct Quantize: ParsableCommand {
             if output.hasSuffix(".ingot") {
                 var job = QuantizeJob(source: src, modelDirectory: dir, plan: plan, destination: output)
                 job.overwrite = out.force
-                job.options.threads = out.threads
                 job.progress = TerminalProgress.make(quiet: out.quiet)
                 job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme.name))] + calibrationMeta
                 job.strict = quant.strict

@@ -16,10 +16,9 @@ struct Run: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output directory (overrides the recipe's 'output').") var output: String?
     @Flag(help: "Redo every stage.") var force = false
     @Flag(help: "No progress bars (stage log lines still print).") var quiet = false
-    @Option(help: "Worker threads (0 = all cores). Output bytes do not depend on it.") var threads: Int = 0
+    @OptionGroup var parallelism: ThreadOptions
 
     func run() throws {
-        Parallelism.configure(threads: threads)
         let outcome: PipelineRun.Outcome
         do {
             var r = try Recipe.load(path: recipe)

@@ -100,13 +100,12 @@ public enum FloatCodecs {
         }
     }
 
-    /// Runs `body(lo, hi)` over disjoint ranges covering `0..<count`; ranges are fixed by `count` alone, so results
-    /// never depend on the number of threads.
+    /// Runs `body(lo, hi)` over disjoint ranges covering `0..<count` on `threads` workers (0: the scope's); ranges
+    /// are fixed by `count` alone, so results never depend on the number of threads.
     public static func parallelChunks(count: Int, threads: Int = 0, chunk: Int = 1 << 18,
                                       _ body: (Int, Int) -> Void) {
         let pieces = (count + chunk - 1) / chunk
-        if pieces <= 1 || threads == 1 { body(0, count); return }
-        parallelFor(pieces) { p in body(p * chunk, min(count, (p + 1) * chunk)) }
+        parallelFor(pieces, workers: threads) { p in body(p * chunk, min(count, (p + 1) * chunk)) }
     }
 
     // MARK: kernels

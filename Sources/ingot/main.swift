@@ -24,7 +24,7 @@ _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
 // would exit 64; scripts expect one code for "bad input").
 do {
     var command = try IngotCommand.parseAsRoot()
-    try command.run()
+    try IngotCommand.execute(&command)
 } catch {
     if IngotCommand.exitCode(for: error) == .validationFailure {
         FileHandle.standardError.write(Data((IngotCommand.fullMessage(for: error) + "\n").utf8))

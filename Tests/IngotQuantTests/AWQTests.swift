@@ -137,9 +137,7 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
             #expect(a.withBytes { Array($0) } == b.withBytes { Array($0) }, "\(t.name)")
         }
         #expect(stream.result.layers.map(\.layer) == Array(0..<m.config.layers))
-        Parallelism.serial = true
-        defer { Parallelism.serial = false }
-        let two = try AWQ(model: m, calibration: cal, quantizer: q).run()
+        let two = try Parallelism.withWorkers(1) { try AWQ(model: m, calibration: cal, quantizer: q).run() }
         #expect(one.weights == two.weights)
     }
 }

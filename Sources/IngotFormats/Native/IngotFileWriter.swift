@@ -11,7 +11,7 @@ public final class IngotFileWriter {
         public var level: Int32? = 3
         public var chunkSize = 4 << 20
         public var alignment = 4096
-        /// 1 = serial; anything else uses all cores (results are identical).
+        /// Encoding workers (0: the scope's `Parallelism.workers`); results are identical for any count.
         public var threads = 0
         public init() {}
     }
@@ -121,7 +121,7 @@ public final class IngotFileWriter {
                 let piece = UnsafeRawBufferPointer(rebasing: buf.bytes[job.range])
                 s.value[j] = ZstdPool.shared.withContext { ChunkEncoder.encode(piece, dtype: buf.dtype, level: level, context: $0) }
             }
-            if options.threads == 1 { for j in jobs.indices { work(j) } } else { parallelFor(jobs.count, work) }
+            parallelFor(jobs.count, workers: options.threads, work)
         }
         var result = [[NativeChunk]](repeating: [], count: buffers.count)
         for (j, e) in encoded.enumerated() {

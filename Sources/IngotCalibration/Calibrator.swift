@@ -63,8 +63,7 @@ public struct Calibrator {
             // Down-projection input of expert e over every token (for starved experts under the all-tokens policy).
             let allTokenDown = { (e: Int) -> ActivationStats in
                 var d = ActivationStats(width: c.expertIntermediateSize)
-                d.add(Kernels.swigluActivation(mlpInput, gate: w.experts[e].gate, up: w.experts[e].up, rows: batch.rows,
-                                               hidden: h, inner: c.expertIntermediateSize), rows: batch.rows)
+                d.add(model.expertActivation(mlpInput, w.experts[e], rows: batch.rows), rows: batch.rows)
                 return d
             }
             if let routing {

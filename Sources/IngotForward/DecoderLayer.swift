@@ -68,7 +68,12 @@ public struct Routing: Sendable {
 
 /// One decoder layer's weights decoded to f32, with the names they came from.
 public struct LayerWeights: Sendable {
-    public struct Expert: Sendable { public var gate: [Float], up: [Float], down: [Float] }
+    public struct Expert: Sendable {
+        public var gate: [Float], up: [Float], down: [Float]
+        /// Biases of gate, up and down (gpt-oss), else nil.
+        public var gateBias: [Float]? = nil, upBias: [Float]? = nil, downBias: [Float]? = nil
+        public init(gate: [Float], up: [Float], down: [Float]) { self.gate = gate; self.up = up; self.down = down }
+    }
     /// MLA weights (DeepSeek-V3).
     public struct Latent: Sendable {
         public var qA: [Float] = [], qANorm: [Float] = [], qB: [Float] = [], q: [Float] = []
@@ -77,6 +82,10 @@ public struct LayerWeights: Sendable {
     public var names: LayerNames
     public var inputNorm: [Float], postNorm: [Float]
     public var q: [Float] = [], k: [Float] = [], v: [Float] = [], o: [Float]
+    /// Attention biases (`attention_bias`), nil when absent.
+    public var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?, oBias: [Float]?
+    /// Per-head sink logits (gpt-oss).
+    public var sinks: [Float]?
     public var qNorm: [Float]?, kNorm: [Float]?
     public var latent: Latent?
     public var routerBias: [Float]?
@@ -107,6 +116,11 @@ public struct LayerWeights: Sendable {
             v = try m.weight(n.v, [KV * d, h]); o = try m.weight(n.o, [h, H * d])
         }
         if let qn = n.qNorm, let kn = n.kNorm { qNorm = try m.weight(qn, [d]); kNorm = try m.weight(kn, [d]) }
+        if let b = n.qBias { qBias = try m.weight(b, [H * d]) }
+        if let b = n.kBias { kBias = try m.weight(b, [KV * d]) }
+        if let b = n.vBias { vBias = try m.weight(b, [KV * d]) }
+        if let b = n.oBias { oBias = try m.weight(b, [h]) }
+        if let s = n.sinks { sinks = try m.weight(s, [H]) }
         if let g = n.gate, let u = n.up, let dn = n.down {
             let i = c.intermediateSize
             gate = try m.weight(g, [i, h]); up = try m.weight(u, [i, h]); down = try m.weight(dn, [h, i])
@@ -128,8 +142,51 @@ public struct LayerWeights: Sendable {
                 let b = x * 2 * i * h
                 experts.append(Expert(gate: Array(fused!.gu[b..<(b + i * h)]), up: Array(fused!.gu[(b + i * h)..<(b + 2 * i * h)]),
                                       down: Array(fused!.dn[(x * h * i)..<((x + 1) * h * i)])))
+            case let .fusedTransposed(gu, dn, x):
+                if fused == nil { fused = (try m.weight(gu, [c.experts, h, 2 * i]), try m.weight(dn, [c.experts, i, h])) }
+                var e = Expert(gate: [Float](repeating: 0, count: i * h), up: [Float](repeating: 0, count: i * h),
+                               down: [Float](repeating: 0, count: h * i))
+                let g = x * h * 2 * i, d0 = x * i * h
+                for r in 0..<i {
+                    for k in 0..<h {
+                        e.gate[r * h + k] = fused!.gu[g + k * 2 * i + 2 * r]
+                        e.up[r * h + k] = fused!.gu[g + k * 2 * i + 2 * r + 1]
+                        e.down[k * i + r] = fused!.dn[d0 + r * h + k]
+                    }
+                }
+                experts.append(e)
             }
         }
+        var fusedBias: (gu: [Float], dn: [Float])?
+        for (x, b) in n.expertBiases.enumerated() where x < experts.count {
+            switch b {
+            case let .separate(g, u, dn):
+                experts[x].gateBias = try m.weight(g, [i]); experts[x].upBias = try m.weight(u, [i]); experts[x].downBias = try m.weight(dn, [h])
+            case let .fusedInterleaved(gu, dn, e):
+                if fusedBias == nil { fusedBias = (try m.weight(gu, [c.experts, 2 * i]), try m.weight(dn, [c.experts, h])) }
+                experts[x].gateBias = (0..<i).map { fusedBias!.gu[e * 2 * i + 2 * $0] }
+                experts[x].upBias = (0..<i).map { fusedBias!.gu[e * 2 * i + 2 * $0 + 1] }
+                experts[x].downBias = Array(fusedBias!.dn[(e * h)..<((e + 1) * h)])
+            }
+        }
+    }
+}
+
+extension LayerWeights {
+    /// Experts back in gpt-oss's fused layout: `gate_up_proj [E, H, 2I]` (gate at even columns), `down_proj [E, I, H]`.
+    public static func fusedTransposedTensors(_ experts: [Expert], hidden h: Int, inner i: Int) -> (gateUp: [Float], down: [Float]) {
+        var gu = [Float](repeating: 0, count: experts.count * h * 2 * i), dn = [Float](repeating: 0, count: experts.count * i * h)
+        for (x, e) in experts.enumerated() {
+            let g = x * h * 2 * i, d0 = x * i * h
+            for r in 0..<i {
+                for k in 0..<h {
+                    gu[g + k * 2 * i + 2 * r] = e.gate[r * h + k]
+                    gu[g + k * 2 * i + 2 * r + 1] = e.up[r * h + k]
+                    dn[d0 + r * h + k] = e.down[k * i + r]
+                }
+            }
+        }
+        return (gu, dn)
     }
 }
 
@@ -159,7 +216,10 @@ extension ReferenceModel {
         observer?(.attention, x, n)
         var q = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: H * d)
         var k = Kernels.linear(x, w.k, rows: n, inputs: h, outputs: KV * d)
-        let v = Kernels.linear(x, w.v, rows: n, inputs: h, outputs: KV * d)
+        var v = Kernels.linear(x, w.v, rows: n, inputs: h, outputs: KV * d)
+        if let b = w.qBias { Kernels.addBias(&q, b) }
+        if let b = w.kBias { Kernels.addBias(&k, b) }
+        if let b = w.vBias { Kernels.addBias(&v, b) }
         if let qn = w.qNorm, let kn = w.kNorm {
             q = Kernels.rmsNorm(q, qn, rows: n * H, eps: c.rmsNormEps)
             k = Kernels.rmsNorm(k, kn, rows: n * KV, eps: c.rmsNormEps)
@@ -172,18 +232,22 @@ extension ReferenceModel {
         let scale = 1 / Float(d).squareRoot()
         // (sequence, head) pairs run in parallel, each a single-threaded sgemm writing its own rows.
         let pairs = batch.segments.count * H
+        let window = c.attentionWindow(w.names.layer), sinks = w.sinks
         BLAS.useSingleThreadedKernels()
         out.withUnsafeMutableBufferPointer { o in
             let base = UncheckedSendable(o.baseAddress!)
             parallelFor(pairs) { i in
                 let (start, len) = batch.segments[i / H], head = i % H
                 Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head / (H / KV),
-                                      heads: H, kvHeads: KV, dk: d, dv: d, scale: scale, out: base.value)
+                                      heads: H, kvHeads: KV, dk: d, dv: d, scale: scale, window: window, sink: sinks?[head],
+                                      out: base.value)
             }
         }
         observer?(.output, out, n)
         preOutput?(out)
-        return Kernels.linear(out, w.o, rows: n, inputs: H * d, outputs: h)
+        var y = Kernels.linear(out, w.o, rows: n, inputs: H * d, outputs: h)
+        if let b = w.oBias { Kernels.addBias(&y, b) }
+        return y
     }
 
     /// SwiGLU MLP `down(silu(gate·x) ⊙ up·x)`; `site` names the down input for observers.
@@ -196,9 +260,21 @@ extension ReferenceModel {
     }
 
     /// Softmax routing: top-k experts per token (ties to the lower index), renormalised when the config says so.
+    /// gpt-oss (`softmaxOfTopK`): bias added to the logits, softmax over the top-k logits.
     public func route(_ x: [Float], router: [Float], bias: [Float]? = nil, rows n: Int) -> Routing {
         let c = config, E = c.experts, K = c.expertsPerToken
-        let logits = Kernels.linear(x, router, rows: n, inputs: c.hiddenSize, outputs: E)
+        var logits = Kernels.linear(x, router, rows: n, inputs: c.hiddenSize, outputs: E)
+        if case .softmaxOfTopK = c.routing {
+            if let bias { Kernels.addBias(&logits, bias) }
+            return Routing(chosen: (0..<n).map { t in
+                let top = logits[(t * E)..<((t + 1) * E)].enumerated()
+                    .sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(K)
+                let m = top.first!.element
+                let ex = top.map { expf($0.element - m) }
+                let sum = ex.reduce(0, +)
+                return zip(top, ex).map { ($0.offset, $1 / sum) }
+            })
+        }
         if case let .sigmoidGroupLimited(groups, topkGroup, factor) = c.routing {
             return Routing(chosen: (0..<n).map { t in
                 Kernels.sigmoidGroupLimitedTopK(Array(logits[(t * E)..<((t + 1) * E)]), bias: bias ?? [Float](repeating: 0, count: E),
@@ -219,6 +295,37 @@ extension ReferenceModel {
         return Routing(chosen: chosen)
     }
 
+    /// One expert on its rows: the config's activation (SwiGLU, or gpt-oss's clamped one with biases), then down.
+    public func expertBlock(_ x: [Float], _ w: LayerWeights.Expert, rows n: Int, observer: LinearInputObserver? = nil,
+                            downSite: LinearSite) -> [Float] {
+        let h = config.hiddenSize, i = config.expertIntermediateSize
+        let act = expertActivation(x, w, rows: n)
+        observer?(downSite, act, n)
+        var y = Kernels.linear(act, w.down, rows: n, inputs: i, outputs: h)
+        if let b = w.downBias { Kernels.addBias(&y, b) }
+        return y
+    }
+
+    /// The input of an expert's down_proj for rows `x`.
+    public func expertActivation(_ x: [Float], _ w: LayerWeights.Expert, rows n: Int) -> [Float] {
+        let h = config.hiddenSize, i = config.expertIntermediateSize
+        switch config.expertActivation {
+        case .swiglu:
+            if w.gateBias == nil && w.upBias == nil { return Kernels.swigluActivation(x, gate: w.gate, up: w.up, rows: n, hidden: h, inner: i) }
+            var g = Kernels.linear(x, w.gate, rows: n, inputs: h, outputs: i), u = Kernels.linear(x, w.up, rows: n, inputs: h, outputs: i)
+            if let b = w.gateBias { Kernels.addBias(&g, b) }
+            if let b = w.upBias { Kernels.addBias(&u, b) }
+            for k in g.indices { let a = g[k]; g[k] = a / (1 + expf(-a)) * u[k] }
+            return g
+        case let .clampedSwiGLU(alpha, limit):
+            var g = Kernels.linear(x, w.gate, rows: n, inputs: h, outputs: i), u = Kernels.linear(x, w.up, rows: n, inputs: h, outputs: i)
+            if let b = w.gateBias { Kernels.addBias(&g, b) }
+            if let b = w.upBias { Kernels.addBias(&u, b) }
+            Kernels.clampedSwiGLU(&g, u, alpha: alpha, limit: limit)
+            return g
+        }
+    }
+
     /// Mixture of experts on `x` with the given routing; `experts` overrides the layer's experts (AWQ candidates).
     public func moeBlock(_ x: [Float], _ lw: LayerWeights, routing: Routing, experts: [LayerWeights.Expert]? = nil,
                          observer: LinearInputObserver? = nil, allExpertTokens: Bool = false) -> [Float] {
@@ -229,14 +336,13 @@ extension ReferenceModel {
             let w = ex[e]
             if allExpertTokens, let observer {
                 observer(.expert(e), x, n)
-                observer(.expertDown(e), Kernels.swigluActivation(x, gate: w.gate, up: w.up, rows: n, hidden: h, inner: I), n)
+                observer(.expertDown(e), expertActivation(x, w, rows: n), n)
             }
             let tokens = routing.tokens(of: e)
             let xs = Kernels.gatherRows(x, tokens, width: h)
             if !allExpertTokens { observer?(.expert(e), xs, tokens.count) }
             if tokens.isEmpty { continue }
-            let y = mlpBlock(xs, gate: w.gate, up: w.up, down: w.down, rows: tokens.count, inner: I,
-                             observer: allExpertTokens ? nil : observer, downSite: .expertDown(e))
+            let y = expertBlock(xs, w, rows: tokens.count, observer: allExpertTokens ? nil : observer, downSite: .expertDown(e))
             for (r, t) in tokens.enumerated() {
                 let g = routing.chosen[t].first { $0.expert == e }!.weight
                 for k in 0..<h { out[t * h + k] += g * y[r * h + k] }

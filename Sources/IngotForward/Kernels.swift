@@ -69,8 +69,11 @@ public enum Kernels {
 
     /// Causal softmax attention for one head: scores = q·kᵀ·scale (sgemm), softmax in f32, · v (sgemm).
     /// q `[·, heads, dk]`, k `[·, kvHeads, dk]`, v `[·, kvHeads, dv]`, out `[·, heads, dv]`.
+    /// `window`: each position sees only the last `window` positions (itself included), as transformers'
+    /// sliding-window mask. `sink`: a learned logit that joins each row's softmax and whose share is dropped
+    /// (gpt-oss), so the row's probabilities sum to less than one.
     static func attentionHead(q: [Float], k: [Float], v: [Float], rows: Range<Int>, head: Int, kvHead: Int, heads: Int, kvHeads: Int,
-                              dk: Int, dv: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
+                              dk: Int, dv: Int, scale: Float, window: Int? = nil, sink: Float? = nil, out: UnsafeMutablePointer<Float>) {
         let n = rows.count, r0 = rows.lowerBound
         guard n > 0 else { return }
         // The head's rows are strided views of q/k/v (leading dimension = all heads' width): sgemm reads them in
@@ -86,12 +89,15 @@ public enum Kernels {
         s.withUnsafeMutableBufferPointer { sp in
             for t in 0..<n {
                 let row = sp.baseAddress! + t * n
-                var m = -Float.infinity
-                for j in 0...t { m = max(m, row[j]) }
+                let first = window.map { max(0, t - $0 + 1) } ?? 0
+                var m = sink ?? -Float.infinity
+                for j in first...t { m = max(m, row[j]) }
                 var sum: Float = 0
-                for j in 0...t { let e = expf(row[j] - m); row[j] = e; sum += e }
+                for j in first...t { let e = expf(row[j] - m); row[j] = e; sum += e }
+                if let sink { sum += expf(sink - m) }
                 let inv = 1 / sum
-                for j in 0...t { row[j] *= inv }
+                for j in first...t { row[j] *= inv }
+                if first > 0 { row.update(repeating: 0, count: first) }
                 if t + 1 < n { (row + t + 1).update(repeating: 0, count: n - t - 1) }
             }
         }
@@ -140,6 +146,22 @@ public enum Kernels {
         let u = linear(x, up, rows: rows, inputs: hidden, outputs: inner)
         for i in g.indices { let a = g[i]; g[i] = a / (1 + expf(-a)) * u[i] }
         return g
+    }
+
+    /// gpt-oss's expert activation on `g = gate·x + b`, `u = up·x + b` (in place into `g`): gate clamped to
+    /// ≤ limit, up to [−limit, limit], `g · σ(alpha · g) · (u + 1)`.
+    public static func clampedSwiGLU(_ g: inout [Float], _ u: [Float], alpha: Float, limit: Float) {
+        for i in g.indices {
+            let a = min(g[i], limit), b = min(max(u[i], -limit), limit)
+            g[i] = (b + 1) * (a * (1 / (1 + expf(-(a * alpha)))))
+        }
+    }
+
+    /// Adds `bias` (`[width]`) to every row of `x`.
+    public static func addBias(_ x: inout [Float], _ bias: [Float]) {
+        let w = bias.count
+        guard w > 0 else { return }
+        for r in 0..<(x.count / w) { for k in 0..<w { x[r * w + k] += bias[k] } }
     }
 
     /// Rows `rows` of a `[·, width]` matrix, in order.

@@ -8,6 +8,9 @@ public struct LayerNames: Sendable, Equatable {
         case separate(gate: String, up: String, down: String)
         /// Slice `index` of `gate_up_proj [E, 2I, H]` (gate rows first) and `down_proj [E, H, I]`.
         case fused(gateUp: String, down: String, index: Int)
+        /// gpt-oss: slice `index` of `gate_up_proj [E, H, 2I]` (inputs first; gate and up interleaved, gate at even
+        /// columns) and `down_proj [E, I, H]`.
+        case fusedTransposed(gateUp: String, down: String, index: Int)
 
         /// The 2-D weight names, when the expert has its own tensors.
         public var separateNames: (gate: String, up: String, down: String)? {
@@ -23,9 +26,21 @@ public struct LayerNames: Sendable, Equatable {
         public var kvA: String, kvANorm: String, kvB: String
     }
 
+    /// Where one expert's biases live (gpt-oss).
+    public enum ExpertBias: Sendable, Equatable {
+        /// Three 1-D tensors `[I]`, `[I]`, `[H]`.
+        case separate(gate: String, up: String, down: String)
+        /// Row `index` of `gate_up_proj_bias [E, 2I]` (gate and up interleaved) and `down_proj_bias [E, H]`.
+        case fusedInterleaved(gateUp: String, down: String, index: Int)
+    }
+
     public var layer: Int
     public var inputNorm: String, postNorm: String
     public var q: String, k: String, v: String, o: String
+    /// Attention biases (`attention_bias`).
+    public var qBias: String?, kBias: String?, vBias: String?, oBias: String?
+    /// gpt-oss: one sink logit per head (`self_attn.sinks [heads]`).
+    public var sinks: String?
     public var qNorm: String?, kNorm: String?
     /// MLA layers: these replace q/k/v (which are then empty).
     public var latent: Latent?
@@ -36,6 +51,8 @@ public struct LayerNames: Sendable, Equatable {
     /// DeepSeek-V3's `e_score_correction_bias`.
     public var routerBias: String?
     public var experts: [Expert] = []
+    /// Per-expert biases (empty unless the config has expert biases).
+    public var expertBiases: [ExpertBias] = []
     /// Shared experts (one MLP over every token).
     public var shared: (gate: String, up: String, down: String)?
 
@@ -53,6 +70,11 @@ public struct LayerNames: Sendable, Equatable {
         q = p + "self_attn.q_proj.weight"; k = p + "self_attn.k_proj.weight"
         v = p + "self_attn.v_proj.weight"; o = p + "self_attn.o_proj.weight"
         if c.qkNorm { qNorm = p + "self_attn.q_norm.weight"; kNorm = p + "self_attn.k_norm.weight" }
+        if c.attentionBias {
+            qBias = p + "self_attn.q_proj.bias"; kBias = p + "self_attn.k_proj.bias"
+            vBias = p + "self_attn.v_proj.bias"; oBias = p + "self_attn.o_proj.bias"
+        }
+        if c.attentionSinks { sinks = p + "self_attn.sinks" }
         if let la = c.latentAttention {
             let a = p + "self_attn."
             latent = la.qLoraRank == nil
@@ -63,6 +85,22 @@ public struct LayerNames: Sendable, Equatable {
         }
         guard c.isMoE && !c.denseLayers.contains(l) else {
             gate = p + "mlp.gate_proj.weight"; up = p + "mlp.up_proj.weight"; down = p + "mlp.down_proj.weight"
+            return
+        }
+        if c.family == .gptOss {
+            router = p + "mlp.router.weight"
+            routerBias = p + "mlp.router.bias"
+            let m = p + "mlp.experts."
+            for e in 0..<c.experts {
+                let x = m + "\(e)."
+                if has(x + "gate_proj.weight") {  // llm-compressor's linearized experts (and Ingot's exports)
+                    experts.append(.separate(gate: x + "gate_proj.weight", up: x + "up_proj.weight", down: x + "down_proj.weight"))
+                    expertBiases.append(.separate(gate: x + "gate_proj.bias", up: x + "up_proj.bias", down: x + "down_proj.bias"))
+                } else {
+                    experts.append(.fusedTransposed(gateUp: m + "gate_up_proj", down: m + "down_proj", index: e))
+                    expertBiases.append(.fusedInterleaved(gateUp: m + "gate_up_proj_bias", down: m + "down_proj_bias", index: e))
+                }
+            }
             return
         }
         let mixtral = c.family == .mixtral

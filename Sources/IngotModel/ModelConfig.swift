@@ -3,10 +3,21 @@ import IngotCore
 /// The architecture facts the reference forward pass needs, parsed from a Hugging Face `config.json`.
 ///
 /// Supported `model_type`s: `llama`, `mistral`, `mixtral`, `qwen3_moe`, `deepseek_v3` (MLA, sigmoid group-limited
-/// routing, shared experts, YaRN). Anything else, and any option this implementation does not handle (other rope
-/// scaling types, sliding windows, attention bias), is a clear error naming it.
+/// routing, shared experts, YaRN), and the families in `Families/` (`gpt_oss`). Anything else, and any option this
+/// implementation does not handle (other rope scaling types, sliding windows, attention bias where the family has
+/// none), is a clear error naming it.
 public struct ModelConfig: Sendable, Equatable {
-    public enum Family: String, Sendable { case llama, mistral, mixtral, qwen3MoE = "qwen3_moe", deepseekV3 = "deepseek_v3" }
+    public enum Family: String, Sendable {
+        case llama, mistral, mixtral, qwen3MoE = "qwen3_moe", deepseekV3 = "deepseek_v3", gptOss = "gpt_oss"
+    }
+
+    /// What a decoder layer's token mixer is (transformers' `layer_types`).
+    public enum LayerType: String, Sendable, Equatable {
+        /// Causal attention over every earlier position.
+        case fullAttention = "full_attention"
+        /// Causal attention over the last `slidingWindow` positions (the current one included).
+        case slidingAttention = "sliding_attention"
+    }
 
     /// How the router turns logits into expert weights.
     public enum Routing: Sendable, Equatable {
@@ -16,6 +27,16 @@ public struct ModelConfig: Sendable, Equatable {
         /// `topkGroup` groups (of `groups`) with the largest sum of their two best scores; weights are the
         /// unbiased scores, renormalised if `normalizeTopK`, times `routedScalingFactor`.
         case sigmoidGroupLimited(groups: Int, topkGroup: Int, routedScalingFactor: Float)
+        /// gpt-oss: logits (+ router bias), top-k of the logits, softmax over those k.
+        case softmaxOfTopK
+    }
+
+    /// The experts' activation between gate/up and down.
+    public enum ExpertActivation: Sendable, Equatable {
+        /// `silu(gate) · up`.
+        case swiglu
+        /// gpt-oss: gate clamped to ≤ limit, up to [−limit, limit]; `gate · σ(alpha · gate) · (up + 1)`.
+        case clampedSwiGLU(alpha: Float, limit: Float)
     }
 
     /// DeepSeek's multi-head latent attention: low-rank q (optional) and a compressed kv with a shared rope key.
@@ -65,8 +86,25 @@ public struct ModelConfig: Sendable, Equatable {
     public var yarn: YaRN?
     /// Positions the checkpoint was configured for (YaRN's factor derivation).
     public var maxPositions = 0
+    /// One entry per layer (all full attention unless the family says otherwise).
+    public var layerTypes: [LayerType] = []
+    /// Positions a sliding-attention layer sees (the current one included).
+    public var slidingWindow = 0
+    /// q/k/v/o carry biases.
+    public var attentionBias = false
+    /// gpt-oss: one learned sink logit per head joins every softmax (and takes its share of the probability).
+    public var attentionSinks = false
+    /// Experts carry biases on gate, up and down.
+    public var expertBias = false
+    public var expertActivation: ExpertActivation = .swiglu
 
     public var isMoE: Bool { experts > 0 }
+
+    /// The layer type of layer `l`.
+    public func layerType(_ l: Int) -> LayerType { l < layerTypes.count ? layerTypes[l] : .fullAttention }
+
+    /// The attention window of layer `l`: nil for full attention.
+    public func attentionWindow(_ l: Int) -> Int? { layerType(l) == .slidingAttention ? slidingWindow : nil }
 
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case unsupported(field: String, value: String)
@@ -123,9 +161,12 @@ public struct ModelConfig: Sendable, Equatable {
         }
         ropeTheta = Float(rope?["rope_theta"]?.doubleValue ?? j["rope_theta"]?.doubleValue ?? 10000)
         tieWordEmbeddings = j["tie_word_embeddings"]?.boolValue ?? false
-        if j["attention_bias"]?.boolValue == true { throw Failure.unsupported(field: "attention_bias", value: "true") }
-        if let sw = j["sliding_window"], !sw.isNull, j["use_sliding_window"]?.boolValue != false {
-            throw Failure.unsupported(field: "sliding_window", value: sw.serialized())
+        layerTypes = Array(repeating: .fullAttention, count: layers)
+        if fam != .gptOss {
+            if j["attention_bias"]?.boolValue == true { throw Failure.unsupported(field: "attention_bias", value: "true") }
+            if let sw = j["sliding_window"], !sw.isNull, j["use_sliding_window"]?.boolValue != false {
+                throw Failure.unsupported(field: "sliding_window", value: sw.serialized())
+            }
         }
         switch fam {
         case .llama, .mistral: break
@@ -167,7 +208,32 @@ public struct ModelConfig: Sendable, Equatable {
             guard headDim % 2 == 0 else { throw Failure.invalid(field: "qk_rope_head_dim", reason: "must be even") }
             // Multi-token-prediction layers (num_nextn_predict_layers) sit beyond num_hidden_layers and are not part
             // of the next-token forward pass; their tensors are carried through unchanged.
+        case .gptOss: try readGptOss(j)
         }
         guard expertsPerToken <= experts else { throw Failure.invalid(field: "num_experts_per_tok", reason: "exceeds the number of experts") }
+    }
+
+    /// `layer_types` (or the family's pattern `make` when absent): one known type per layer; a sliding type needs a
+    /// positive `sliding_window` (`defaultWindow` when the field is absent).
+    mutating func readLayerTypes(_ j: JSON, defaultWindow: Int? = nil, default make: (Int) -> LayerType) throws {
+        if let v = j["layer_types"], !v.isNull {
+            guard let a = v.arrayValue, a.count == layers else {
+                throw Failure.invalid(field: "layer_types", reason: "must list one type for each of the \(layers) layers")
+            }
+            layerTypes = try a.map { t in
+                guard let s = t.stringValue, let lt = LayerType(rawValue: s) else {
+                    throw Failure.unsupported(field: "layer_types", value: t.serialized())
+                }
+                return lt
+            }
+        } else {
+            layerTypes = (0..<layers).map(make)
+        }
+        if layerTypes.contains(.slidingAttention) {
+            guard let w = j["sliding_window"] == nil ? defaultWindow : j["sliding_window"]!.intValue, w > 0 else {
+                throw Failure.invalid(field: "sliding_window", reason: "must be a positive integer when layer_types has sliding_attention")
+            }
+            slidingWindow = w
+        }
     }
 }

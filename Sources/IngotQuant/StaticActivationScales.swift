@@ -32,7 +32,7 @@ public enum StaticActivationScales {
                 let names: (gate: String, up: String, down: String)
                 switch ex {
                 case let .separate(g, u, d): names = (g, u, d)
-                case let .fused(gu, _, x):
+                case let .fused(gu, _, x), let .fusedTransposed(gu, _, x):  // exported per expert
                     let p = String(gu.dropLast("gate_up_proj".count)) + "\(x)."
                     names = (p + "gate_proj.weight", p + "up_proj.weight", p + "down_proj.weight")
                 }

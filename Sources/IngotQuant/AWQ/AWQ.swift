@@ -119,6 +119,11 @@ public struct AWQ {
             // shared-expert balancing are not implemented yet: refuse rather than quantize half-smoothed.
             throw Failure.unsupported("AWQ for \(c.family.rawValue) (latent attention / shared experts) is not implemented; use rtn-int4 or FP8")
         }
+        if c.attentionBias || c.expertBias || c.expertActivation != .swiglu {
+            // Smoothing v → o and up → down would have to scale the biases of v and up, and the expert search
+            // assumes SwiGLU: refuse until the mappings engine covers them.
+            throw Failure.unsupported("AWQ for \(c.family.rawValue) (biased linears / clamped SwiGLU experts) is not implemented; use rtn-int4 or FP8")
+        }
     }
 
     /// `Q(w)` dequantized, in the weight's storage precision.
@@ -336,16 +341,21 @@ struct LayerSearch {
         var out: [(String, [Float])] = [(n.inputNorm, w.inputNorm), (n.postNorm, w.postNorm), (n.q, w.q), (n.k, w.k), (n.v, w.v), (n.o, w.o)]
         if let g = n.gate, let u = n.up, let d = n.down { out += [(g, w.gate), (u, w.up), (d, w.down)] }
         if let r = n.router { out.append((r, w.router)) }
-        var fused: (gu: String, dn: String)?
+        var fused: (gu: String, dn: String)?, transposed: (gu: String, dn: String)?
         for (e, x) in n.experts.enumerated() {
             switch x {
             case let .separate(g, u, d): out += [(g, w.experts[e].gate), (u, w.experts[e].up), (d, w.experts[e].down)]
             case let .fused(gu, dn, _): fused = (gu, dn)
+            case let .fusedTransposed(gu, dn, _): transposed = (gu, dn)
             }
         }
         if let f = fused {
             out.append((f.gu, w.experts.flatMap { $0.gate + $0.up }))
             out.append((f.dn, w.experts.flatMap(\.down)))
+        }
+        if let f = transposed {
+            let t = LayerWeights.fusedTransposedTensors(w.experts, hidden: m.config.hiddenSize, inner: m.config.expertIntermediateSize)
+            out += [(f.gu, t.gateUp), (f.dn, t.down)]
         }
         return out
     }

@@ -33,7 +33,7 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
             for e in n.experts {
                 switch e {
                 case let .separate(g, u, d): names += [g, u, d]
-                case let .fused(gu, d, _): names += [gu, d]
+                case let .fused(gu, d, _), let .fusedTransposed(gu, d, _): names += [gu, d]
                 }
             }
             for name in names where !name.isEmpty { layerOf[name] = l }

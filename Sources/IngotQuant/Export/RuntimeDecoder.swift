@@ -2,16 +2,19 @@ import IngotCore
 import IngotFormats
 
 /// Reads quantized checkpoints back to f32 weights: compressed-tensors (`pack-quantized`, `float-quantized`),
-/// AutoAWQ GEMM, DeepSeek FP8 and `.ingot` quantized tensors, whoever wrote them.
+/// AutoAWQ GEMM, DeepSeek FP8, gpt-oss MXFP4 experts and `.ingot` quantized tensors, whoever wrote them.
 ///
 /// As a `TensorSource` it lists every weight under its plain `….weight` name as F32 `[out, in]` (exact products
-/// `(q − z)·s` / `fp8·s`, no rounding to the scale dtype), and every other tensor unchanged.
+/// `(q − z)·s` / `fp8·s`, no rounding to the scale dtype), MXFP4 `X_blocks`/`X_scales` as `X` in transformers'
+/// layout `[E, in, out]` (exact `fp4 · 2^(e − 127)`), and every other tensor unchanged.
 public final class DequantizedSource: TensorSource, @unchecked Sendable {
     public let path: String
     public let base: TensorSource
     public let tensors: [TensorInfo]
     public var metadata: [(key: String, value: String)] { base.metadata }
     private let recipes: [String: Recipe]
+    /// The E2M1 (FP4) values of codes 0…15 (sign in bit 3).
+    static let fp4: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
     /// Scale blocks of block-quantized FP8 weights (128×128, as compressed-tensors and DeepSeek use).
     public static let fp8Block = 128
 
@@ -20,6 +23,7 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
         case ctFP8(module: String, rows: Int, cols: Int)
         case awq(module: String, rows: Int, cols: Int, groups: Int)
         case deepseek(module: String, rows: Int, cols: Int)
+        case mxfp4(module: String, experts: Int, rows: Int, cols: Int)
         case ingot(name: String, info: QuantizationInfo)
     }
 
@@ -74,6 +78,20 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                 } else { continue }
                 infos.append(TensorInfo(name: t.name, dtype: .f32, shape: t.shape, byteCount: t.shape[0] * t.shape[1] * 4, file: t.file, fileOffset: nil))
                 hidden.insert(t.name)
+            } else if t.name.hasSuffix("_blocks"), t.dtype == .u8, t.shape.count == 4, t.shape[3] == 16 {
+                // MXFP4 (gpt-oss): blocks [E, out, G, 16] of two E2M1 codes per byte, scales [E, out, G] E8M0.
+                let m = String(t.name.dropLast(7))
+                guard let sc = base.info(m + "_scales"), sc.dtype == .u8, sc.shape == Array(t.shape[0..<3]) else {
+                    throw Failure.malformed("\(t.name) without a u8 \(m)_scales of shape \(ShapeMath.describe(Array(t.shape[0..<3])))")
+                }
+                let e = t.shape[0], rows = t.shape[1], groups = t.shape[2]
+                guard let count = ShapeMath.elementCount([e, rows, groups, 32]), count <= Int.max / 4 else {
+                    throw Failure.malformed("\(t.name): shape too large")
+                }
+                let cols = groups * 32
+                recipes[m] = .mxfp4(module: m, experts: e, rows: rows, cols: cols)
+                infos.append(TensorInfo(name: m, dtype: .f32, shape: [e, cols, rows], byteCount: count * 4, file: t.file, fileOffset: nil))
+                hidden.formUnion([t.name, m + "_scales"])
             } else if let q = base.nativeEntry(t.name)?.quantization {
                 recipes[t.name] = .ingot(name: t.name, info: q)
                 infos.append(TensorInfo(name: t.name, dtype: .f32, shape: q.originalShape,
@@ -168,6 +186,27 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                         w[o * cols + i] = (qv - zv) * s[(i / g) * rows + o]
                     }
                 } }
+            } }
+            return w
+        case let .mxfp4(m, e, rows, cols):
+            let blocks = try load(m + "_blocks"), scales = try load(m + "_scales")
+            let groups = cols / 32
+            guard blocks.byteCount == e * rows * groups * 16, scales.byteCount == e * rows * groups else {
+                throw Failure.malformed("\(m): MXFP4 blocks / scales sizes")
+            }
+            // Transposed to [E, cols, rows], as transformers' dequantization leaves it.
+            var w = [Float](repeating: 0, count: e * rows * cols)
+            blocks.withBytes { b in scales.withBytes { s in
+                for x in 0..<e { for r in 0..<rows { for g in 0..<groups {
+                    let unit = (x * rows + r) * groups + g
+                    let scale = Float(sign: .plus, exponent: Int(s[unit]) - 127, significand: 1)
+                    for k in 0..<16 {
+                        let byte = b[unit * 16 + k]
+                        let c = g * 32 + 2 * k
+                        w[(x * cols + c) * rows + r] = Self.fp4[Int(byte & 0xF)] * scale
+                        w[(x * cols + c + 1) * rows + r] = Self.fp4[Int(byte >> 4)] * scale
+                    }
+                } } }
             } }
             return w
         case let .ingot(name, info):

@@ -34,7 +34,7 @@ struct ActivationAwareOptions: ParsableArguments {
     /// writer reads them; call `finish` afterwards for the summary and log).
     func prepare(model: String, plan: inout QuantizationPlan, awq: Bool, quiet: Bool, layerOrdered: Bool) throws
         -> (source: TensorSource, metadata: [(key: String, value: JSON)], awq: StreamingAWQSource?) {
-        let src = try Checkpoint.open(model)
+        let src = try OpenedModel.quantizationSource(path: model)
         guard awq || activations == "static" else { return (src, [], nil) }
         let opened = try OpenedModel(path: model)
         let cal = try loadCalibration(opened, quiet: quiet)

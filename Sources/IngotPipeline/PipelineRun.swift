@@ -72,12 +72,12 @@ public struct PipelineRun {
                                          ("calibration", usesCalibration ? .string(calibrationHash ?? "") : .null)])
         outcome.stages.append(try stage("quantize", key: qKey, outputs: [model]) {
             var plan = q.plan
-            var source: TensorSource = opened.checkpoint
+            var source: TensorSource = opened.quantizationSource
             var meta: [(key: String, value: JSON)] = [("source", .string(recipe.source)), ("scheme", .string(q.scheme.name))]
             var stream: StreamingAWQSource?
             if usesCalibration {
                 let cal = try CalibrationArtifact.read(out + "/calibration.ingot", lazySamples: true)
-                let o = try ActivationAware.prepare(checkpoint: opened.checkpoint, model: opened.model, calibration: cal, plan: &plan, awq: q.awq,
+                let o = try ActivationAware.prepare(checkpoint: opened.quantizationSource, model: opened.model, calibration: cal, plan: &plan, awq: q.awq,
                                                     staticActivations: q.activations == "static", clip: q.clip)
                 source = o.source
                 meta += o.metadata

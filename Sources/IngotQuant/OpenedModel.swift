@@ -11,6 +11,8 @@ public struct OpenedModel {
     public var tokenizer: BPETokenizer?
     /// The undecoded checkpoint.
     public var checkpoint: TensorSource
+    /// What quantizers and exports read: the checkpoint, with gpt-oss's fused experts as per-expert linears.
+    public var quantizationSource: TensorSource
 
     public init(path: String) throws {
         let checkpoint = try Checkpoint.open(path)
@@ -25,7 +27,25 @@ public struct OpenedModel {
         }
         let config = try ModelConfig(json: JSON.parse(configBytes, rejectDuplicateKeys: false))
         self.checkpoint = checkpoint
+        quantizationSource = try LinearizedExperts.wrap(checkpoint, config: config)
         model = ReferenceModel(source: try DequantizedSource(checkpoint), config: config)
         tokenizer = try companion("tokenizer.json").map { try BPETokenizer(json: JSON.parse($0, rejectDuplicateKeys: false), file: "tokenizer.json") }
+    }
+
+    /// The source `quantize`/`export` read from `path`: the checkpoint itself, or with gpt-oss's fused experts
+    /// linearized when its config says gpt-oss. A checkpoint without a readable config is quantized as it is
+    /// (data-free schemes need none), except a gpt-oss one, whose config error is reported.
+    public static func quantizationSource(path: String) throws -> TensorSource {
+        let checkpoint = try Checkpoint.open(path)
+        let dir = FileSystem.isDirectory(path) ? path : FileSystem.directoryName(path)
+        let bytes = try checkpoint.storedCompanionFiles().first { $0.name == "config.json" }?.bytes
+            ?? (FileSystem.exists(dir + "/config.json") ? FileSystem.read(dir + "/config.json") : nil)
+        guard let bytes, let json = try? JSON.parse(bytes, rejectDuplicateKeys: false) else { return checkpoint }
+        do {
+            return try LinearizedExperts.wrap(checkpoint, config: ModelConfig(json: json))
+        } catch {
+            if json["model_type"]?.stringValue == ModelConfig.Family.gptOss.rawValue { throw error }
+            return checkpoint
+        }
     }
 }

@@ -44,8 +44,10 @@ public struct QuantizationPlan: Sendable {
     }
 
     /// MoE routers (and Qwen's shared-expert gate): full precision, since routing decisions hinge on them.
+    /// gpt-oss names its router `mlp.router`.
     public static func isRouter(_ module: String) -> Bool {
         module.hasSuffix("mlp.gate") || module.hasSuffix("block_sparse_moe.gate") || module.hasSuffix("shared_expert_gate")
+            || module.hasSuffix("mlp.router")
     }
 
     /// Settings for a tensor, or nil when it stays as is.

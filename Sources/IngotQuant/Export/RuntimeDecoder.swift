@@ -13,8 +13,6 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
     public let tensors: [TensorInfo]
     public var metadata: [(key: String, value: String)] { base.metadata }
     private let recipes: [String: Recipe]
-    /// The E2M1 (FP4) values of codes 0…15 (sign in bit 3).
-    static let fp4: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
     /// Scale blocks of block-quantized FP8 weights (128×128, as compressed-tensors and DeepSeek use).
     public static let fp8Block = 128
 
@@ -195,18 +193,12 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                 throw Failure.malformed("\(m): MXFP4 blocks / scales sizes")
             }
             // Transposed to [E, cols, rows], as transformers' dequantization leaves it.
-            var w = [Float](repeating: 0, count: e * rows * cols)
+            var w = [Float](repeating: 0, count: e * rows * cols), row = [Float](repeating: 0, count: cols)
             blocks.withBytes { b in scales.withBytes { s in
-                for x in 0..<e { for r in 0..<rows { for g in 0..<groups {
-                    let unit = (x * rows + r) * groups + g
-                    let scale = Float(sign: .plus, exponent: Int(s[unit]) - 127, significand: 1)
-                    for k in 0..<16 {
-                        let byte = b[unit * 16 + k]
-                        let c = g * 32 + 2 * k
-                        w[(x * cols + c) * rows + r] = Self.fp4[Int(byte & 0xF)] * scale
-                        w[(x * cols + c + 1) * rows + r] = Self.fp4[Int(byte >> 4)] * scale
-                    }
-                } } }
+                for x in 0..<e { for r in 0..<rows {
+                    MXFP4.decodeRow(b, s, unit: (x * rows + r) * groups, groups: groups, into: &row)
+                    for c in 0..<cols { w[(x * cols + c) * rows + r] = row[c] }
+                } }
             } }
             return w
         case let .ingot(name, info):

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import IngotCore
+
+/// The pipeline on the 2025–26 families' tiny models (fixtures/families): `eval --tokens-json` perplexity equal to
+/// transformers' to 1e-5 relative (windows of 64 over sliding windows of 8), then calibrate, RTN INT4, FP8,
+/// compressed-tensors export and verify, each succeeding with the quantized model close to the original.
+struct FamilyCLITests {
+    static let models = ["tiny-gpt-oss", "tiny-gpt-oss-mxfp4"]
+
+    /// All 2048 tokens of eval_text as a JSON array, and transformers' perplexity from reference.json.
+    static func tokens(_ dir: TempDir, model: String) throws -> (path: String, ctx: Int, perplexity: Double) {
+        let ref = try JSON.parse(FileSystem.read(fixture("families/\(model)/reference.json")))["perplexity"]!
+        let bytes = try FileSystem.read(fixture("peers/data/eval_text.safetensors"))
+        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let ids = stride(from: 8 + headerLength, to: bytes.count, by: 8).map { o in bytes[o..<(o + 8)].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) } }
+        let path = dir.file("ids.json")
+        try Data(("[" + ids.map(String.init).joined(separator: ",") + "]").utf8).write(to: URL(fileURLWithPath: path))
+        return (path, ref["ctx"]!.intValue!, ref["value"]!.doubleValue!)
+    }
+
+    @Test(arguments: models)
+    func evalPerplexityMatchesTransformers(model: String) throws {
+        let d = TempDir()
+        let t = try Self.tokens(d, model: model)
+        let r = try ingot(["eval", fixture("families/" + model), "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let ppl = try JSON.parse(r.stdout)["perplexity"]!.doubleValue!
+        #expect(abs(ppl - t.perplexity) / t.perplexity <= 1e-5, "\(model): \(ppl) vs transformers \(t.perplexity)")
+    }
+
+    @Test(arguments: models)
+    func calibrateQuantizeExportVerify(model: String) throws {
+        let d = TempDir(), src = fixture("families/" + model)
+        let t = try Self.tokens(d, model: model)
+        var r = try ingot(["calibrate", src, "--data", t.path, "-o", d.file("cal.ingot"), "--samples", "8", "--seq-len", "64", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for (scheme, extra) in [("rtn-int4", ["--group-size", "32"]), ("fp8-e4m3", [])] {
+            r = try ingot(["quantize", src, "--scheme", scheme, "-o", d.file("\(scheme).ingot"), "--quiet"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            r = try ingot(["export", d.file("\(scheme).ingot"), "--to", "compressed-tensors", "-o", d.file(scheme), "--quiet"])
+            #expect(r.status == 0, "\(r.stderr)")
+            // Routers, sinks, biases and norms stay in full precision; every expert is quantized per expert.
+            let config = try JSON.parse(FileSystem.read(d.file(scheme + "/config.json")))
+            let ignore = config["quantization_config"]?["ignore"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(ignore.contains("model.layers.0.mlp.router"), "\(ignore)")
+            r = try ingot(["inspect", d.file(scheme), "--tensors"])
+            #expect(r.stdout.contains("mlp.experts.3.down_proj.weight") && r.stdout.contains("self_attn.sinks")
+                    && r.stdout.contains("mlp.experts.3.down_proj.bias") && !r.stdout.contains("gate_up_proj"))
+            for q in [d.file("\(scheme).ingot"), d.file(scheme)] {
+                r = try ingot(["verify", src, q, "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--quiet"])
+                #expect(r.status == 0, "\(r.stderr)")
+                let v = try JSON.parse(FileSystem.read(d.file("v.json")))
+                let ratio = v["ppl_ratio"]!.doubleValue!, kld = v["kld"]!["mean"]!.doubleValue!
+                #expect(abs(ratio - 1) < 0.02 && kld < 0.01, "\(model) \(scheme) \(q): ppl ratio \(ratio), KLD \(kld)")
+            }
+        }
+        r = try ingot(["quantize", src, "--scheme", "awq-int4", "--calib", d.file("cal.ingot"), "-o", d.file("awq.ingot"), "--quiet"])
+        #expect(r.status == 2 && r.stderr.contains("not implemented"), "\(r.stderr)")
+    }
+}

@@ -33,7 +33,7 @@ public struct Calibrator {
         let localSample = max(0, min(mine.upperBound, sampleCount) - mine.lowerBound)
         let localSampleRows = lengths.prefix(localSample).reduce(0, +)
         let batch = SequenceBatch(lengths: lengths, model: model)
-        let embed = try model.weight("model.embed_tokens.weight", [c.vocabSize, h])
+        let embed = try model.weight(c.embedTokensName, [c.vocabSize, h])
         var x = [Float](repeating: 0, count: batch.rows * h)
         var r = 0
         for seq in data.sequences[mine] {

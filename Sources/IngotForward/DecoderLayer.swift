@@ -5,11 +5,12 @@ import IngotModel
 
 /// The input of a group of linears that share it: what calibration observes and AWQ smooths.
 public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
-    /// q, k, v (the input norm's output).
+    /// q, k, v (the input norm's output); in linear-attention layers, in_proj_* (the same input).
     case attention
-    /// o_proj (the attention heads' output).
+    /// o_proj (the attention heads' output, gated when the config says so); in linear-attention layers out_proj.
     case output
-    /// gate, up and the router (the post-attention norm's output; in MoE layers every token).
+    /// gate, up and the router, shared experts' gate/up and `shared_expert_gate` (the post-attention norm's output;
+    /// in MoE layers every token).
     case mlp
     /// down_proj (silu(gate)·up).
     case down
@@ -79,17 +80,28 @@ public struct LayerWeights: Sendable {
         public var qA: [Float] = [], qANorm: [Float] = [], qB: [Float] = [], q: [Float] = []
         public var kvA: [Float], kvANorm: [Float], kvB: [Float]
     }
+    /// Gated DeltaNet weights, projections in Qwen3.5's split layout whatever the checkpoint's.
+    public struct LinearAttention: Sendable {
+        /// `[q | k | v]` rows (`conv_dim × hidden`), z (`value_dim × hidden`), b and a (`value_heads × hidden`).
+        public var qkv: [Float], z: [Float], b: [Float], a: [Float]
+        /// `[conv_dim, kernel]`, `[value_heads]` ×2, `[value_head_dim]`, `[hidden, value_dim]`.
+        public var conv: [Float], aLog: [Float], dtBias: [Float], norm: [Float], out: [Float]
+    }
     public var names: LayerNames
+    /// Norm weights as multipliers: `1 + w` for zero-centred norms (`ModelConfig.normWeightOffset`).
     public var inputNorm: [Float], postNorm: [Float]
-    public var q: [Float] = [], k: [Float] = [], v: [Float] = [], o: [Float]
+    public var q: [Float] = [], k: [Float] = [], v: [Float] = [], o: [Float] = []
     /// Attention biases (`attention_bias`), nil when absent.
     public var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?, oBias: [Float]?
     /// Per-head sink logits (gpt-oss).
     public var sinks: [Float]?
     public var qNorm: [Float]?, kNorm: [Float]?
     public var latent: Latent?
+    public var linearAttention: LinearAttention?
     public var routerBias: [Float]?
     public var shared: Expert?
+    /// `[hidden]`: the shared expert's output × sigmoid(sharedGate·x).
+    public var sharedGate: [Float]?
     public var gate: [Float] = [], up: [Float] = [], down: [Float] = []
     public var router: [Float] = []
     public var experts: [Expert] = []
@@ -98,9 +110,11 @@ public struct LayerWeights: Sendable {
         let c = m.config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads
         let n = LayerNames(config: c, layer: l) { m.source.info($0) != nil }
         names = n
-        inputNorm = try m.weight(n.inputNorm, [h])
-        postNorm = try m.weight(n.postNorm, [h])
-        if let la = c.latentAttention, let ln = n.latent {
+        inputNorm = try m.normWeight(n.inputNorm, [h])
+        postNorm = try m.normWeight(n.postNorm, [h])
+        if let ln = n.linearAttention, let g = c.linearAttention {
+            linearAttention = try Self.linearAttention(m, ln, g)
+        } else if let la = c.latentAttention, let ln = n.latent {
             let qk = la.qkHeadDim
             var lw = Latent(kvA: try m.weight(ln.kvA, [la.kvLoraRank + la.qkRopeHeadDim, h]), kvANorm: try m.weight(ln.kvANorm, [la.kvLoraRank]),
                             kvB: try m.weight(ln.kvB, [H * (la.qkNopeHeadDim + la.vHeadDim), la.kvLoraRank]))
@@ -112,10 +126,11 @@ public struct LayerWeights: Sendable {
             latent = lw
             o = try m.weight(n.o, [h, H * la.vHeadDim])
         } else {
-            q = try m.weight(n.q, [H * d, h]); k = try m.weight(n.k, [KV * d, h])
+            let gated = c.attentionOutputGate == .inQueryProjection ? 2 : 1
+            q = try m.weight(n.q, [H * d * gated, h]); k = try m.weight(n.k, [KV * d, h])
             v = try m.weight(n.v, [KV * d, h]); o = try m.weight(n.o, [h, H * d])
         }
-        if let qn = n.qNorm, let kn = n.kNorm { qNorm = try m.weight(qn, [d]); kNorm = try m.weight(kn, [d]) }
+        if let qn = n.qNorm, let kn = n.kNorm { qNorm = try m.normWeight(qn, [d]); kNorm = try m.normWeight(kn, [d]) }
         if let b = n.qBias { qBias = try m.weight(b, [H * d]) }
         if let b = n.kBias { kBias = try m.weight(b, [KV * d]) }
         if let b = n.vBias { vBias = try m.weight(b, [KV * d]) }
@@ -129,9 +144,10 @@ public struct LayerWeights: Sendable {
         if let b = n.routerBias { routerBias = try m.weight(b, [c.experts]) }
         let i = c.expertIntermediateSize
         if let s = n.shared {
-            let si = i * c.sharedExperts
+            let si = c.sharedExpertIntermediateSize
             shared = Expert(gate: try m.weight(s.gate, [si, h]), up: try m.weight(s.up, [si, h]), down: try m.weight(s.down, [h, si]))
         }
+        if let g = n.sharedGate { sharedGate = try m.weight(g, [1, h]) }
         var fused: (gu: [Float], dn: [Float])?
         for e in n.experts {
             switch e {
@@ -197,7 +213,7 @@ extension ReferenceModel {
                              observer: LinearInputObserver? = nil, allExpertTokens: Bool = false) {
         let c = config, n = batch.rows
         let hN = Kernels.rmsNorm(x, w.inputNorm, rows: n, eps: c.rmsNormEps)
-        let attn = attentionBlock(hN, w, batch, observer: observer)
+        let attn = tokenMixer(hN, w, batch, observer: observer)
         for k in x.indices { x[k] += attn[k] }
         let h2 = Kernels.rmsNorm(x, w.postNorm, rows: n, eps: c.rmsNormEps)
         observer?(.mlp, h2, n)
@@ -207,14 +223,32 @@ extension ReferenceModel {
         for k in x.indices { x[k] += mlp[k] }
     }
 
-    /// Self-attention on normed input `[rows, hidden]`: q/k/v, optional q/k norm, RoPE, causal GQA, o_proj.
-    /// `weights` override q/k/v/o (AWQ's candidates); `preOutput` receives the heads' output before o_proj.
+    /// The layer's token mixer on normed input: its linear attention, or self-attention.
+    public func tokenMixer(_ x: [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
+                           preOutput: ((_ heads: [Float]) -> Void)? = nil) -> [Float] {
+        if let la = w.linearAttention { return gatedDeltaNetBlock(x, la, batch, observer: observer, preOutput: preOutput) }
+        return attentionBlock(x, w, batch, observer: observer, preOutput: preOutput)
+    }
+
+    /// Self-attention on normed input `[rows, hidden]`: q/k/v, optional q/k norm, RoPE (on the first `rotaryDim`
+    /// dims of each head), causal GQA, optional sigmoid output gate, o_proj.
+    /// `weights` override q/k/v/o (AWQ's candidates); `preOutput` receives o_proj's input.
     public func attentionBlock(_ x: [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
                                preOutput: ((_ heads: [Float]) -> Void)? = nil) -> [Float] {
         if let la = w.latent { return latentAttentionBlock(x, w, la, batch, observer: observer, preOutput: preOutput) }
         let c = config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads, n = batch.rows
         observer?(.attention, x, n)
-        var q = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: H * d)
+        var q: [Float], gate: [Float] = []
+        if c.attentionOutputGate == .inQueryProjection {
+            // q_proj rows are [query | gate] per head.
+            let qg = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: 2 * H * d)
+            q = [Float](repeating: 0, count: n * H * d); gate = q
+            for r in 0..<(n * H) {
+                for i in 0..<d { q[r * d + i] = qg[2 * r * d + i]; gate[r * d + i] = qg[2 * r * d + d + i] }
+            }
+        } else {
+            q = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: H * d)
+        }
         var k = Kernels.linear(x, w.k, rows: n, inputs: h, outputs: KV * d)
         var v = Kernels.linear(x, w.v, rows: n, inputs: h, outputs: KV * d)
         if let b = w.qBias { Kernels.addBias(&q, b) }
@@ -225,8 +259,8 @@ extension ReferenceModel {
             k = Kernels.rmsNorm(k, kn, rows: n * KV, eps: c.rmsNormEps)
         }
         for (start, len) in batch.segments {
-            Kernels.applyRoPE(&q, heads: H, rows: start..<(start + len), d: d, cos: batch.cos, sin: batch.sin)
-            Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: d, cos: batch.cos, sin: batch.sin)
+            Kernels.applyRoPE(&q, heads: H, rows: start..<(start + len), d: c.rotaryDim, stride: d, cos: batch.cos, sin: batch.sin)
+            Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: c.rotaryDim, stride: d, cos: batch.cos, sin: batch.sin)
         }
         var out = [Float](repeating: 0, count: n * H * d)
         let scale = 1 / Float(d).squareRoot()
@@ -242,6 +276,9 @@ extension ReferenceModel {
                                       heads: H, kvHeads: KV, dk: d, dv: d, scale: scale, window: window, sink: sinks?[head],
                                       out: base.value)
             }
+        }
+        if !gate.isEmpty {
+            for i in out.indices { out[i] *= 1 / (1 + expf(-gate[i])) }
         }
         observer?(.output, out, n)
         preOutput?(out)
@@ -351,7 +388,15 @@ extension ReferenceModel {
         if let sh = lw.shared {
             let y = mlpBlock(x, gate: sh.gate, up: sh.up, down: sh.down, rows: n, inner: sh.down.count / max(h, 1),
                              observer: observer, downSite: .sharedDown)
-            for k in out.indices { out[k] += y[k] }
+            if let g = lw.sharedGate {
+                let logit = Kernels.linear(x, g, rows: n, inputs: h, outputs: 1)
+                for t in 0..<n {
+                    let s = 1 / (1 + expf(-logit[t]))
+                    for k in 0..<h { out[t * h + k] += s * y[t * h + k] }
+                }
+            } else {
+                for k in out.indices { out[k] += y[k] }
+            }
         }
         return out
     }

@@ -51,13 +51,14 @@ public enum Kernels {
         return y
     }
 
-    /// Rotary embedding in place on rows `rows` of `[·, heads, d]`; positions count from the first row.
-    static func applyRoPE(_ x: inout [Float], heads: Int, rows: Range<Int>, d: Int, cos: [Float], sin: [Float]) {
-        let half = d / 2
+    /// Rotary embedding in place on the first `d` dims of each head of rows `rows` of `[·, heads, stride]`
+    /// (`stride` defaults to `d`; cos/sin tables are `[·, d]`); positions count from the first row.
+    static func applyRoPE(_ x: inout [Float], heads: Int, rows: Range<Int>, d: Int, stride: Int? = nil, cos: [Float], sin: [Float]) {
+        let half = d / 2, width = stride ?? d
         for row in rows {
             let t = row - rows.lowerBound
             for hd in 0..<heads {
-                let base = (row * heads + hd) * d
+                let base = (row * heads + hd) * width
                 for i in 0..<half {
                     let a = x[base + i], b = x[base + i + half]
                     x[base + i] = a * cos[t * d + i] - b * sin[t * d + i]

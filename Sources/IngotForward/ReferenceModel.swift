@@ -4,7 +4,8 @@ import IngotCore
 import IngotFormats
 import IngotModel
 
-/// Reference CPU forward pass of a decoder-only transformer (Llama/Mistral, Mixtral, Qwen3-MoE): fp32
+/// Reference CPU forward pass of a decoder-only transformer (Llama/Mistral, Mixtral, Qwen3-MoE, DeepSeek-V3,
+/// Qwen3-Next / Qwen3.5-MoE): fp32
 /// activations, weights decoded to f32 per use, `cblas_sgemm` for every matrix product, eager attention as HF
 /// transformers computes it. Memory: one layer's weights and activations at a time plus the weights' mmap.
 public final class ReferenceModel: @unchecked Sendable {
@@ -44,6 +45,14 @@ public final class ReferenceModel: @unchecked Sendable {
         return try v.floats()
     }
 
+    /// An RMSNorm weight as the multiplier the forward pass applies: `normWeightOffset + w` (exact in f32, as
+    /// transformers' `(1.0 + weight.float())`).
+    public func normWeight(_ name: String, _ shape: [Int]) throws -> [Float] {
+        var w = try weight(name, shape)
+        if config.normWeightOffset != 0 { for i in w.indices { w[i] += config.normWeightOffset } }
+        return w
+    }
+
     // MARK: forward
 
     /// Logits `[tokens, vocab]` (row-major) for one sequence, positions 0..<n.
@@ -55,7 +64,7 @@ public final class ReferenceModel: @unchecked Sendable {
     /// each layer's weights are decoded once (memory: one layer's weights plus the batch's activations).
     public func finalHidden(_ batch: [[Int]]) throws -> [[Float]] {
         let c = config, h = c.hiddenSize
-        let embed = try weight("model.embed_tokens.weight", [c.vocabSize, h])
+        let embed = try weight(c.embedTokensName, [c.vocabSize, h])
         // All sequences' rows in one matrix: every linear layer is one sgemm over the whole batch; only
         // attention (and RoPE positions) work per sequence.
         let rows = batch.reduce(0) { $0 + $1.count }
@@ -72,7 +81,7 @@ public final class ReferenceModel: @unchecked Sendable {
         for l in 0..<c.layers {
             decoderLayer(&x, try LayerWeights(model: self, layer: l), layout)
         }
-        let norm = try weight("model.norm.weight", [h])
+        let norm = try normWeight(c.finalNormName, [h])
         let normed = Kernels.rmsNorm(x, norm, rows: rows, eps: c.rmsNormEps)
         return layout.segments.map { Array(normed[($0.start * h)..<(($0.start + $0.length) * h)]) }
     }
@@ -80,8 +89,8 @@ public final class ReferenceModel: @unchecked Sendable {
     /// The output head (lm_head, or the tied embedding).
     public func outputHead() throws -> [Float] {
         let c = config
-        return source.info("lm_head.weight") != nil || !c.tieWordEmbeddings
-            ? try weight("lm_head.weight", [c.vocabSize, c.hiddenSize]) : try weight("model.embed_tokens.weight", [c.vocabSize, c.hiddenSize])
+        return source.info(c.lmHeadName) != nil || !c.tieWordEmbeddings
+            ? try weight(c.lmHeadName, [c.vocabSize, c.hiddenSize]) : try weight(c.embedTokensName, [c.vocabSize, c.hiddenSize])
     }
 
     /// Logits `[rows, vocab]` from final hidden states.
@@ -89,10 +98,10 @@ public final class ReferenceModel: @unchecked Sendable {
         Kernels.linear(hidden, try head ?? outputHead(), rows: rows, inputs: config.hiddenSize, outputs: config.vocabSize)
     }
 
-    /// cos/sin tables `[n, headDim]` for default RoPE, computed in f32 as transformers does.
+    /// cos/sin tables `[n, rotaryDim]` for default RoPE, computed in f32 as transformers does.
     /// With YaRN, the blended frequencies and cos/sin scaled by its attention factor.
     func rope(_ n: Int) -> ([Float], [Float]) {
-        let d = config.headDim
+        let d = config.rotaryDim
         var inv = (0..<(d / 2)).map { i in 1 / powf(config.ropeTheta, Float(2 * i) / Float(d)) }
         var factor: Float = 1
         if let y = config.yarn { (inv, factor) = YaRNMath.inverseFrequencies(y, dim: d, base: Double(config.ropeTheta)) }

@@ -34,6 +34,29 @@ public struct LayerNames: Sendable, Equatable {
         case fusedInterleaved(gateUp: String, down: String, index: Int)
     }
 
+    /// Gated DeltaNet linear attention (`linear_attn.*`).
+    public struct LinearAttention: Sendable, Equatable {
+        public enum Projections: Sendable, Equatable {
+            /// Qwen3-Next: `in_proj_qkvz`, `in_proj_ba` (grouped per key head).
+            case fused(qkvz: String, ba: String)
+            /// Qwen3.5: `in_proj_qkv`, `in_proj_z`, `in_proj_b`, `in_proj_a`.
+            case split(qkv: String, z: String, b: String, a: String)
+        }
+        public var projections: Projections
+        /// Depthwise causal conv `[conv_dim, 1, kernel]`, state parameters `A_log` and `dt_bias` `[value heads]`,
+        /// the gated RMSNorm `[value head dim]`, out_proj.
+        public var conv: String, aLog: String, dtBias: String, norm: String, out: String
+
+        /// The linears reading the input norm's output: the large ones (q, k, v, z) and the small per-head
+        /// decay / write-strength ones (b, a).
+        public var inputLinears: (large: [String], small: [String]) {
+            switch projections {
+            case let .fused(qkvz, ba): ([qkvz], [ba])
+            case let .split(qkv, z, b, a): ([qkv, z], [b, a])
+            }
+        }
+    }
+
     public var layer: Int
     public var inputNorm: String, postNorm: String
     public var q: String, k: String, v: String, o: String
@@ -44,6 +67,8 @@ public struct LayerNames: Sendable, Equatable {
     public var qNorm: String?, kNorm: String?
     /// MLA layers: these replace q/k/v (which are then empty).
     public var latent: Latent?
+    /// Linear-attention layers: these replace q/k/v/o and the q/k norms (which are then empty / nil).
+    public var linearAttention: LinearAttention?
     /// Dense MLP (nil in MoE layers).
     public var gate: String?, up: String?, down: String?
     /// MoE router and experts (empty in dense layers).
@@ -55,15 +80,18 @@ public struct LayerNames: Sendable, Equatable {
     public var expertBiases: [ExpertBias] = []
     /// Shared experts (one MLP over every token).
     public var shared: (gate: String, up: String, down: String)?
+    /// Qwen3-Next's `shared_expert_gate` `[1, hidden]`: the shared expert's output × sigmoid(gate·x).
+    public var sharedGate: String?
 
     public static func == (a: LayerNames, b: LayerNames) -> Bool {
-        a.layer == b.layer && a.q == b.q && a.latent == b.latent && a.router == b.router && a.experts == b.experts
-            && a.gate == b.gate && a.shared?.gate == b.shared?.gate && a.shared?.down == b.shared?.down
+        a.layer == b.layer && a.q == b.q && a.latent == b.latent && a.linearAttention == b.linearAttention && a.router == b.router
+            && a.experts == b.experts && a.gate == b.gate && a.shared?.gate == b.shared?.gate && a.shared?.down == b.shared?.down
+            && a.sharedGate == b.sharedGate
     }
 
     /// Names for `layer`, choosing among the layouts the checkpoint may use; `has` answers whether a tensor exists.
     public init(config c: ModelConfig, layer l: Int, has: (String) -> Bool) {
-        let p = "model.layers.\(l)."
+        let p = c.weightPrefix + "layers.\(l)."
         layer = l
         inputNorm = p + "input_layernorm.weight"
         postNorm = p + "post_attention_layernorm.weight"
@@ -82,6 +110,15 @@ public struct LayerNames: Sendable, Equatable {
                 : Latent(qA: a + "q_a_proj.weight", qANorm: a + "q_a_layernorm.weight", qB: a + "q_b_proj.weight",
                          kvA: a + "kv_a_proj_with_mqa.weight", kvANorm: a + "kv_a_layernorm.weight", kvB: a + "kv_b_proj.weight")
             q = ""; k = ""; v = ""
+        }
+        if c.layerType(l) == .linearAttention, let la = c.linearAttention {
+            let a = p + "linear_attn."
+            linearAttention = LinearAttention(
+                projections: la.projections == .fused
+                    ? .fused(qkvz: a + "in_proj_qkvz.weight", ba: a + "in_proj_ba.weight")
+                    : .split(qkv: a + "in_proj_qkv.weight", z: a + "in_proj_z.weight", b: a + "in_proj_b.weight", a: a + "in_proj_a.weight"),
+                conv: a + "conv1d.weight", aLog: a + "A_log", dtBias: a + "dt_bias", norm: a + "norm.weight", out: a + "out_proj.weight")
+            q = ""; k = ""; v = ""; o = ""; qNorm = nil; kNorm = nil
         }
         guard c.isMoE && !c.denseLayers.contains(l) else {
             gate = p + "mlp.gate_proj.weight"; up = p + "mlp.up_proj.weight"; down = p + "mlp.down_proj.weight"
@@ -106,7 +143,10 @@ public struct LayerNames: Sendable, Equatable {
         let mixtral = c.family == .mixtral
         router = mixtral && has(p + "block_sparse_moe.gate.weight") ? p + "block_sparse_moe.gate.weight" : p + "mlp.gate.weight"
         if case .sigmoidGroupLimited = c.routing { routerBias = p + "mlp.gate.e_score_correction_bias" }
-        if c.sharedExperts > 0 {
+        if c.sharedExpertGate {
+            shared = (p + "mlp.shared_expert.gate_proj.weight", p + "mlp.shared_expert.up_proj.weight", p + "mlp.shared_expert.down_proj.weight")
+            sharedGate = p + "mlp.shared_expert_gate.weight"
+        } else if c.sharedExperts > 0 {
             shared = (p + "mlp.shared_experts.gate_proj.weight", p + "mlp.shared_experts.up_proj.weight", p + "mlp.shared_experts.down_proj.weight")
         }
         experts = (0..<c.experts).map { e in
@@ -126,4 +166,11 @@ public struct LayerNames: Sendable, Equatable {
     }
 
     public var isMoE: Bool { !experts.isEmpty }
+}
+
+extension ModelConfig {
+    /// The token embedding, final norm and output head of the text decoder.
+    public var embedTokensName: String { weightPrefix + "embed_tokens.weight" }
+    public var finalNormName: String { weightPrefix + "norm.weight" }
+    public var lmHeadName: String { "lm_head.weight" }
 }

@@ -3,12 +3,13 @@ import IngotCore
 /// The architecture facts the reference forward pass needs, parsed from a Hugging Face `config.json`.
 ///
 /// Supported `model_type`s: `llama`, `mistral`, `mixtral`, `qwen3_moe`, `deepseek_v3` (MLA, sigmoid group-limited
-/// routing, shared experts, YaRN), and the families in `Families/` (`gpt_oss`). Anything else, and any option this
-/// implementation does not handle (other rope scaling types, sliding windows, attention bias where the family has
-/// none), is a clear error naming it.
+/// routing, shared experts, YaRN), and the families in `Families/` (`gpt_oss`, `qwen3_next`, `qwen3_5_moe`).
+/// Anything else, and any option this implementation does not handle (other rope scaling types, sliding windows,
+/// attention bias where the family has none), is a clear error naming it.
 public struct ModelConfig: Sendable, Equatable {
     public enum Family: String, Sendable {
         case llama, mistral, mixtral, qwen3MoE = "qwen3_moe", deepseekV3 = "deepseek_v3", gptOss = "gpt_oss"
+        case qwen3Next = "qwen3_next", qwen3_5MoE = "qwen3_5_moe"
     }
 
     /// What a decoder layer's token mixer is (transformers' `layer_types`).
@@ -17,6 +18,39 @@ public struct ModelConfig: Sendable, Equatable {
         case fullAttention = "full_attention"
         /// Causal attention over the last `slidingWindow` positions (the current one included).
         case slidingAttention = "sliding_attention"
+        /// Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5).
+        case linearAttention = "linear_attention"
+    }
+
+    /// A gate on the attention output, before o_proj.
+    public enum AttentionOutputGate: Sendable, Equatable {
+        case none
+        /// Qwen3-Next / Qwen3.5: q_proj yields `[query | gate]` per head; the output is multiplied by sigmoid(gate).
+        case inQueryProjection
+    }
+
+    /// Gated DeltaNet (Qwen3-Next `linear_attn`): projections, a short causal depthwise conv over q/k/v, the gated
+    /// delta rule with per-value-head decay and write strength, an RMSNorm gated by silu(z), out_proj.
+    public struct GatedDeltaNet: Sendable, Equatable {
+        /// How the input projections are stored.
+        public enum Projections: Sendable, Equatable {
+            /// Qwen3-Next: `in_proj_qkvz` and `in_proj_ba`, grouped per key head (q, k, v…, z… / b…, a…).
+            case fused
+            /// Qwen3.5: `in_proj_qkv` (all q, all k, all v), `in_proj_z`, `in_proj_b`, `in_proj_a`.
+            case split
+        }
+        public var keyHeads: Int, valueHeads: Int, keyHeadDim: Int, valueHeadDim: Int
+        public var convKernel: Int
+        public var projections: Projections
+        public var keyDim: Int { keyHeads * keyHeadDim }
+        public var valueDim: Int { valueHeads * valueHeadDim }
+        /// Channels through the conv: q, k and v.
+        public var convDim: Int { 2 * keyDim + valueDim }
+
+        public init(keyHeads: Int, valueHeads: Int, keyHeadDim: Int, valueHeadDim: Int, convKernel: Int, projections: Projections) {
+            (self.keyHeads, self.valueHeads, self.keyHeadDim, self.valueHeadDim) = (keyHeads, valueHeads, keyHeadDim, valueHeadDim)
+            (self.convKernel, self.projections) = (convKernel, projections)
+        }
     }
 
     /// How the router turns logits into expert weights.
@@ -97,6 +131,19 @@ public struct ModelConfig: Sendable, Equatable {
     /// Experts carry biases on gate, up and down.
     public var expertBias = false
     public var expertActivation: ExpertActivation = .swiglu
+    /// Where the text decoder's tensors live: `model.`, or `model.language_model.` in multimodal checkpoints.
+    public var weightPrefix = "model."
+    /// RMSNorm scales by `normWeightOffset + w`: 1 for zero-centred norms (Qwen3-Next's `(1 + weight)`).
+    public var normWeightOffset: Float = 0
+    /// Rotated dims at the start of each head (`partial_rotary_factor × head_dim`); the rest pass through.
+    public var rotaryDim = 0
+    public var attentionOutputGate = AttentionOutputGate.none
+    /// Linear-attention layers' shape (when any layer is `.linearAttention`).
+    public var linearAttention: GatedDeltaNet?
+    /// Width of the shared experts' MLP (DeepSeek: `moe_intermediate_size × n_shared_experts`).
+    public var sharedExpertIntermediateSize = 0
+    /// Qwen3-Next / Qwen3.5: the shared expert's output is scaled per token by sigmoid(`shared_expert_gate`·x).
+    public var sharedExpertGate = false
 
     public var isMoE: Bool { experts > 0 }
 
@@ -110,6 +157,15 @@ public struct ModelConfig: Sendable, Equatable {
         case unsupported(field: String, value: String)
         case missing(field: String)
         case invalid(field: String, reason: String)
+
+        /// The same failure with its field named inside `parent` (`text_config.layer_types`).
+        func nested(in parent: String) -> Failure {
+            switch self {
+            case let .unsupported(f, v): .unsupported(field: parent + "." + f, value: v)
+            case let .missing(f): .missing(field: parent + "." + f)
+            case let .invalid(f, r): .invalid(field: parent + "." + f, reason: r)
+            }
+        }
 
         public var description: String {
             switch self {
@@ -128,23 +184,43 @@ public struct ModelConfig: Sendable, Equatable {
         return try ModelConfig(json: json)
     }
 
-    public init(json j: JSON) throws {
+    /// Multimodal `model_type`s whose text decoder is read: its fields are in `text_config`, its tensors under
+    /// `model.language_model.`, `lm_head` at the top.
+    static let multimodal: [String: Family] = ["qwen3_5_moe": .qwen3_5MoE]
+    /// Text-only `model_type`s of a multimodal family's decoder (tensors under `model.`).
+    static let textOnly: [String: Family] = ["qwen3_5_moe_text": .qwen3_5MoE]
+
+    public init(json top: JSON) throws {
+        guard let type = top["model_type"]?.stringValue else { throw Failure.missing(field: "model_type") }
+        if let fam = Self.multimodal[type] {
+            guard let text = top["text_config"], text.objectValue != nil else { throw Failure.missing(field: "text_config") }
+            do { try self.init(family: fam, json: text) } catch let e as Failure { throw e.nested(in: "text_config") }
+            weightPrefix = "model.language_model."
+            // transformers ties by the outer config's flag (default false), not the text config's.
+            tieWordEmbeddings = top["tie_word_embeddings"]?.boolValue ?? false
+            return
+        }
+        guard let fam = Self.textOnly[type] ?? Family(rawValue: type) else { throw Failure.unsupported(field: "model_type", value: type) }
+        try self.init(family: fam, json: top)
+    }
+
+    init(family fam: Family, json j: JSON) throws {
         func int(_ k: String) throws -> Int {
             guard let v = j[k] else { throw Failure.missing(field: k) }
             guard let i = v.intValue, i > 0 else { throw Failure.invalid(field: k, reason: "must be a positive integer") }
             return i
         }
-        guard let type = j["model_type"]?.stringValue else { throw Failure.missing(field: "model_type") }
-        guard let fam = Family(rawValue: type) else { throw Failure.unsupported(field: "model_type", value: type) }
         family = fam
         hiddenSize = try int("hidden_size")
         layers = try int("num_hidden_layers")
+        guard layers <= 1 << 20 else { throw Failure.invalid(field: "num_hidden_layers", reason: "must be at most \(1 << 20)") }
         heads = try int("num_attention_heads")
         kvHeads = j["num_key_value_heads"]?.intValue ?? heads
         guard kvHeads > 0, heads % kvHeads == 0 else { throw Failure.invalid(field: "num_key_value_heads", reason: "must divide num_attention_heads") }
         headDim = j["head_dim"]?.intValue ?? hiddenSize / heads
         guard headDim > 0, headDim % 2 == 0 else { throw Failure.invalid(field: "head_dim", reason: "must be a positive even number") }
-        intermediateSize = try int("intermediate_size")
+        // Qwen3.5-MoE has no dense MLP (and no intermediate_size); Qwen3-Next reads its own below.
+        intermediateSize = fam == .qwen3_5MoE || fam == .qwen3Next ? 0 : try int("intermediate_size")
         vocabSize = try int("vocab_size")
         rmsNormEps = Float(j["rms_norm_eps"]?.doubleValue ?? 1e-6)
         let rope = j["rope_parameters"] ?? j["rope_scaling"]
@@ -196,6 +272,7 @@ public struct ModelConfig: Sendable, Equatable {
             guard groups > 0, experts % groups == 0, experts / groups >= 2 || groups == 1, topkGroup >= 1, topkGroup <= groups else {
                 throw Failure.invalid(field: "n_group", reason: "must divide n_routed_experts into groups of at least 2, with 1 ≤ topk_group ≤ n_group")
             }
+            sharedExpertIntermediateSize = expertIntermediateSize * sharedExperts
             routing = .sigmoidGroupLimited(groups: groups, topkGroup: topkGroup,
                                            routedScalingFactor: Float(j["routed_scaling_factor"]?.doubleValue ?? 1))
             let firstDense = j["first_k_dense_replace"]?.intValue ?? 0, freq = max(1, j["moe_layer_freq"]?.intValue ?? 1)
@@ -209,20 +286,25 @@ public struct ModelConfig: Sendable, Equatable {
             // Multi-token-prediction layers (num_nextn_predict_layers) sit beyond num_hidden_layers and are not part
             // of the next-token forward pass; their tensors are carried through unchanged.
         case .gptOss: try readGptOss(j)
+        case .qwen3Next, .qwen3_5MoE: try readQwen3Next(j)
         }
+        if rotaryDim == 0 { rotaryDim = headDim }
         guard expertsPerToken <= experts else { throw Failure.invalid(field: "num_experts_per_tok", reason: "exceeds the number of experts") }
     }
 
-    /// `layer_types` (or the family's pattern `make` when absent): one known type per layer; a sliding type needs a
-    /// positive `sliding_window` (`defaultWindow` when the field is absent).
-    mutating func readLayerTypes(_ j: JSON, defaultWindow: Int? = nil, default make: (Int) -> LayerType) throws {
+    /// `layer_types` (or the family's pattern `make` when absent): one type per layer among the family's `allowed`
+    /// ones (transformers' legacy names remapped); a sliding type needs a positive `sliding_window`
+    /// (`defaultWindow` when the field is absent).
+    mutating func readLayerTypes(_ j: JSON, allowed: Set<LayerType>, defaultWindow: Int? = nil, default make: (Int) -> LayerType) throws {
         if let v = j["layer_types"], !v.isNull {
             guard let a = v.arrayValue, a.count == layers else {
                 throw Failure.invalid(field: "layer_types", reason: "must list one type for each of the \(layers) layers")
             }
-            layerTypes = try a.map { t in
-                guard let s = t.stringValue, let lt = LayerType(rawValue: s) else {
-                    throw Failure.unsupported(field: "layer_types", value: t.serialized())
+            // transformers' remap_legacy_layer_types
+            let legacy = ["attention": "full_attention", "mamba": "linear_attention", "conv": "linear_attention"]
+            layerTypes = try a.enumerated().map { i, t in
+                guard let s = t.stringValue, let lt = LayerType(rawValue: legacy[s] ?? s), allowed.contains(lt) else {
+                    throw Failure.unsupported(field: "layer_types[\(i)]", value: t.serialized())
                 }
                 return lt
             }

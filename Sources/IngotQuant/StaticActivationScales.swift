@@ -18,8 +18,12 @@ public enum StaticActivationScales {
                 guard let st = layer.sites[s], st.tokens > 0 else { return nil }
                 return st.absmax.max()
             }
-            func set(_ name: String?, _ a: Float?) { if let name, let a, a > 0, a.isFinite { out[name] = a / fp8Max } }
+            func set(_ name: String?, _ a: Float?) { if let name, !name.isEmpty, let a, a > 0, a.isFinite { out[name] = a / fp8Max } }
             for name in [n.q, n.k, n.v] where !name.isEmpty { set(name, absmax(.attention)) }
+            if let la = n.linearAttention {
+                for name in la.inputLinears.large + la.inputLinears.small { set(name, absmax(.attention)) }
+                set(la.out, absmax(.output))
+            }
             if let la = n.latent {
                 for name in [la.qA, la.q, la.kvA] { set(name, absmax(.attention)) }
                 set(la.qB, absmax(.qLatent)); set(la.kvB, absmax(.kvLatent))

@@ -18,6 +18,8 @@ struct ForwardTests {
         ("deepseekv3-yarn", "deepseekv3-yarn"),
         ("tiny-moe-austen", "tiny-moe-austen"),
         ("tiny-moe-austen-fused", "tiny-moe-austen"),
+        ("families/tiny-qwen3-next", "families/tiny-qwen3-next"),
+        ("families/tiny-qwen3.5-moe", "families/tiny-qwen3.5-moe"),
     ]
 
     @Test(arguments: 0..<cases.count)

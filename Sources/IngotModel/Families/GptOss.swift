@@ -39,6 +39,6 @@ extension ModelConfig {
                         attentionFactor: nil, truncate: false)
         }
         ropeTheta = Float(rope?["rope_theta"]?.doubleValue ?? j["rope_theta"]?.doubleValue ?? 150_000)
-        try readLayerTypes(j, defaultWindow: 128) { $0 % 2 == 0 ? .slidingAttention : .fullAttention }
+        try readLayerTypes(j, allowed: [.fullAttention, .slidingAttention], defaultWindow: 128) { $0 % 2 == 0 ? .slidingAttention : .fullAttention }
     }
 }

@@ -3,8 +3,10 @@
 
 Text -> HF `tokenizers` ids (no special tokens; Ingot's tokenizer gives identical ids) -> consecutive blocks of
 --seq-len -> Fisher-Yates shuffle driven by SplitMix64(--seed) (the generator Ingot uses) -> first --samples.
+`--consecutive` skips the shuffle: the first --samples blocks of the text, as llm-compressor's oneshot draws them
+(`shuffle_calibration_samples=False` on a text dataset cut in order).
 Writes safetensors `input_ids` int64 [samples, seq_len].
-usage: make_calib_blocks.py TOKENIZER.json TEXT OUT.safetensors [--samples 128] [--seq-len 512] [--seed 42]
+usage: make_calib_blocks.py TOKENIZER.json TEXT OUT.safetensors [--samples 128] [--seq-len 512] [--seed 42 | --consecutive]
 """
 import argparse
 
@@ -29,12 +31,13 @@ ap = argparse.ArgumentParser()
 ap.add_argument("tokenizer"); ap.add_argument("text"); ap.add_argument("out")
 ap.add_argument("--samples", type=int, default=128); ap.add_argument("--seq-len", type=int, default=512)
 ap.add_argument("--seed", type=int, default=42)
+ap.add_argument("--consecutive", action="store_true")
 a = ap.parse_args()
 ids = Tokenizer.from_file(a.tokenizer).encode(open(a.text, encoding="utf-8").read(), add_special_tokens=False).ids
 n = len(ids) // a.seq_len
 order = list(range(n))
 rng = splitmix64(a.seed)
-for i in range(n - 1, 0, -1):
+for i in (range(0) if a.consecutive else range(n - 1, 0, -1)):
     j = next(rng) % (i + 1)
     order[i], order[j] = order[j], order[i]
 blocks = np.array([ids[b * a.seq_len:(b + 1) * a.seq_len] for b in order[:a.samples]], dtype=np.int64)

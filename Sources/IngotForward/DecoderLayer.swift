@@ -65,6 +65,14 @@ public struct Routing: Sendable {
     public func tokens(of e: Int) -> [Int] {
         chosen.indices.filter { t in chosen[t].contains { $0.expert == e } }
     }
+
+    /// `out[t] += weight(t, e) · y[r]` for the `r`-th of `tokens` (expert `e`'s output rows `[tokens.count, width]`).
+    public func accumulate(_ y: [Float], expert e: Int, tokens: [Int], into out: inout [Float], width h: Int) {
+        for (r, t) in tokens.enumerated() {
+            let g = chosen[t].first { $0.expert == e }!.weight
+            for k in 0..<h { out[t * h + k] += g * y[r * h + k] }
+        }
+    }
 }
 
 /// One decoder layer's weights decoded to f32, with the names they came from.
@@ -106,7 +114,8 @@ public struct LayerWeights: Sendable {
     public var router: [Float] = []
     public var experts: [Expert] = []
 
-    public init(model m: ReferenceModel, layer l: Int) throws {
+    /// `experts: false` leaves `experts` empty (load them one at a time with `ReferenceModel.expert`).
+    public init(model m: ReferenceModel, layer l: Int, experts loadExperts: Bool = true) throws {
         let c = m.config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads
         let n = LayerNames(config: c, layer: l) { m.source.info($0) != nil }
         names = n
@@ -149,7 +158,7 @@ public struct LayerWeights: Sendable {
         }
         if let g = n.sharedGate { sharedGate = try m.weight(g, [1, h]) }
         var fused: (gu: [Float], dn: [Float])?
-        for e in n.experts {
+        for e in n.experts where loadExperts {
             switch e {
             case let .separate(g, u, dn):
                 experts.append(Expert(gate: try m.weight(g, [i, h]), up: try m.weight(u, [i, h]), down: try m.weight(dn, [h, i])))
@@ -211,16 +220,30 @@ extension ReferenceModel {
     /// `allExpertTokens`: observers also see every expert run on every token (the layer output still uses routing).
     public func decoderLayer(_ x: inout [Float], _ w: LayerWeights, _ batch: SequenceBatch,
                              observer: LinearInputObserver? = nil, allExpertTokens: Bool = false) {
+        decoderLayer(&x, w, batch, observer: observer, allExpertTokens: allExpertTokens, expert: { w.experts[$0] })
+    }
+
+    /// The same with routed experts supplied one at a time by `expert` (loaded on demand, so a layer's experts need
+    /// not all be in memory).
+    public func decoderLayer(_ x: inout [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
+                             allExpertTokens: Bool = false, expert: (Int) throws -> LayerWeights.Expert) rethrows {
         let c = config, n = batch.rows
         let hN = Kernels.rmsNorm(x, w.inputNorm, rows: n, eps: c.rmsNormEps)
         let attn = tokenMixer(hN, w, batch, observer: observer)
         for k in x.indices { x[k] += attn[k] }
         let h2 = Kernels.rmsNorm(x, w.postNorm, rows: n, eps: c.rmsNormEps)
         observer?(.mlp, h2, n)
-        let mlp = w.experts.isEmpty
-            ? mlpBlock(h2, gate: w.gate, up: w.up, down: w.down, rows: n, observer: observer)
-            : moeBlock(h2, w, routing: route(h2, router: w.router, bias: w.routerBias, rows: n), observer: observer, allExpertTokens: allExpertTokens)
+        let mlp = if let r = routing(h2, w) {
+            try moeBlock(h2, w, routing: r, observer: observer, allExpertTokens: allExpertTokens, expert: expert)
+        } else {
+            mlpBlock(h2, gate: w.gate, up: w.up, down: w.down, rows: n, observer: observer)
+        }
         for k in x.indices { x[k] += mlp[k] }
+    }
+
+    /// The routing of normed MoE input `x` by the layer's router (nil in dense layers).
+    public func routing(_ x: [Float], _ w: LayerWeights) -> Routing? {
+        w.router.isEmpty ? nil : route(x, router: w.router, bias: w.routerBias, rows: x.count / max(config.hiddenSize, 1))
     }
 
     /// The layer's token mixer on normed input: its linear attention, or self-attention.
@@ -366,24 +389,28 @@ extension ReferenceModel {
     /// Mixture of experts on `x` with the given routing; `experts` overrides the layer's experts (AWQ candidates).
     public func moeBlock(_ x: [Float], _ lw: LayerWeights, routing: Routing, experts: [LayerWeights.Expert]? = nil,
                          observer: LinearInputObserver? = nil, allExpertTokens: Bool = false) -> [Float] {
-        let c = config, h = c.hiddenSize, n = x.count / max(h, 1), I = c.expertIntermediateSize
         let ex = experts ?? lw.experts
+        return moeBlock(x, lw, routing: routing, observer: observer, allExpertTokens: allExpertTokens, expert: { ex[$0] })
+    }
+
+    /// Mixture of experts with the routed experts supplied one at a time by `expert` (`config.experts` of them).
+    public func moeBlock(_ x: [Float], _ lw: LayerWeights, routing: Routing, observer: LinearInputObserver? = nil,
+                         allExpertTokens: Bool = false, expert: (Int) throws -> LayerWeights.Expert) rethrows -> [Float] {
+        let c = config, h = c.hiddenSize, n = x.count / max(h, 1), I = c.expertIntermediateSize
         var out = [Float](repeating: 0, count: n * h)
-        for e in ex.indices {
-            let w = ex[e]
+        for e in 0..<c.experts {
+            let tokens = routing.tokens(of: e)
+            if tokens.isEmpty && observer == nil { continue }
+            let w = try expert(e)
             if allExpertTokens, let observer {
                 observer(.expert(e), x, n)
                 observer(.expertDown(e), expertActivation(x, w, rows: n), n)
             }
-            let tokens = routing.tokens(of: e)
             let xs = Kernels.gatherRows(x, tokens, width: h)
             if !allExpertTokens { observer?(.expert(e), xs, tokens.count) }
             if tokens.isEmpty { continue }
             let y = expertBlock(xs, w, rows: tokens.count, observer: allExpertTokens ? nil : observer, downSite: .expertDown(e))
-            for (r, t) in tokens.enumerated() {
-                let g = routing.chosen[t].first { $0.expert == e }!.weight
-                for k in 0..<h { out[t * h + k] += g * y[r * h + k] }
-            }
+            routing.accumulate(y, expert: e, tokens: tokens, into: &out, width: h)
         }
         if let sh = lw.shared {
             let y = mlpBlock(x, gate: sh.gate, up: sh.up, down: sh.down, rows: n, inner: sh.down.count / max(h, 1),

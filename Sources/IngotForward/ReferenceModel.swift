@@ -16,11 +16,13 @@ public final class ReferenceModel: @unchecked Sendable {
         case missingTensor(String)
         case badShape(String, [Int])
         case tokenOutOfRange(Int)
+        case unsupportedBlock(String)
         public var description: String {
             switch self {
             case .missingTensor(let n): "checkpoint has no tensor '\(n)' (or its fused-expert equivalent)"
             case let .badShape(n, s): "tensor '\(n)' has an unexpected shape \(ShapeMath.describe(s))"
             case .tokenOutOfRange(let t): "token id \(t) is outside the vocabulary"
+            case .unsupportedBlock(let b): "the forward pass cannot evaluate block '\(b)' on its own"
             }
         }
     }

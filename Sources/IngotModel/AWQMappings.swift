@@ -1,69 +1,110 @@
-/// Which linears share an input and what precedes them: the AWQ smoothing mappings of a decoder layer, as data
-/// (AutoAWQ `awq/models/*.py`, llm-compressor `default_mappings` / `_moe_default_mappings`).
+/// AWQ's smoothing mappings of a decoder layer, as data (AutoAWQ `awq/models/*.py`, llm-compressor
+/// `AWQ_MAPPING_REGISTRY` / `_moe_default_mappings` / `_deepseek_mappings`). The search engine
+/// (`IngotQuant/AWQ`) runs whatever a family declares here and names no family itself.
 ///
 /// A mapping divides the smoothing op's output channels by a scale `s` and multiplies the balance layers' input
 /// columns by `s`: the function is unchanged, and the balance weights become easier to quantize.
+///
+/// Modules are named by their path under the decoder layer in transformers' naming (`input_layernorm`,
+/// `self_attn.q_proj`, `mlp.experts.*.up_proj`); `*` stands for each routed expert. `LayerNames.tensor(module:expert:)`
+/// turns a path into the checkpoint's tensor, whatever layout the checkpoint uses (Mixtral `w1/w3/w2`, fused 3-D
+/// experts). A block path (`self_attn`, `mlp`) names a whole block, evaluated by the forward pass.
 public struct AWQMapping: Sendable, Equatable {
-    /// The op whose output channels absorb `1/s`.
-    public enum Smooth: String, Sendable { case inputNorm = "input_layernorm", postNorm = "post_attention_layernorm",
-                                              v = "v_proj", up = "up_proj", expertUp = "experts.*.up_proj",
-                                              qANorm = "q_a_layernorm", kvANorm = "kv_a_layernorm", sharedUp = "shared_experts.up_proj" }
-    /// The linears whose input columns absorb `s` (and are quantized with it).
-    public enum Balance: String, Sendable { case q, k, v, o, gate, up, down, router, expertGate, expertUp, expertDown,
-                                             qA = "q_a_proj", kvA = "kv_a_proj_with_mqa", qB = "q_b_proj", kvB = "kv_b_proj",
-                                             sharedGate = "shared_experts.gate_proj", sharedUp = "shared_experts.up_proj",
-                                             sharedDown = "shared_experts.down_proj" }
-    /// The block whose output the search loss is measured on.
-    public enum Inspect: String, Sendable { case attention, o, mlp, moe, down, expertDown, qB, kvB, sharedDown }
-
-    public var smooth: Smooth
-    public var balance: [Balance]
-    public var inspect: Inspect
-    /// Searched once per expert on that expert's own tokens (`up → down` inside an MoE).
-    public var perExpert = false
-    /// Applies only when the smoothing op's output matches the balance layer's input (v → o without GQA;
-    /// llm-awq PR #67).
+    /// The op whose output channels absorb `1/s`: a norm (`(w + normOffset) / s − normOffset`) or a linear (its last
+    /// `s.count` output rows, which covers fused qkv).
+    public var smooth: String
+    /// The norm computes `x·(w + normOffset)`: 0 for Llama-style RMSNorm, 1 for Gemma-style.
+    public var normOffset: Float = 0
+    /// Linears whose input columns absorb `s` and are quantized with it.
+    public var balance: [String]
+    /// Linears whose input columns absorb `s` but stay in full precision, so their outputs are unchanged (MoE
+    /// routers, shared-expert gates; llm-compressor PR #2451).
+    public var scaledOnly: [String] = []
+    /// Where the search loss (MSE against full precision) is measured: a block of the layer (`self_attn`, `mlp`,
+    /// routing included) or the balance linear itself. A path with `*` makes the mapping per expert: searched once
+    /// for each routed expert on that expert's own tokens.
+    public var inspect: String
+    /// Applies only when the smoothing op's output width equals the balance layers' input width (v → o without
+    /// GQA; llm-awq PR #67). A mapping whose widths differ without this flag is a declaration error, reported.
     public var requiresMatchingShapes = false
 
-    /// Name as llm-compressor logs it.
-    public var label: String { smooth.rawValue + " → " + balance.map(\.rawValue).joined(separator: ",") }
+    public init(smooth: String, normOffset: Float = 0, balance: [String], scaledOnly: [String] = [], inspect: String,
+                requiresMatchingShapes: Bool = false) {
+        self.smooth = smooth
+        self.normOffset = normOffset
+        self.balance = balance
+        self.scaledOnly = scaledOnly
+        self.inspect = inspect
+        self.requiresMatchingShapes = requiresMatchingShapes
+    }
 
-    /// Routers are balance layers so routing is unchanged after folding (llm-compressor PR #2451); they are
-    /// scaled, never quantized.
-    public static func isQuantized(_ b: Balance) -> Bool { b != .router }
+    /// Searched once per routed expert.
+    public var perExpert: Bool { inspect.contains("*") }
+
+    /// Name as llm-compressor logs it: `smooth → balance,…`.
+    public var label: String { smooth + " → " + (scaledOnly + balance).joined(separator: ",") }
+
+    /// Module paths that are expert-wise (`*`) templates.
+    public static func isExpertTemplate(_ module: String) -> Bool { module.contains("*") }
+}
+
+/// What AWQ does to one decoder layer: its mappings in search order, and every linear that is quantized (each
+/// gets the clip search unless `clipSkipped`).
+public struct AWQLayerRecipe: Sendable, Equatable {
+    public var mappings: [AWQMapping]
+    public var linears: [String]
+
+    public init(mappings: [AWQMapping], linears: [String]) {
+        self.mappings = mappings
+        self.linears = linears
+    }
+
+    /// AutoAWQ's clip search skips query and key projections (their error is amplified by the softmax): names
+    /// whose last component starts with `q_` or `k_`.
+    public static func clipSkipped(_ module: String) -> Bool {
+        let last = module.split(separator: ".").last.map(String.init) ?? module
+        return last.hasPrefix("q_") || last.hasPrefix("k_")
+    }
 }
 
 extension ModelConfig {
-    /// The AWQ mappings of `layer`, in search order.
-    public func awqMappings(layer: Int) -> [AWQMapping] {
+    /// The AWQ recipe of `layer`; empty mappings when this family declares none (AWQ then refuses it by name).
+    public func awqRecipe(layer: Int) -> AWQLayerRecipe {
+        var m: [AWQMapping] = []
+        var linears: [String] = []
         if let la = latentAttention {
             // DeepSeek MLA (AutoAWQ deepseek_v3.py, llm-compressor _deepseek_mappings): no v → o mapping.
-            var m = [AWQMapping(smooth: .inputNorm, balance: la.qLoraRank == nil ? [.q, .kvA] : [.qA, .kvA], inspect: .attention)]
-            if la.qLoraRank != nil { m.append(AWQMapping(smooth: .qANorm, balance: [.qB], inspect: .qB)) }
-            m.append(AWQMapping(smooth: .kvANorm, balance: [.kvB], inspect: .kvB))
-            if isMoE && !denseLayers.contains(layer) {
-                m.append(AWQMapping(smooth: .postNorm, balance: [.router, .expertGate, .expertUp] + (sharedExperts > 0 ? [.sharedGate, .sharedUp] : []),
-                                    inspect: .moe))
-                m.append(AWQMapping(smooth: .expertUp, balance: [.expertDown], inspect: .expertDown, perExpert: true))
-                if sharedExperts > 0 { m.append(AWQMapping(smooth: .sharedUp, balance: [.sharedDown], inspect: .sharedDown)) }
-            } else {
-                m += [AWQMapping(smooth: .postNorm, balance: [.gate, .up], inspect: .mlp), AWQMapping(smooth: .up, balance: [.down], inspect: .down)]
+            let first = la.qLoraRank == nil ? "self_attn.q_proj" : "self_attn.q_a_proj"
+            m.append(AWQMapping(smooth: "input_layernorm", balance: [first, "self_attn.kv_a_proj_with_mqa"], inspect: "self_attn"))
+            if la.qLoraRank != nil {
+                m.append(AWQMapping(smooth: "self_attn.q_a_layernorm", balance: ["self_attn.q_b_proj"], inspect: "self_attn.q_b_proj"))
             }
-            return m
+            m.append(AWQMapping(smooth: "self_attn.kv_a_layernorm", balance: ["self_attn.kv_b_proj"], inspect: "self_attn.kv_b_proj"))
+            linears = [first, "self_attn.kv_a_proj_with_mqa"] + (la.qLoraRank != nil ? ["self_attn.q_b_proj"] : [])
+                + ["self_attn.kv_b_proj", "self_attn.o_proj"]
+        } else {
+            m.append(AWQMapping(smooth: "input_layernorm", balance: ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], inspect: "self_attn"))
+            m.append(AWQMapping(smooth: "self_attn.v_proj", balance: ["self_attn.o_proj"], inspect: "self_attn.o_proj", requiresMatchingShapes: true))
+            linears = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"]
         }
-        let attention = [
-            AWQMapping(smooth: .inputNorm, balance: [.q, .k, .v], inspect: .attention),
-            AWQMapping(smooth: .v, balance: [.o], inspect: .o, requiresMatchingShapes: true),
-        ]
         if isMoE && !denseLayers.contains(layer) {
-            return attention + [
-                AWQMapping(smooth: .postNorm, balance: [.router, .expertGate, .expertUp], inspect: .moe),
-                AWQMapping(smooth: .expertUp, balance: [.expertDown], inspect: .expertDown, perExpert: true),
-            ]
+            let shared = sharedExperts > 0 ? ["mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj"] : []
+            // One gate/up scale for every expert (and the shared expert), searched at the MoE output with routing;
+            // the router's columns take it too, so it sees the same logits.
+            m.append(AWQMapping(smooth: "post_attention_layernorm", balance: ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj"] + shared,
+                                scaledOnly: ["mlp.gate"], inspect: "mlp"))
+            m.append(AWQMapping(smooth: "mlp.experts.*.up_proj", balance: ["mlp.experts.*.down_proj"], inspect: "mlp.experts.*.down_proj"))
+            linears += ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj", "mlp.experts.*.down_proj"]
+            if sharedExperts > 0 {
+                m.append(AWQMapping(smooth: "mlp.shared_experts.up_proj", balance: ["mlp.shared_experts.down_proj"],
+                                    inspect: "mlp.shared_experts.down_proj"))
+                linears += shared + ["mlp.shared_experts.down_proj"]
+            }
+        } else {
+            m.append(AWQMapping(smooth: "post_attention_layernorm", balance: ["mlp.gate_proj", "mlp.up_proj"], inspect: "mlp"))
+            m.append(AWQMapping(smooth: "mlp.up_proj", balance: ["mlp.down_proj"], inspect: "mlp.down_proj"))
+            linears += ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
         }
-        return attention + [
-            AWQMapping(smooth: .postNorm, balance: [.gate, .up], inspect: .mlp),
-            AWQMapping(smooth: .up, balance: [.down], inspect: .down),
-        ]
+        return AWQLayerRecipe(mappings: m, linears: linears)
     }
 }

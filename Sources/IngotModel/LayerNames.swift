@@ -174,3 +174,68 @@ extension ModelConfig {
     public var finalNormName: String { weightPrefix + "norm.weight" }
     public var lmHeadName: String { "lm_head.weight" }
 }
+
+/// Where a module's weight lives in the checkpoint: a whole tensor, or (fused 3-D experts) a contiguous run of it.
+public struct TensorRef: Sendable, Hashable {
+    public var name: String
+    /// First element and element count of the slice; nil for the whole tensor.
+    public var slice: Range<Int>?
+    public init(name: String, slice: Range<Int>? = nil) {
+        self.name = name
+        self.slice = slice
+    }
+}
+
+extension LayerNames {
+    /// The tensor holding the weight of `module` (a path under the decoder layer in transformers' naming, e.g.
+    /// `self_attn.q_proj`, `mlp.gate`, `mlp.experts.*.up_proj` with `expert` given), or nil when this layer has no
+    /// such module. `config` gives the fused slices' sizes.
+    public func tensor(module: String, expert: Int? = nil, config c: ModelConfig) -> TensorRef? {
+        func whole(_ n: String?) -> TensorRef? { n.flatMap { $0.isEmpty ? nil : TensorRef(name: $0) } }
+        if module.hasPrefix("mlp.experts.*.") {
+            guard let e = expert, e >= 0, e < experts.count else { return nil }
+            let part = module.dropFirst("mlp.experts.*.".count)
+            switch experts[e] {
+            case let .separate(g, u, d):
+                switch part {
+                case "gate_proj": return TensorRef(name: g)
+                case "up_proj": return TensorRef(name: u)
+                case "down_proj": return TensorRef(name: d)
+                default: return nil
+                }
+            case let .fused(gu, d, x):
+                let i = c.expertIntermediateSize, h = c.hiddenSize, base = x * 2 * i * h
+                switch part {
+                case "gate_proj": return TensorRef(name: gu, slice: base..<(base + i * h))
+                case "up_proj": return TensorRef(name: gu, slice: (base + i * h)..<(base + 2 * i * h))
+                case "down_proj": return TensorRef(name: d, slice: (x * h * i)..<((x + 1) * h * i))
+                default: return nil
+                }
+            case .fusedTransposed:
+                return nil  // interleaved columns: no expert's weight is a contiguous run of the tensor
+            }
+        }
+        switch module {
+        case "input_layernorm": return whole(inputNorm)
+        case "post_attention_layernorm": return whole(postNorm)
+        case "self_attn.q_proj": return whole(latent.map { $0.q } ?? q)
+        case "self_attn.k_proj": return whole(k)
+        case "self_attn.v_proj": return whole(v)
+        case "self_attn.o_proj": return whole(o)
+        case "self_attn.q_a_proj": return whole(latent?.qA)
+        case "self_attn.q_a_layernorm": return whole(latent?.qANorm)
+        case "self_attn.q_b_proj": return whole(latent?.qB)
+        case "self_attn.kv_a_proj_with_mqa": return whole(latent?.kvA)
+        case "self_attn.kv_a_layernorm": return whole(latent?.kvANorm)
+        case "self_attn.kv_b_proj": return whole(latent?.kvB)
+        case "mlp.gate_proj": return whole(gate)
+        case "mlp.up_proj": return whole(up)
+        case "mlp.down_proj": return whole(down)
+        case "mlp.gate": return whole(router)
+        case "mlp.shared_experts.gate_proj": return whole(shared?.gate)
+        case "mlp.shared_experts.up_proj": return whole(shared?.up)
+        case "mlp.shared_experts.down_proj": return whole(shared?.down)
+        default: return nil
+        }
+    }
+}

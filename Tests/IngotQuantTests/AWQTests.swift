@@ -36,6 +36,10 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
 @Suite struct AWQTests {
     static let tinyLlama = fixture("peers/models/tiny-llama")
     static let tinyMoE = fixture("tiny-moe-austen")
+    /// Every family and expert layout Ingot reads.
+    static let families = [tinyLlama, tinyMoE, fixture("tiny-moe-austen-fused")]
+        + ["tiny-mixtral", "tiny-mixtral-fused", "tiny-qwen3moe", "tiny-qwen3moe-fused", "tiny-deepseekv3", "tiny-deepseekv3-fused"]
+        .map { fixture("peers/models/" + $0) }
 
     func calibrate(_ dir: String, sequences: [[Int]], settings: Calibration.Settings = .init()) throws -> (ReferenceModel, Calibration) {
         let m = try ReferenceModel(directory: dir)
@@ -45,18 +49,43 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
 
     /// With the searched scales folded (no clipping, no quantization), the model computes the same function:
     /// norms ÷ s, balance columns × s, v/up rows ÷ s, router columns × s.
-    @Test(arguments: [tinyLlama, tinyMoE])
+    @Test(arguments: families)
     func foldingIsExact(dir: String) throws {
         let calib = try tokenRows(fixture("peers/data/calib_text.safetensors"))
-        let (m, cal) = try calibrate(dir, sequences: dir == Self.tinyLlama ? Array(calib.prefix(8)) : [Array((0..<256).map { ($0 * 37) % 4000 })])
+        let (m, cal) = try calibrate(dir, sequences: dir.contains("/peers/") ? Array(calib.prefix(8)) : [Array((0..<256).map { ($0 * 37) % 4000 })])
         var awq = AWQ(model: m, calibration: cal, quantizer: IntQuantizer(bits: 4, groupSize: 32))
         awq.clip = false
         let r = try awq.run()
         // Something was actually scaled.
         #expect(r.log.contains { $0.bestRatio != nil })
-        let folded = ReferenceModel(source: try TransformedSource(base: m.source, replacements: r.weights, keepF32: true), config: m.config)
+        let folded = ReferenceModel(source: try TransformedSource(base: m.source, replacements: try awq.transformed(r), keepF32: true), config: m.config)
         let ids = Array((0..<64).map { ($0 * 131 + 7) % min(m.config.vocabSize, 2000) })
         #expect(relL2(try folded.logits(ids), try m.logits(ids)) <= 1e-5)
+    }
+
+    /// Every mapping a family declares is searched (once, or once per expert) or named as skipped with a reason,
+    /// and the result is finite: MLA (q_a / kv_a, q_a_layernorm → q_b, kv_a_layernorm → kv_b), shared experts with
+    /// the routed ones, sigmoid routing with its correction bias, per-expert and fused 3-D experts.
+    @Test(arguments: ["tiny-deepseekv3", "tiny-deepseekv3-fused", "tiny-qwen3moe", "tiny-qwen3moe-fused"])
+    func everyMappingAppliedOrNamedSkipped(name: String) throws {
+        let (m, cal) = try calibrate(fixture("peers/models/" + name), sequences: Array(try tokenRows(fixture("peers/data/calib_text.safetensors")).prefix(8)))
+        let awq = AWQ(model: m, calibration: cal, quantizer: IntQuantizer(bits: 4, groupSize: 32))
+        let r = try awq.run()
+        for l in 0..<m.config.layers {
+            for mp in m.config.awqRecipe(layer: l).mappings {
+                let lines = r.log.filter { $0.layer == l && $0.mapping == mp.label }
+                #expect(lines.count == (mp.perExpert ? m.config.experts : 1), "layer \(l) \(mp.label)")
+                for x in lines { #expect(x.skipped != nil || (x.bestLoss.isFinite && x.bestLoss <= x.rtnLoss), "layer \(l) \(mp.label)") }
+            }
+        }
+        if m.config.latentAttention != nil {
+            for label in ["self_attn.q_a_layernorm → self_attn.q_b_proj", "self_attn.kv_a_layernorm → self_attn.kv_b_proj",
+                          "post_attention_layernorm → mlp.gate,mlp.experts.*.gate_proj,mlp.experts.*.up_proj,mlp.shared_experts.gate_proj,mlp.shared_experts.up_proj",
+                          "mlp.shared_experts.up_proj → mlp.shared_experts.down_proj"] {
+                #expect(r.log.contains { $0.mapping == label && $0.skipped == nil }, "\(label)")
+            }
+        }
+        #expect(try awq.transformed(r).values.allSatisfy { $0.allSatisfy(\.isFinite) })
     }
 
     /// The llm-compressor comparison: tiny Llama, AWQ W4A16 asymmetric group 32, calibration = the 32 rows of
@@ -65,7 +94,8 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
     @Test func tinyLlamaAWQBeatsRTNAndLLMCompressor() throws {
         let (m, cal) = try calibrate(Self.tinyLlama, sequences: try tokenRows(fixture("peers/data/calib_text.safetensors")))
         let q = IntQuantizer(bits: 4, groupSize: 32, symmetric: false)
-        let r = try AWQ(model: m, calibration: cal, quantizer: q).run()
+        let awq = AWQ(model: m, calibration: cal, quantizer: q)
+        let r = try awq.run()
         let ref = try SafetensorsFile(path: Self.tinyLlama + "/reference_logits.safetensors")
         let ids = try ref.tensor(named: "input_ids").withBytes { b in (0..<256).map { Int(b.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) } }
         let want = try ref.tensor(named: "logits").floats()
@@ -73,7 +103,7 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
             let mm = ReferenceModel(source: s, config: m.config)
             return relL2(try mm.logits(Array(ids[0..<128])) + mm.logits(Array(ids[128..<256])), want)
         }
-        let awqErr = try error(try fakeQuantized(try TransformedSource(base: m.source, replacements: r.weights), q))
+        let awqErr = try error(try fakeQuantized(try TransformedSource(base: m.source, replacements: try awq.transformed(r)), q))
         let rtnErr = try error(try fakeQuantized(m.source, q))
         print("tiny-llama g32 asym logits rel L2: AWQ \(awqErr), RTN \(rtnErr) (llm-compressor AWQ 0.0675, RTN 0.074)")
         #expect(awqErr < rtnErr)
@@ -99,8 +129,9 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
             #expect(x.statistics == (policy == .rtn ? .none : .allTokens))
             #expect(st.tokens == (policy == .rtn ? 0 : 3))
         }
-        let r = try AWQ(model: m, calibration: c2, quantizer: IntQuantizer(bits: 4, groupSize: 64)).run()
-        #expect(r.weights.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        let awq = AWQ(model: m, calibration: c2, quantizer: IntQuantizer(bits: 4, groupSize: 64))
+        let r = try awq.run()
+        #expect(try awq.transformed(r).values.allSatisfy { $0.allSatisfy(\.isFinite) })
         if policy == .rtn {
             for x in starved {
                 #expect(r.log.contains { $0.layer == x.layer && $0.expert == x.expert && ($0.skipped ?? "").contains("starved") })
@@ -129,15 +160,17 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
         // whole-model run.
         let lazy = try CalibrationArtifact.read(dir + "/c.ingot", lazySamples: true)
         #expect(lazy.layers.allSatisfy { $0.sample.isEmpty })
-        let one = try AWQ(model: m, calibration: back, quantizer: q).run()
-        let whole = try TransformedSource(base: m.source, replacements: one.weights)
+        let awq = AWQ(model: m, calibration: back, quantizer: q)
+        let one = try awq.transformed(try awq.run())
+        let whole = try TransformedSource(base: m.source, replacements: one)
         let stream = try StreamingAWQSource(base: m.source, awq: AWQ(model: m, calibration: lazy, quantizer: q))
         for t in m.source.tensors {
             let a = try whole.tensor(named: t.name), b = try stream.tensor(named: t.name)
             #expect(a.withBytes { Array($0) } == b.withBytes { Array($0) }, "\(t.name)")
         }
         #expect(stream.result.layers.map(\.layer) == Array(0..<m.config.layers))
-        let two = try Parallelism.withWorkers(1) { try AWQ(model: m, calibration: cal, quantizer: q).run() }
-        #expect(one.weights == two.weights)
+        let awq2 = AWQ(model: m, calibration: cal, quantizer: q)
+        let two = try Parallelism.withWorkers(1) { try awq2.transformed(try awq2.run()) }
+        #expect(one == two)
     }
 }

@@ -6,17 +6,20 @@ import IngotFormats
 import IngotForward
 import IngotModel
 
-/// Activation-aware weight quantization (AWQ), MoE-aware. For each decoder layer, on the calibration sample of
-/// its full-precision input:
-/// 1. every mapping of `ModelConfig.awqMappings` searches a scale over 20 grid ratios plus identity (duo scaling;
-///    loss = MSE of the inspected block's output with the balance weights fake-quantized as `Q(W·s)/s`);
-/// 2. the best scale is folded (smoothing op ÷ s, balance columns × s; MoE routers' columns too, so routing is
-///    unchanged);
-/// 3. the clip search clamps each group of every linear but q/k.
+/// Activation-aware weight quantization (AWQ), driven by the mappings each family declares
+/// (`ModelConfig.awqRecipe`, `AWQMapping`); nothing here names a family. For each decoder layer, on the calibration
+/// sample of its full-precision input:
+/// 1. every mapping searches a scale over the grid ratios plus identity (duo scaling; loss = MSE of the inspected
+///    block's or linear's output with the balance weights fake-quantized as `Q(W·s)/s`), on the original weights;
+/// 2. the winners are recorded as a `LayerTransform` (smoothing op ÷ s, balance and scaled-only columns × s);
+/// 3. the clip search picks a clamp for each group of every quantized linear but q/k, on its transformed weights
+///    and the inputs it will then see.
 ///
-/// The result is a set of transformed weights, quantized afterwards by the plain group quantizer. MoE: gate/up
-/// share one scale searched at the MoE block output with routing; up → down is searched per expert on its own
-/// tokens. Starved experts follow the calibration's policy (all-token statistics, or round-to-nearest).
+/// The transform is applied to the checkpoint's tensors as they are read (`StreamingAWQSource`) and quantized by
+/// the plain group quantizer. Routed experts are loaded one at a time everywhere (the search at the MoE output
+/// evaluates every candidate on an expert before loading the next), so memory does not grow with the experts.
+/// Per-expert mappings run on the expert's own tokens; starved experts follow the calibration's policy (all-token
+/// statistics, or round-to-nearest).
 public struct AWQ {
     public var model: ReferenceModel
     public var calibration: Calibration
@@ -25,6 +28,9 @@ public struct AWQ {
     public var grid = 20
     public var duoScaling = true
     public var clip = true
+    /// Bytes of candidate outputs held at once by a block search; more candidates than fit are evaluated in
+    /// chunks (routed experts are then read once per chunk).
+    public var candidateMemory = 512 << 20
     public var progress: ProgressReporter = SilentProgress()
 
     public init(model: ReferenceModel, calibration: Calibration, quantizer: IntQuantizer) {
@@ -52,8 +58,6 @@ public struct AWQ {
 
     public struct Result {
         public var layers: [LayerResult]
-        /// Transformed f32 weights by tensor name (norms and routers scaled; linears scaled and clipped).
-        public var weights: [String: [Float]]
         public var seconds: Double
         public var log: [MappingLog] { layers.flatMap(\.log) }
         /// Mean clip-search error before and after, over every clipped linear.
@@ -74,38 +78,35 @@ public struct AWQ {
         }
     }
 
+    /// Searches every layer; `transformed` gives the resulting weights.
     public func run() throws -> Result {
         try checkSupported()
-        let c = model.config
         let t0 = monotonicSeconds()
-        var weights: [String: [Float]] = [:]
         var layers: [LayerResult] = []
-        progress.begin("awq", total: c.layers, unit: .items)
-        for l in 0..<c.layers {
-            let r = try searchLayer(l)
-            for (k, v) in r.weights { weights[k] = v }
-            layers.append(r)
+        progress.begin("awq", total: model.config.layers, unit: .items)
+        for l in 0..<model.config.layers {
+            layers.append(try searchLayer(l))
             progress.update(l + 1)
         }
         progress.finish()
-        return Result(layers: layers, weights: weights, seconds: monotonicSeconds() - t0)
+        return Result(layers: layers, seconds: monotonicSeconds() - t0)
     }
 
-    /// One layer's outcome: its transformed tensors, search log and clip errors.
+    /// One layer's outcome: its transform, search log and clip errors.
     public struct LayerResult: Sendable {
         public var layer: Int
-        public var weights: [(String, [Float])]
+        public var transform: LayerTransform
         public var log: [MappingLog]
         public var clipBefore: Double, clipAfter: Double, clipCount: Int
     }
 
-    /// Searches, folds and clips one decoder layer (layers are independent given the calibration sample).
+    /// Searches and clips one decoder layer (layers are independent given the calibration sample).
     public func searchLayer(_ l: Int) throws -> LayerResult {
         try checkSupported()
         BLAS.useSingleThreadedKernels()
         var layer = try LayerSearch(awq: self, layer: l)
         try layer.run()
-        return LayerResult(layer: l, weights: layer.transformedWeights(), log: layer.log, clipBefore: layer.clipBefore,
+        return LayerResult(layer: l, transform: layer.transform, log: layer.log, clipBefore: layer.clipBefore,
                            clipAfter: layer.clipAfter, clipCount: layer.clipCount)
     }
 
@@ -114,10 +115,8 @@ public struct AWQ {
         guard calibration.layers.count == c.layers else {
             throw Failure.mismatch("it has \(calibration.layers.count) layers, the model \(c.layers)")
         }
-        if c.latentAttention != nil || c.sharedExperts > 0 {
-            // DeepSeek's MLA mappings (input norm → q_a/kv_a, q_a_layernorm → q_b, kv_a_layernorm → kv_b) and
-            // shared-expert balancing are not implemented yet: refuse rather than quantize half-smoothed.
-            throw Failure.unsupported("AWQ for \(c.family.rawValue) (latent attention / shared experts) is not implemented; use rtn-int4 or FP8")
+        for l in 0..<c.layers where c.awqRecipe(layer: l).mappings.isEmpty {
+            throw Failure.unsupported("AWQ: \(c.family.rawValue) declares no AWQ mappings for layer \(l); use rtn-int4 or FP8")
         }
         if c.attentionBias || c.expertBias || c.expertActivation != .swiglu {
             // Smoothing v → o and up → down would have to scale the biases of v and up, and the expert search
@@ -134,6 +133,26 @@ public struct AWQ {
     func fakeQuantize(_ w: [Float], rows: Int, columns: Int, precision: ComputePrecision) -> [Float] {
         w.withUnsafeBufferPointer { quantizer.quantize($0, rows: rows, columns: columns, precision: precision).dequantized() }
     }
+
+    /// Every tensor the searches of `r` change, transformed, in f32 (for whole-model use: tests, small models).
+    public func transformed(_ r: Result) throws -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for layer in r.layers { for (k, v) in try transformed(layer) { out[k] = v } }
+        return out
+    }
+
+    /// The tensors of `names`' layer as `transform` changes them, in f32 (norms and linears scaled and clipped).
+    public func transformed(_ r: LayerResult) throws -> [String: [Float]] {
+        let names = LayerNames(config: model.config, layer: r.layer) { model.source.info($0) != nil }
+        var out: [String: [Float]] = [:]
+        for name in r.transform.tensorNames(names: names, config: model.config) {
+            guard let info = model.source.info(name) else { continue }
+            var v = try model.source.tensor(named: name).floats()
+            r.transform.apply(tensor: name, values: &v, names: names, config: model.config, columns: info.shape.last ?? 1)
+            out[name] = v
+        }
+        return out
+    }
 }
 
 /// The search state of one decoder layer.
@@ -141,28 +160,49 @@ struct LayerSearch {
     let awq: AWQ
     let l: Int
     let cal: Calibration.Layer
-    let original: LayerWeights
-    var w: LayerWeights
+    let recipe: AWQLayerRecipe
+    /// The layer's weights without routed experts (those are loaded one at a time).
+    let w: LayerWeights
     let batch: SequenceBatch
-    let sample: [Float]
     let precision: ComputePrecision
+    /// Inputs of every non-expert site on the sample, and the MoE routing.
+    var inputs: [LinearSite: [Float]] = [:]
+    var routing: Routing?
+    /// What each module's input is divided by once folded (`module`/expert → s).
+    var inputDivisor: [LayerTransform.Key: [Float]] = [:]
+    var transform = LayerTransform()
     var log: [AWQ.MappingLog] = []
     var clipBefore = 0.0, clipAfter = 0.0, clipCount = 0
     var m: ReferenceModel { awq.model }
+    var n: Int { batch.rows }
 
     init(awq: AWQ, layer: Int) throws {
         self.awq = awq
         l = layer
         cal = awq.calibration.layers[layer]
-        original = try LayerWeights(model: awq.model, layer: layer)
-        w = original
+        recipe = awq.model.config.awqRecipe(layer: layer)
+        w = try LayerWeights(model: awq.model, layer: layer, experts: false)
         batch = SequenceBatch(lengths: awq.calibration.sampleLengths, model: awq.model)
         let h = awq.model.config.hiddenSize
-        sample = try awq.calibration.sample(layer: layer)
+        let sample = try awq.calibration.sample(layer: layer)
+        guard !sample.isEmpty else { throw AWQ.Failure.mismatch("layer \(layer) has no calibration sample") }
         guard sample.count == batch.rows * h else {
             throw AWQ.Failure.mismatch("layer \(layer)'s sample has \(sample.count) values, expected \(batch.rows) × \(h)")
         }
-        precision = ComputePrecision(dtype: awq.model.source.info(original.names.q)?.dtype ?? .f32)
+        let names = w.names, model = awq.model, config = awq.model.config
+        let first = recipe.linears.first { !AWQMapping.isExpertTemplate($0) }.flatMap { names.tensor(module: $0, config: config) }
+        precision = ComputePrecision(dtype: first.flatMap { model.source.info($0.name)?.dtype } ?? .f32)
+        // One pass of the layer records every non-expert site's input (experts are read one at a time).
+        var captured: [LinearSite: [Float]] = [:]
+        var x = sample
+        try model.decoderLayer(&x, w, batch, observer: { site, input, _ in
+            switch site {
+            case .expert, .expertDown: break
+            default: captured[site] = input
+            }
+        }, expert: { try model.expert($0, names: names) })
+        inputs = captured
+        if let mlpIn = captured[.mlp] { routing = awq.model.routing(mlpIn, w) }
     }
 
     func fq(_ x: [Float], _ rows: Int, _ cols: Int) -> [Float] { awq.fakeQuantize(x, rows: rows, columns: cols, precision: precision) }
@@ -172,196 +212,219 @@ struct LayerSearch {
         return s
     }
 
-    /// Grid search: identity, then ratios i/(grid−1). `evaluate(s)` returns the block output with the balance
-    /// weights fake-quantized under scale `s`.
-    func search(_ mapping: String, expert: Int? = nil, tokens: Int, xMean: [Float], balance: [[Float]], columns: Int,
-                reference: [Float], evaluate: ([Float]) -> [Float]) -> (scale: [Float], log: AWQ.MappingLog) {
-        let wMean = awq.duoScaling ? AWQScales.weightMean(balance, columns: columns, groupSize: awq.quantizer.groupSize) : nil
-        // Candidate 0 is identity (round-to-nearest), then ratios i/(grid−1). Candidates run in parallel, each on
-        // one core (single-threaded sgemm inside), and the winner is picked in order: the same on any core count.
-        let candidates = [[Float](repeating: 1, count: columns)] + (0..<awq.grid).map { i in
-            AWQScales.candidate(ratio: awq.grid > 1 ? Float(i) / Float(awq.grid - 1) : 0, xMean: xMean, wMean: wMean)
-        }
-        var losses = [Double](repeating: .infinity, count: candidates.count)
-        losses.withUnsafeMutableBufferPointer { out in
-            let o = UncheckedSendable(out)
-            parallelFor(candidates.count) { k in o.value[k] = AWQScales.mse(evaluate(candidates[k]), reference) }
-        }
-        var bestIndex = 0
-        for k in 1..<candidates.count where losses[k] < losses[bestIndex] { bestIndex = k }
-        let best = candidates[bestIndex], rtn = losses[0], ratio0 = losses.count > 1 ? losses[1] : rtn, bestLoss = losses[bestIndex]
-        let bestRatio: Float? = bestIndex == 0 ? nil : (awq.grid > 1 ? Float(bestIndex - 1) / Float(awq.grid - 1) : 0)
-        return (best, AWQ.MappingLog(layer: l, mapping: mapping, expert: expert, tokens: tokens, rtnLoss: rtn, ratio0Loss: ratio0,
-                                     bestLoss: bestLoss, bestRatio: bestRatio))
+    func expert(_ e: Int) throws -> LayerWeights.Expert { try m.expert(e, names: w.names) }
+
+    /// The original weight of a non-expert module, or of expert `e`'s.
+    func weight(_ module: String, expert e: Int?, in ex: LayerWeights.Expert? = nil) -> [Float]? {
+        AWQMapping.isExpertTemplate(module) ? ex?[module: module] : w[module: module]
     }
 
-    mutating func clip(_ path: WritableKeyPath<LayerWeights, [Float]>, rows: Int, columns: Int, inputs: [Float], tokens: Int) {
-        guard awq.clip, tokens > 0 else { return }
-        var weight = w[keyPath: path]
-        defer { w[keyPath: path] = weight }
-        let e = AWQClip.apply(&weight, rows: rows, columns: columns, groupSize: awq.quantizer.groupSize, inputs: inputs, tokens: tokens) {
-            fq($0, $1, $2)
-        }
-        clipBefore += e.before; clipAfter += e.after; clipCount += 1
+    func skip(_ mp: AWQMapping, expert: Int? = nil, tokens: Int = 0, _ why: String) -> AWQ.MappingLog {
+        AWQ.MappingLog(layer: l, mapping: mp.label, expert: expert, tokens: tokens, rtnLoss: 0, ratio0Loss: 0, bestLoss: 0, bestRatio: nil,
+                       skipped: why)
     }
 
     mutating func run() throws {
-        let c = m.config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads, n = batch.rows
-        let x = sample
-        let mappings = c.awqMappings(layer: l)
+        let experts = routing == nil ? 0 : m.config.experts
+        for mp in recipe.mappings where !mp.perExpert { try searchShared(mp) }
+        // Routed experts, one at a time: per-expert mappings, then the clip of the expert's linears.
+        for e in 0..<experts { try searchExpert(e) }
+        for module in recipe.linears where !AWQMapping.isExpertTemplate(module) { try clipLinear(module, expert: nil, ex: nil, inputs: inputs) }
+    }
 
-        // input_layernorm → q, k, v (loss at the attention output)
-        let hN = Kernels.rmsNorm(x, original.inputNorm, rows: n, eps: c.rmsNormEps)
-        var heads: [Float] = []
-        let attn = m.attentionBlock(hN, original, batch, preOutput: { heads = $0 })
-        let (sA, logA) = search(mappings[0].label, tokens: n, xMean: try stats(.attention).meanAbs, balance: [original.q, original.k, original.v],
-                                columns: h, reference: attn) { s in
-            var t = original
-            t.q = fq(scaled(original.q, s), H * d, h).dividingColumns(s)
-            t.k = fq(scaled(original.k, s), KV * d, h).dividingColumns(s)
-            t.v = fq(scaled(original.v, s), KV * d, h).dividingColumns(s)
-            return m.attentionBlock(hN, t, batch)
+    // MARK: mappings over the whole layer
+
+    /// A mapping searched once for the layer (its balance may include every routed expert, then streamed).
+    mutating func searchShared(_ mp: AWQMapping) throws {
+        let c = m.config
+        guard let site = LinearSite(inputOf: mp.inspect), let x = inputs[site] else {
+            log.append(skip(mp, "the forward pass has no input for '\(mp.inspect)' in this layer")); return
         }
-        log.append(logA)
-        for k in w.inputNorm.indices { w.inputNorm[k] /= sA[k] }
-        AWQScales.scaleColumns(&w.q, by: sA); AWQScales.scaleColumns(&w.k, by: sA); AWQScales.scaleColumns(&w.v, by: sA)
-
-        // v → o, only without GQA (shapes equal)
-        var sO = [Float](repeating: 1, count: H * d)
-        if KV * d == h && H * d == h {
-            let ref = Kernels.linear(heads, original.o, rows: n, inputs: H * d, outputs: h)
-            let (s, lg) = search(mappings[1].label, tokens: n, xMean: try stats(.output).meanAbs, balance: [original.o], columns: H * d,
-                                 reference: ref) { s in
-                Kernels.linear(heads, fq(scaled(original.o, s), h, H * d).dividingColumns(s), rows: n, inputs: H * d, outputs: h)
+        let columns = x.count / max(n, 1)
+        let expertBalance = mp.balance.filter(AWQMapping.isExpertTemplate)
+        guard expertBalance.isEmpty || routing != nil else { log.append(skip(mp, "no routed experts in this layer")); return }
+        for b in mp.balance + mp.scaledOnly where !AWQMapping.isExpertTemplate(b) {
+            guard let wb = w[module: b] else { log.append(skip(mp, "no '\(b)' in this layer")); return }
+            guard wb.count % columns == 0 else { log.append(skip(mp, "'\(b)' does not take the \(columns)-wide input of '\(mp.inspect)'")); return }
+        }
+        guard let sw = w[module: mp.smooth], let smoothWidth = outputWidth(mp.smooth, sw) else {
+            log.append(skip(mp, "no smoothing op '\(mp.smooth)' in this layer")); return
+        }
+        guard smoothWidth == columns else {
+            log.append(skip(mp, "\(mp.smooth) gives \(smoothWidth) channels, \(mp.balance.joined(separator: ",")) take \(columns)"
+                            + (mp.requiresMatchingShapes ? " (grouped-query attention)" : "")))
+            return
+        }
+        let xMean = try stats(site).meanAbs
+        // w_mean over every quantized balance weight, experts streamed.
+        var wMean = AWQScales.WeightMean(columns: columns, groupSize: awq.quantizer.groupSize)
+        if awq.duoScaling {
+            for b in mp.balance where !AWQMapping.isExpertTemplate(b) { wMean.add(w[module: b]!) }
+            if !expertBalance.isEmpty {
+                for e in 0..<c.experts {
+                    let ex = try expert(e)
+                    for b in expertBalance { wMean.add(ex[module: b]!) }
+                }
             }
-            sO = s
+        }
+        let candidates = candidates(xMean: xMean, wMean: awq.duoScaling ? wMean.mean : nil)
+        let balance = Set(mp.balance)
+        let losses: [Double]
+        if site == LinearSite(inputOf: mp.balance[0]), mp.balance.count == 1, mp.inspect == mp.balance[0] {
+            losses = linearLosses(x, w[module: mp.inspect]!, columns: columns, candidates: candidates)
+        } else {
+            // Variant 0 is full precision (the reference), variant k ≥ 1 candidate k − 1.
+            let outBytes = n * c.hiddenSize * 4
+            let chunk = max(2, awq.candidateMemory / max(outBytes, 1))
+            var outputs: [[Float]] = []
+            var reference: [Float] = []
+            var all: [Double] = []
+            var start = 0
+            let total = candidates.count + 1
+            while start < total {
+                let count = min(chunk, total - start)
+                let base = start
+                outputs = try m.evaluate(block: mp.inspect, input: x, weights: w, batch: batch, variants: count, routing: routing,
+                                         expert: { try self.expert($0) }) { k, module, _, weights in
+                    let g = base + k
+                    guard g > 0, balance.contains(module) else { return }
+                    let s = candidates[g - 1]
+                    weights = fq(scaled(weights, s), weights.count / s.count, s.count).dividingColumns(s)
+                }
+                if base == 0 { reference = outputs[0] }
+                for (k, o) in outputs.enumerated() where base + k > 0 { all.append(AWQScales.mse(o, reference)) }
+                outputs = []
+                start += count
+            }
+            losses = all
+        }
+        let (best, lg) = pick(mp.label, expert: nil, tokens: n, candidates: candidates, losses: losses)
+        log.append(lg)
+        fold(mp, best, expert: nil)
+    }
+
+    /// Output channels of a smoothing op: a norm's width, or a linear's rows.
+    func outputWidth(_ module: String, _ weight: [Float]) -> Int? {
+        guard let site = LinearSite(inputOf: module) else { return weight.count }  // a norm: its weight is its width
+        guard let x = inputs[site], !x.isEmpty else { return nil }
+        let inWidth = x.count / max(n, 1)
+        return inWidth > 0 && weight.count % inWidth == 0 ? weight.count / inWidth : nil
+    }
+
+    /// Records a mapping's winning scale.
+    mutating func fold(_ mp: AWQMapping, _ s: [Float], expert e: Int?) {
+        if LinearSite(inputOf: mp.smooth, expert: e) == nil {
+            transform.norms[mp.smooth] = (s, mp.normOffset)
+        } else {
+            transform.update(.init(mp.smooth, e)) { $0.rowDivisor = s }
+        }
+        for b in mp.balance + mp.scaledOnly {
+            transform.update(.init(b, e)) { $0.columnScale = s }
+            inputDivisor[.init(b, e)] = s
+        }
+    }
+
+    // MARK: routed experts
+
+    /// Expert `e`: its per-expert mappings on its own tokens, then the clip of its linears.
+    mutating func searchExpert(_ e: Int) throws {
+        let info = e < cal.experts.count ? cal.experts[e] : Calibration.Expert(routedTokens: 0, statistics: .none, starved: true)
+        let perExpert = recipe.mappings.filter(\.perExpert)
+        let rows: [Int]
+        switch info.statistics {
+        case .none:
+            for mp in perExpert { log.append(skip(mp, expert: e, tokens: info.routedTokens, "starved (\(info.routedTokens) routed tokens): round-to-nearest")) }
+            return
+        case .allTokens: rows = Array(0..<n)
+        case .routed: rows = routing!.tokens(of: e)
+        }
+        if rows.isEmpty {
+            for mp in perExpert { log.append(skip(mp, expert: e, "no routed tokens in the calibration sample: round-to-nearest")) }
+            return
+        }
+        guard let mlpIn = inputs[.mlp] else { return }
+        let ex = try expert(e)
+        let xe = m.expertInputs(Kernels.gatherRows(mlpIn, rows, width: m.config.hiddenSize), rows: rows.count, expert: e, ex)
+        for mp in perExpert {
+            guard let site = LinearSite(inputOf: mp.inspect, expert: e), let x = xe[site], mp.balance == [mp.inspect],
+                  let wb = ex[module: mp.inspect] else {
+                log.append(skip(mp, expert: e, tokens: rows.count, "per-expert mappings are searched on one balance linear, inspected itself"))
+                continue
+            }
+            let columns = x.count / rows.count
+            guard let smooth = ex[module: mp.smooth], let smoothIn = LinearSite(inputOf: mp.smooth, expert: e).flatMap({ xe[$0] }),
+                  smooth.count / max(smoothIn.count / rows.count, 1) == columns else {
+                log.append(skip(mp, expert: e, tokens: rows.count, "\(mp.smooth) does not give the \(columns) channels \(mp.inspect) takes"))
+                continue
+            }
+            let xMean = try stats(site).meanAbs
+            var wMean = AWQScales.WeightMean(columns: columns, groupSize: awq.quantizer.groupSize)
+            if awq.duoScaling { wMean.add(wb) }
+            let candidates = candidates(xMean: xMean, wMean: awq.duoScaling ? wMean.mean : nil)
+            let losses = linearLosses(x, wb, columns: columns, candidates: candidates, rows: rows.count)
+            let (best, lg) = pick(mp.label, expert: e, tokens: rows.count, candidates: candidates, losses: losses)
             log.append(lg)
-            AWQScales.divideRows(&w.v, by: s); AWQScales.scaleColumns(&w.o, by: s)
-        } else {
-            log.append(.init(layer: l, mapping: mappings[1].label, tokens: n, rtnLoss: 0, ratio0Loss: 0, bestLoss: 0, bestRatio: nil,
-                             skipped: "v_proj \(KV * d)×\(h) and o_proj \(h)×\(H * d) differ (grouped-query attention)"))
+            fold(mp, best, expert: e)
         }
-        clip(\.v, rows: KV * d, columns: h, inputs: AWQScales.divideColumns(hN, by: sA), tokens: n)
-        clip(\.o, rows: h, columns: H * d, inputs: AWQScales.divideColumns(heads, by: sO), tokens: n)
-
-        // post_attention_layernorm → gate, up (dense) or router + every expert's gate, up (MoE)
-        var x1 = x
-        for k in x1.indices { x1[k] += attn[k] }
-        let h2 = Kernels.rmsNorm(x1, original.postNorm, rows: n, eps: c.rmsNormEps)
-        if original.experts.isEmpty {
-            try denseMLP(h2, label: mappings[2].label, downLabel: mappings[3].label)
-        } else {
-            try moe(h2, label: mappings[2].label, downLabel: mappings[3].label)
+        for module in recipe.linears where AWQMapping.isExpertTemplate(module) {
+            try clipLinear(module, expert: e, ex: ex, inputs: xe, rows: rows.count)
         }
     }
 
-    mutating func denseMLP(_ h2: [Float], label: String, downLabel: String) throws {
-        let c = m.config, h = c.hiddenSize, I = c.intermediateSize, n = batch.rows
-        let ref = m.mlpBlock(h2, gate: original.gate, up: original.up, down: original.down, rows: n)
-        let (s, lg) = search(label, tokens: n, xMean: try stats(.mlp).meanAbs, balance: [original.gate, original.up], columns: h, reference: ref) { s in
-            m.mlpBlock(h2, gate: fq(scaled(original.gate, s), I, h).dividingColumns(s), up: fq(scaled(original.up, s), I, h).dividingColumns(s),
-                       down: original.down, rows: n)
+    // MARK: search pieces
+
+    /// Identity, then the grid ratios i/(grid−1).
+    func candidates(xMean: [Float], wMean: [Float]?) -> [[Float]] {
+        [[Float](repeating: 1, count: xMean.count)] + (0..<awq.grid).map { i in
+            AWQScales.candidate(ratio: awq.grid > 1 ? Float(i) / Float(awq.grid - 1) : 0, xMean: xMean, wMean: wMean)
         }
-        log.append(lg)
-        for k in w.postNorm.indices { w.postNorm[k] /= s[k] }
-        AWQScales.scaleColumns(&w.gate, by: s); AWQScales.scaleColumns(&w.up, by: s)
-        let act = Kernels.swigluActivation(h2, gate: original.gate, up: original.up, rows: n, hidden: h, inner: I)
-        let sD = try searchDown(act, rows: n, down: original.down, xMean: try stats(.down).meanAbs, label: downLabel, expert: nil)
-        AWQScales.divideRows(&w.up, by: sD); AWQScales.scaleColumns(&w.down, by: sD)
-        let hS = AWQScales.divideColumns(h2, by: s)
-        clip(\.gate, rows: I, columns: h, inputs: hS, tokens: n)
-        clip(\.up, rows: I, columns: h, inputs: hS, tokens: n)
-        clip(\.down, rows: h, columns: I, inputs: AWQScales.divideColumns(act, by: sD), tokens: n)
     }
 
-    /// up → down on the down_proj output.
-    mutating func searchDown(_ act: [Float], rows n: Int, down: [Float], xMean: [Float], label: String, expert: Int?) throws -> [Float] {
-        let h = m.config.hiddenSize, I = act.count / max(n, 1)
-        let ref = Kernels.linear(act, down, rows: n, inputs: I, outputs: h)
-        let (s, lg) = search(label, expert: expert, tokens: n, xMean: xMean, balance: [down], columns: I, reference: ref) { s in
-            Kernels.linear(act, fq(scaled(down, s), h, I).dividingColumns(s), rows: n, inputs: I, outputs: h)
+    /// Losses of a single linear's output `x·Wᵀ` under each candidate (in parallel, picked in order).
+    func linearLosses(_ x: [Float], _ wb: [Float], columns: Int, candidates: [[Float]], rows: Int? = nil) -> [Double] {
+        let r = rows ?? n, outputs = wb.count / columns
+        let reference = Kernels.linear(x, wb, rows: r, inputs: columns, outputs: outputs)
+        var losses = [Double](repeating: .infinity, count: candidates.count)
+        losses.withUnsafeMutableBufferPointer { out in
+            let o = UncheckedSendable(out)
+            parallelFor(candidates.count) { k in
+                let s = candidates[k]
+                let q = fq(scaled(wb, s), outputs, columns).dividingColumns(s)
+                o.value[k] = AWQScales.mse(Kernels.linear(x, q, rows: r, inputs: columns, outputs: outputs), reference)
+            }
         }
-        log.append(lg)
-        return s
+        return losses
     }
 
-    mutating func moe(_ h2: [Float], label: String, downLabel: String) throws {
-        let c = m.config, h = c.hiddenSize, I = c.expertIntermediateSize, n = batch.rows, E = original.experts.count
-        let routing = m.route(h2, router: original.router, bias: original.routerBias, rows: n)
-        let ref = m.moeBlock(h2, original, routing: routing)
-        let balance = original.experts.flatMap { [$0.gate, $0.up] }
-        let (s, lg) = search(label, tokens: n, xMean: try stats(.mlp).meanAbs, balance: balance, columns: h, reference: ref) { s in
-            var experts = original.experts
-            for e in experts.indices {
-                experts[e].gate = fq(scaled(original.experts[e].gate, s), I, h).dividingColumns(s)
-                experts[e].up = fq(scaled(original.experts[e].up, s), I, h).dividingColumns(s)
-            }
-            return m.moeBlock(h2, original, routing: routing, experts: experts)
-        }
-        log.append(lg)
-        // Fold into the norm; the router's columns take the scale so it sees the same logits.
-        for k in w.postNorm.indices { w.postNorm[k] /= s[k] }
-        AWQScales.scaleColumns(&w.router, by: s)
-        for e in 0..<E { AWQScales.scaleColumns(&w.experts[e].gate, by: s); AWQScales.scaleColumns(&w.experts[e].up, by: s) }
-        let hS = AWQScales.divideColumns(h2, by: s)
-        for e in 0..<E {
-            let info = e < cal.experts.count ? cal.experts[e] : Calibration.Expert(routedTokens: 0, statistics: .none, starved: true)
-            let routed = routing.tokens(of: e)
-            let rows: [Int]
-            switch info.statistics {
-            case .none:
-                log.append(.init(layer: l, mapping: downLabel, expert: e, tokens: info.routedTokens, rtnLoss: 0, ratio0Loss: 0, bestLoss: 0,
-                                 bestRatio: nil, skipped: "starved (\(info.routedTokens) routed tokens): round-to-nearest"))
-                continue
-            case .allTokens: rows = Array(0..<n)
-            case .routed: rows = routed
-            }
-            if rows.isEmpty {
-                log.append(.init(layer: l, mapping: downLabel, expert: e, tokens: 0, rtnLoss: 0, ratio0Loss: 0, bestLoss: 0, bestRatio: nil,
-                                 skipped: "no routed tokens in the calibration sample: round-to-nearest"))
-                continue
-            }
-            let xe = Kernels.gatherRows(h2, rows, width: h)
-            let ex = original.experts[e]
-            let act = Kernels.swigluActivation(xe, gate: ex.gate, up: ex.up, rows: rows.count, hidden: h, inner: I)
-            let sD = try searchDown(act, rows: rows.count, down: ex.down, xMean: try stats(.expertDown(e)).meanAbs, label: downLabel, expert: e)
-            AWQScales.divideRows(&w.experts[e].up, by: sD); AWQScales.scaleColumns(&w.experts[e].down, by: sD)
-            let xs = Kernels.gatherRows(hS, rows, width: h)
-            clip(\.experts[e].gate, rows: I, columns: h, inputs: xs, tokens: rows.count)
-            clip(\.experts[e].up, rows: I, columns: h, inputs: xs, tokens: rows.count)
-            clip(\.experts[e].down, rows: h, columns: I, inputs: AWQScales.divideColumns(act, by: sD), tokens: rows.count)
-        }
+    /// The lowest loss (first in order on ties) and its log line.
+    func pick(_ label: String, expert: Int?, tokens: Int, candidates: [[Float]], losses: [Double]) -> ([Float], AWQ.MappingLog) {
+        var bestIndex = 0
+        for k in 1..<losses.count where losses[k] < losses[bestIndex] { bestIndex = k }
+        let rtn = losses[0], ratio0 = losses.count > 1 ? losses[1] : rtn
+        let bestRatio: Float? = bestIndex == 0 ? nil : (awq.grid > 1 ? Float(bestIndex - 1) / Float(awq.grid - 1) : 0)
+        return (candidates[bestIndex], AWQ.MappingLog(layer: l, mapping: label, expert: expert, tokens: tokens, rtnLoss: rtn, ratio0Loss: ratio0,
+                                                      bestLoss: losses[bestIndex], bestRatio: bestRatio))
+    }
+
+    /// The clip search of one linear on its transformed weights and the inputs it sees after folding.
+    mutating func clipLinear(_ module: String, expert e: Int?, ex: LayerWeights.Expert?, inputs from: [LinearSite: [Float]], rows: Int? = nil) throws {
+        guard awq.clip, !AWQLayerRecipe.clipSkipped(module), let site = LinearSite(inputOf: module, expert: e), var x = from[site],
+              var wt = weight(module, expert: e, in: ex) else { return }
+        let r = rows ?? n
+        guard r > 0 else { return }
+        let columns = x.count / r
+        if let d = inputDivisor[.init(module, e)] ?? inputDivisor[.init(module)] { x = AWQScales.divideColumns(x, by: d) }
+        transform.apply(module: module, expert: e, to: &wt, columns: columns)
+        let g = awq.quantizer.groupSize ?? columns
+        let result = AWQClip.search(wt, rows: wt.count / columns, columns: columns, groupSize: g, inputs: x, tokens: r) { fq($0, $1, $2) }
+        transform.update(.init(module, e)) { $0.clip = result.steps; $0.clipGroupSize = g }
+        clipBefore += result.before; clipAfter += result.after; clipCount += 1
     }
 
     func scaled(_ x: [Float], _ s: [Float]) -> [Float] {
         var y = x
         AWQScales.scaleColumns(&y, by: s)
         return y
-    }
-
-    /// The transformed tensors by checkpoint name (fused expert tensors rebuilt whole).
-    func transformedWeights() -> [(String, [Float])] {
-        let n = w.names
-        var out: [(String, [Float])] = [(n.inputNorm, w.inputNorm), (n.postNorm, w.postNorm), (n.q, w.q), (n.k, w.k), (n.v, w.v), (n.o, w.o)]
-        if let g = n.gate, let u = n.up, let d = n.down { out += [(g, w.gate), (u, w.up), (d, w.down)] }
-        if let r = n.router { out.append((r, w.router)) }
-        var fused: (gu: String, dn: String)?, transposed: (gu: String, dn: String)?
-        for (e, x) in n.experts.enumerated() {
-            switch x {
-            case let .separate(g, u, d): out += [(g, w.experts[e].gate), (u, w.experts[e].up), (d, w.experts[e].down)]
-            case let .fused(gu, dn, _): fused = (gu, dn)
-            case let .fusedTransposed(gu, dn, _): transposed = (gu, dn)
-            }
-        }
-        if let f = fused {
-            out.append((f.gu, w.experts.flatMap { $0.gate + $0.up }))
-            out.append((f.dn, w.experts.flatMap(\.down)))
-        }
-        if let f = transposed {
-            let t = LayerWeights.fusedTransposedTensors(w.experts, hidden: m.config.hiddenSize, inner: m.config.expertIntermediateSize)
-            out += [(f.gu, t.gateUp), (f.dn, t.down)]
-        }
-        return out
     }
 }
 

@@ -12,14 +12,13 @@ public enum AWQClip {
     public static let grid = 20
     public static let maxShrink: Float = 0.5
 
-    /// Clamps `w` (`[rows, columns]`) in place to the best clip value of each (row, group); returns the mean error
-    /// before and after over all (row, group) cells.
-    @discardableResult
-    public static func apply(_ w: inout [Float], rows: Int, columns: Int, groupSize: Int?, inputs x: [Float], tokens: Int,
-                             fakeQuantize: ([Float], Int, Int) -> [Float]) -> (before: Double, after: Double) {
-        guard tokens > 0, rows > 0 else { return (0, 0) }
+    /// The best clip step of each (row, group) of `w` (`[rows, columns]`), with the mean error before and after
+    /// over all (row, group) cells. `clamp` applies the steps.
+    public static func search(_ w: [Float], rows: Int, columns: Int, groupSize: Int?, inputs x: [Float], tokens: Int,
+                              fakeQuantize: ([Float], Int, Int) -> [Float]) -> (steps: [UInt8], before: Double, after: Double) {
         let g = groupSize ?? columns
         let groups = (columns + g - 1) / g
+        guard tokens > 0, rows > 0 else { return ([UInt8](repeating: 0, count: rows * groups), 0, 0) }
         // Gram matrices per group: C_k = X[:, group k]ᵀ X[:, group k] / tokens.
         var gram: [[Float]] = []
         for k in 0..<groups {
@@ -31,44 +30,47 @@ public enum AWQClip {
             }
             gram.append(c)
         }
-        // absmax per (row, group)
-        var absmax = [Float](repeating: 0, count: rows * groups)
-        for r in 0..<rows {
-            for k in 0..<groups {
-                var m: Float = 0
-                for c in (k * g)..<min(columns, (k + 1) * g) { m = max(m, abs(w[r * columns + c])) }
-                absmax[r * groups + k] = m
-            }
-        }
         let steps = Int(Float(grid) * maxShrink)
         var best = [Double](repeating: .infinity, count: rows * groups)
-        var bestStep = [Int](repeating: 0, count: rows * groups)
+        var bestStep = [UInt8](repeating: 0, count: rows * groups)
         var first = [Double](repeating: 0, count: rows * groups)
-        var clamped = w
         for i in 0..<steps {
-            let f = 1 - Float(i) / Float(grid)
-            for r in 0..<rows {
-                for k in 0..<groups {
-                    let m = absmax[r * groups + k] * f
-                    for c in (k * g)..<min(columns, (k + 1) * g) { clamped[r * columns + c] = min(max(w[r * columns + c], -m), m) }
-                }
-            }
+            var clamped = w
+            clamp(&clamped, rows: rows, columns: columns, groupSize: g, uniformStep: i)
             var d = fakeQuantize(clamped, rows, columns)
             for j in d.indices { d[j] -= w[j] }
             let err = groupErrors(d, rows: rows, columns: columns, groupSize: g, gram: gram)
             for j in err.indices {
                 if i == 0 { first[j] = err[j] }
-                if err[j] < best[j] { best[j] = err[j]; bestStep[j] = i }
-            }
-        }
-        for r in 0..<rows {
-            for k in 0..<groups {
-                let m = absmax[r * groups + k] * (1 - Float(bestStep[r * groups + k]) / Float(grid))
-                for c in (k * g)..<min(columns, (k + 1) * g) { w[r * columns + c] = min(max(w[r * columns + c], -m), m) }
+                if err[j] < best[j] { best[j] = err[j]; bestStep[j] = UInt8(i) }
             }
         }
         let n = Double(rows * groups)
-        return (first.reduce(0, +) / n, best.reduce(0, +) / n)
+        return (bestStep, first.reduce(0, +) / n, best.reduce(0, +) / n)
+    }
+
+    /// Clamps each (row, group) of `w` to `±absmax·(1 − step/grid)`, its absmax taken from `w` itself.
+    public static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize: Int, steps: [UInt8]) {
+        clamp(&w, rows: rows, columns: columns, groupSize: groupSize) { steps[$0] }
+    }
+
+    static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize g: Int, uniformStep: Int) {
+        clamp(&w, rows: rows, columns: columns, groupSize: g) { _ in UInt8(uniformStep) }
+    }
+
+    static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize g: Int, step: (Int) -> UInt8) {
+        let groups = (columns + g - 1) / g
+        for r in 0..<rows {
+            for k in 0..<groups {
+                let s = step(r * groups + k)
+                if s == 0 { continue }
+                let lo = r * columns + k * g, hi = r * columns + min(columns, (k + 1) * g)
+                var m: Float = 0
+                for c in lo..<hi { m = max(m, abs(w[c])) }
+                m *= 1 - Float(s) / Float(grid)
+                for c in lo..<hi { w[c] = min(max(w[c], -m), m) }
+            }
+        }
     }
 
     /// d C dᵀ for every (row, group) of `d`.

@@ -6,11 +6,25 @@ public enum AWQScales {
     /// `w_mean[c]`: mean over rows of |W[r,c]| / (max |W| of its group in that row + 1e-6), over the balance
     /// weights stacked along the output dimension (all `[·, columns]`).
     public static func weightMean(_ weights: [[Float]], columns: Int, groupSize: Int?) -> [Float] {
-        let g = groupSize ?? columns
-        var sum = [Double](repeating: 0, count: columns)
+        var m = WeightMean(columns: columns, groupSize: groupSize)
+        for w in weights { m.add(w) }
+        return m.mean
+    }
+
+    /// `weightMean` accumulated one weight at a time (experts streamed).
+    public struct WeightMean {
+        let columns: Int, groupSize: Int
+        var sum: [Double]
         var rows = 0
-        for w in weights {
-            let n = w.count / columns
+
+        public init(columns: Int, groupSize: Int?) {
+            self.columns = columns
+            self.groupSize = groupSize ?? columns
+            sum = [Double](repeating: 0, count: columns)
+        }
+
+        public mutating func add(_ w: [Float]) {
+            let n = w.count / columns, g = groupSize
             rows += n
             for r in 0..<n {
                 var lo = 0
@@ -24,7 +38,8 @@ public enum AWQScales {
                 }
             }
         }
-        return sum.map { Float($0 / Double(max(rows, 1))) }
+
+        public var mean: [Float] { sum.map { Float($0 / Double(max(rows, 1))) } }
     }
 
     /// The candidate scale for grid ratio `r`: duo scaling `x^r / (w^(1−r) + 1e-4)` (or `x^r` alone), clamped to

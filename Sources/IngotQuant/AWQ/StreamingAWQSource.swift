@@ -4,21 +4,22 @@ import IngotFormats
 import IngotModel
 
 /// AWQ applied layer by layer as a checkpoint is read: asking for a tensor of layer `l` runs `l`'s search (once;
-/// the latest layer is cached), so quantizing holds one layer's weights and calibration sample, never the model.
+/// the latest layer's transform is cached) and applies the transform to that tensor alone, so quantizing holds one
+/// layer's calibration sample and search state and one tensor's weights, never the layer's experts or the model.
 /// Writers read tensors in storage order, which groups each layer's tensors.
 public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
     public let base: TensorSource
     public let awq: AWQ
     public let tensors: [TensorInfo]
     let layerOf: [String: Int]
+    let names: [LayerNames]
     let lock = NSLock()
-    var cache: (layer: Int, weights: [String: [Float]])?
+    var cache: AWQ.LayerResult?
     var results: [Int: AWQ.LayerResult] = [:]
     let started = monotonicSeconds()
-    /// Keep every layer's weights (for writers that do not read layer by layer, e.g. safetensors exports, which
-    /// order tensors by dtype): memory is then the transformed model, but no layer is searched twice.
+    /// Keep every layer's transform (for writers that do not read layer by layer, e.g. safetensors exports, which
+    /// order tensors by dtype): no layer is searched twice; the transforms are small.
     let retainAll: Bool
-    var retained: [String: [Float]] = [:]
 
     public init(base: TensorSource, awq: AWQ, retainAllLayers: Bool = false) throws {
         retainAll = retainAllLayers
@@ -27,18 +28,19 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
         self.awq = awq
         let c = awq.model.config
         var layerOf: [String: Int] = [:]
+        var names: [LayerNames] = []
         for l in 0..<c.layers {
             let n = LayerNames(config: c, layer: l) { base.info($0) != nil }
-            var names = [n.inputNorm, n.postNorm, n.q, n.k, n.v, n.o] + [n.gate, n.up, n.down, n.router].compactMap { $0 }
-            for e in n.experts {
-                switch e {
-                case let .separate(g, u, d): names += [g, u, d]
-                case let .fused(gu, d, _), let .fusedTransposed(gu, d, _): names += [gu, d]
-                }
+            names.append(n)
+            let recipe = c.awqRecipe(layer: l)
+            let modules = Set(recipe.linears + recipe.mappings.flatMap { [$0.smooth] + $0.balance + $0.scaledOnly })
+            for module in modules {
+                let experts: [Int?] = AWQMapping.isExpertTemplate(module) ? Array(0..<n.experts.count) : [nil]
+                for e in experts { if let r = n.tensor(module: module, expert: e, config: c) { layerOf[r.name] = l } }
             }
-            for name in names where !name.isEmpty { layerOf[name] = l }
         }
         self.layerOf = layerOf
+        self.names = names
         tensors = base.tensors.map { t in
             guard layerOf[t.name] != nil else { return t }
             let dt = TransformedSource.outputType(t.dtype, keepF32: false)
@@ -52,18 +54,20 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
 
     public func tensor(named name: String) throws -> TensorView {
         guard let l = layerOf[name], let info = tensors.first(where: { $0.name == name }) else { return try base.tensor(named: name) }
-        lock.lock()
-        defer { lock.unlock() }
-        if retainAll, results[l] != nil {
-            // already searched; its weights are retained
-        } else if cache?.layer != l {
-            var r = try awq.searchLayer(l)
-            cache = (l, Dictionary(r.weights, uniquingKeysWith: { a, _ in a }))
-            if retainAll { for (k, v) in r.weights { retained[k] = v } }
-            r.weights = []  // the log is kept for the report; the weights only in the one-layer cache
-            results[l] = r
-        }
-        guard let values = retainAll ? retained[name] : cache!.weights[name] else { return try base.tensor(named: name) }
+        let result: AWQ.LayerResult = try {
+            lock.lock()
+            defer { lock.unlock() }
+            if let r = cache, r.layer == l { return r }
+            if let r = results[l], retainAll { return r }
+            let r = try awq.searchLayer(l)
+            cache = r
+            var logged = r
+            if !retainAll { logged.transform = LayerTransform() }  // the log is kept for the report; the transform only in the cache
+            results[l] = logged
+            return r
+        }()
+        var values = try base.tensor(named: name).floats()
+        result.transform.apply(tensor: name, values: &values, names: names[l], config: awq.model.config, columns: info.shape.last ?? 1)
         let buffer = TensorBuffer(uninitializedByteCount: info.byteCount)
         try values.withUnsafeBytes { src in
             try FloatCodecs.convert(src, from: .f32, to: info.dtype, into: buffer.storage, count: values.count)
@@ -75,6 +79,6 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
     public var result: AWQ.Result {
         lock.lock()
         defer { lock.unlock() }
-        return AWQ.Result(layers: results.keys.sorted().map { results[$0]! }, weights: [:], seconds: monotonicSeconds() - started)
+        return AWQ.Result(layers: results.keys.sorted().map { results[$0]! }, seconds: monotonicSeconds() - started)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import IngotCore
 import IngotFormats
+import IngotModel
 
 /// Which weights get quantized, by what: defaults plus ignore lists and per-layer overrides, matched on module
 /// names (the tensor name without `.weight`) by glob (`*`, `?`) or by regular expression with a `re:` prefix, as
@@ -33,21 +34,18 @@ public struct QuantizationPlan: Sendable {
 
     public init(defaults: Settings) { self.defaults = defaults }
 
-    /// Built-in: only 2-D `.weight` tensors of linear layers; embeddings, `lm_head`, norms and routers stay.
+    /// Built-in: only 2-D `.weight` tensors of linear layers (`TensorRole.linear`); embeddings, `lm_head`, norms,
+    /// routers, shared-expert gates, linear attention's decay projections and state parameters, and vision towers
+    /// stay.
     public static func isLinearWeight(_ name: String, shape: [Int]) -> Bool {
-        guard shape.count == 2, name.hasSuffix(".weight") else { return false }
-        let module = String(name.dropLast(7))
-        let last = module.split(separator: ".").last.map(String.init) ?? module
-        if last.contains("norm") || last == "embed_tokens" || last == "wte" || last == "lm_head" { return false }
-        if isRouter(module) { return false }
-        return true
+        TensorRole(name: name, shape: shape) == .linear
     }
 
     /// MoE routers (and Qwen's shared-expert gate): full precision, since routing decisions hinge on them.
     /// gpt-oss names its router `mlp.router`.
     public static func isRouter(_ module: String) -> Bool {
-        module.hasSuffix("mlp.gate") || module.hasSuffix("block_sparse_moe.gate") || module.hasSuffix("shared_expert_gate")
-            || module.hasSuffix("mlp.router")
+        let role = TensorRole(name: module + ".weight", shape: [1, 1])
+        return role == .router || role == .sharedExpertGate
     }
 
     /// Settings for a tensor, or nil when it stays as is.

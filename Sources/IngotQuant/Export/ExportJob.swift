@@ -1,5 +1,6 @@
 import IngotCore
 import IngotFormats
+import IngotModel
 
 /// Layouts that runtimes load.
 public enum ExportFormat: String, Sendable, CaseIterable {
@@ -286,8 +287,8 @@ public struct ExportJob {
                                         to: w.settings.map { describe($0) } ?? w.dtype.rawValue + " (kept)"))
         }
         // Modules left in full precision that a runtime would otherwise treat as quantizable linears.
-        var ignored = ws.filter { $0.settings == nil && $0.shape.count == 2 && $0.name.hasSuffix(".weight")
-            && QuantizationPlan.isRouter(String($0.name.dropLast(7))) }.map { String($0.name.dropLast(7)) }
+        var ignored = ws.filter { $0.settings == nil && $0.shape.count == 2 && $0.name.hasSuffix(".weight") && !$0.name.contains("embed")
+            && TensorRole(name: $0.name, shape: $0.shape).isUnquantizedLinear }.map { String($0.name.dropLast(7)) }
         ignored.append("lm_head")
         var writer = CheckpointWriter(destination: destination)
         writer.overwrite = overwrite

@@ -110,4 +110,19 @@ public struct IntQuantizer: Sendable {
                                rows: rows, columns: columns, codes: codes, scales: scales, scaleDType: R.dtype,
                                zeros: symmetric ? nil : zeros, codeOffset: offset)
     }
+
+    /// The code of one value under a group's scale `s` and stored zero point `zero` (as `quantize` writes them),
+    /// with this convention's arithmetic in `precision`: what `quantize` gives an element of that group.
+    public func code(_ x: Float, scale s: Float, zero: UInt8, precision: ComputePrecision) -> UInt8 {
+        let levels = (1 << bits) - 1
+        let awq = convention == .autoawq
+        let R = awq ? ComputePrecision.f16 : precision
+        let offset = awq ? 0 : 1 << (bits - 1)
+        let qmin = Float(awq ? 0 : -(1 << (bits - 1))), qmax = Float(awq ? levels : (1 << (bits - 1)) - 1)
+        let zp = Float(Int(zero) - offset)
+        var t = awq ? R.round(R.round(x) / s).rounded(.toNearestOrEven) + zp : R.round(R.round(x / s) + zp)
+        if t.isNaN { t = zp }
+        t = min(max(t, qmin), qmax).rounded(.toNearestOrEven)
+        return UInt8(Int(t) + offset)
+    }
 }

@@ -4,7 +4,8 @@ import IngotCore
 /// - a `.safetensors` file;
 /// - a directory with `model.safetensors.index.json` (sharded), `model.safetensors`, or a single `*.safetensors` file;
 /// - an HDF5 file (`.h5`, `.hdf5`, Keras `.weights.h5`);
-/// - a native `.ingot` file.
+/// - a native `.ingot` file;
+/// - a llama.cpp `.gguf` file (Hugging Face names, `GGUFCheckpoint`).
 public enum Checkpoint {
     public static func open(_ path: String) throws -> TensorSource {
         if path.hasSuffix(".ingot"), !FileSystem.exists(path), let set = try IngotShardSet.open(path) { return set }
@@ -25,6 +26,7 @@ public enum Checkpoint {
         }
         if isHDF5Path(path) { return try HDF5File(path: path) }
         if path.hasSuffix(".ingot") { return try IngotFile(path: path) }
+        if path.lowercased().hasSuffix(".gguf") { return try GGUFCheckpoint(path: path) }
         return try SafetensorsFile(path: path)
     }
 

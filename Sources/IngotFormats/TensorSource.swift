@@ -78,3 +78,9 @@ public protocol ChecksumVerifiable {
 public protocol FormatNamed {
     var formatName: String { get }
 }
+
+/// A source that carries companion files (`config.json`, tokenizer files) inside itself or derives them from its
+/// own metadata (GGUF).
+public protocol CompanionFilesProviding {
+    func companionFiles() throws -> [(name: String, bytes: [UInt8])]
+}

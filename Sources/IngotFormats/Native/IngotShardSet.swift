@@ -82,8 +82,9 @@ extension TensorSource {
         (self as? IngotFile)?.entry(name) ?? (self as? IngotShardSet)?.entry(name)
     }
 
-    /// The companion files a source carries (stored in `.ingot`), as name → bytes.
+    /// The companion files a source carries (stored in `.ingot`, rebuilt from GGUF metadata), as name → bytes.
     public func storedCompanionFiles() throws -> [(name: String, bytes: [UInt8])] {
+        if let p = self as? CompanionFilesProviding { return try p.companionFiles() }
         let f = (self as? IngotFile) ?? (self as? IngotShardSet)?.shards.first
         guard let f else { return [] }
         return try f.blobs.map { ($0.name, try f.fileContents($0.name)) }

@@ -18,6 +18,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case quantized            // compressed-tensors / AutoAWQ / FP8 tensors decoded by Ingot's runtime decoders
     case tokenizer            // tokenizer.json → BPE tokenizer, then encoding a fixed text
     case recipe               // recipe YAML (Yams/libyaml) → validated Recipe
+    case gguf                 // GGUF header, metadata, tensor infos, block decoding, HF view and config rebuild
 
     /// Runs the target on one input.
     public func run(_ bytes: [UInt8]) {
@@ -56,6 +57,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 _ = ModelConfigSummary(json: v).fields
                 _ = try? ModelConfig(json: v)  // the forward pass's architecture parser
             }
+        case .gguf:
+            guard let f = try? GGUFFile(file: MappedFile(contents: bytes, path: "fuzz.gguf")) else { return }
+            for t in f.tensors { _ = try? f.floats(t) }
+            _ = try? GGUFConfig.configJSON(f)
+            guard let c = try? GGUFCheckpoint(f) else { return }
+            for t in c.tensors { _ = try? c.tensor(named: t.name).withBytes { $0.count } }
+            _ = try? c.companionFiles()
         case .hdf5:
             // libhdf5 itself is C and not hardened against malformed files: only inputs that pass Ingot's own
             // signature check reach it, and the fuzzer exercises that check.

@@ -29,7 +29,7 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
 
         .target(name: "IngotCore", dependencies: ["CMalloc"], swiftSettings: optimizedInDebug),
-        .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"]),
+        .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"], swiftSettings: optimizedInDebug),
         .target(name: "IngotModel", dependencies: ["IngotCore", "IngotFormats"]),
         .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS"], swiftSettings: optimizedInDebug),
         .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"], swiftSettings: optimizedInDebug),

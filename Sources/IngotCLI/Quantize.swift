@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IngotCalibration
 import IngotCore
 import IngotFormats
 import IngotQuant
@@ -132,11 +133,13 @@ struct Quantize: ParsableCommand {
 /// quantized `.ingot` (repacking the stored codes).
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export compressed-tensors, AutoAWQ GEMM or DeepSeek-style FP8 safetensors (+ config.json).")
+        abstract: "Export compressed-tensors, AutoAWQ GEMM or DeepSeek-style FP8 safetensors (+ config.json), or a llama.cpp GGUF file.")
 
     @Argument(help: "Source checkpoint or quantized .ingot.") var source: String
-    @Option(help: "compressed-tensors, autoawq or fp8.") var to: String
-    @Option(name: .shortAndLong, help: "Output directory.") var output: String
+    @Option(help: "compressed-tensors, autoawq, fp8 or gguf.") var to: String
+    @Option(name: .shortAndLong, help: "Output directory (a .gguf file for --to gguf).") var output: String
+    @Option(help: "GGUF: \(GGUFFileType.allCases.map(\.rawValue).joined(separator: ", ")) (single types as llama-quantize --pure, K_M mixes as llama-quantize).")
+    var type: String?
     @Option(help: "Largest shard (e.g. 5GB).") var maxShardSize = "5GB"
     @OptionGroup var quant: QuantOptions
     @OptionGroup var acts: ActivationAwareOptions
@@ -147,8 +150,9 @@ struct Export: ParsableCommand {
     }
 
     func execute() throws {
+            if to == "gguf" { return try exportGGUF() }
             guard let format = ExportFormat(rawValue: to) else {
-                throw ValidationError("--to must be compressed-tensors, autoawq or fp8")
+                throw ValidationError("--to must be compressed-tensors, autoawq, fp8 or gguf")
             }
             var plan = try quant.plan()
             if format == .autoawq { plan.defaults.convention = .autoawq }
@@ -165,5 +169,32 @@ struct Export: ParsableCommand {
             let records = try job.run()
             try acts.finish(awqStream, quiet: out.quiet)
             try quant.emitReport(records, quiet: out.quiet)
+    }
+
+    /// `--to gguf`: the checkpoint as a llama.cpp GGUF file; `--calib` makes the calibration the importance matrix.
+    func exportGGUF() throws {
+        guard let t = type else { throw ValidationError("--to gguf needs --type (\(GGUFFileType.allCases.map(\.rawValue).joined(separator: ", ")))") }
+        guard let fileType = GGUFFileType(name: t) else {
+            throw ValidationError("--type must be one of \(GGUFFileType.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(t)')")
+        }
+        guard acts.data == nil, !quant.isAWQ, acts.activations == "dynamic" else {
+            throw ValidationError("--to gguf takes --calib (as the importance matrix) only; AWQ and static activations do not apply")
+        }
+        let src = try Checkpoint.open(source)
+        var job = GGUFExportJob(source: src, modelDirectory: FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source),
+                                fileType: fileType, destination: output)
+        if source.hasSuffix(".ingot") { job.storedCompanions = try src.storedCompanionFiles() }
+        job.overwrite = out.force
+        job.progress = TerminalProgress.make(quiet: out.quiet)
+        if let calib = acts.calib {
+            let opened = try OpenedModel(path: source)
+            let cal = try CalibrationArtifact.read(calib, lazySamples: true)
+            if !acts.ignoreFingerprint { try ActivationAware.checkFingerprint(cal, model: opened.model) }
+            let imatrix = try GGUFImportance(calibration: cal, model: opened.model.config)
+            for line in imatrix.notes { printWarning(line) }
+            job.importance = { name, expert in imatrix.values(name, expert) }
+        }
+        let records = try job.run()
+        try quant.emitReport(records, quiet: out.quiet)
     }
 }

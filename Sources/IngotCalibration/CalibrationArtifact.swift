@@ -29,10 +29,12 @@ public enum CalibrationArtifact {
                                          shard: cal.share.map { ($0.index, $0.count) } ?? (1, 1))
         func addExact(_ name: String, _ st: ActivationStats) throws {
             guard cal.share != nil else { return }
-            var words: [Int64] = []
-            words.reserveCapacity(2 * st.width)
-            for v in st.exactSum { words.append(Int64(truncatingIfNeeded: v)); words.append(Int64(truncatingIfNeeded: v >> 64)) }
-            try words.withUnsafeBytes { try writer.addTensor(name: name + ".exact_sum", dtype: .i64, shape: [st.width, 2], bytes: $0) }
+            for (suffix, sums) in [(".exact_sum", st.exactSum), (".exact_sum_sq", st.exactSumSquares)] where suffix == ".exact_sum" || st.hasSquares {
+                var words: [Int64] = []
+                words.reserveCapacity(2 * st.width)
+                for v in sums { words.append(Int64(truncatingIfNeeded: v)); words.append(Int64(truncatingIfNeeded: v >> 64)) }
+                try words.withUnsafeBytes { try writer.addTensor(name: name + suffix, dtype: .i64, shape: [st.width, 2], bytes: $0) }
+            }
         }
         do {
             var layersJSON: [JSON] = []
@@ -44,6 +46,9 @@ public enum CalibrationArtifact {
                 for (site, s) in layer.sites.sorted(by: { order($0.key) < order($1.key) }) {
                     try s.meanAbs.withUnsafeBytes { try writer.addTensor(name: "layers.\(l).\(site).mean_abs", dtype: .f32, shape: [s.width], bytes: $0) }
                     try s.absmax.withUnsafeBytes { try writer.addTensor(name: "layers.\(l).\(site).absmax", dtype: .f32, shape: [s.width], bytes: $0) }
+                    if let q = s.meanSquares {
+                        try q.withUnsafeBytes { try writer.addTensor(name: "layers.\(l).\(site).mean_sq", dtype: .f32, shape: [s.width], bytes: $0) }
+                    }
                     try addExact("layers.\(l).\(site)", s)
                     sites.append(("\(site)", .int(s.tokens)))
                 }
@@ -100,9 +105,10 @@ public enum CalibrationArtifact {
             guard allowShare else { throw Failure.isShare(path: path, index: i, count: n) }
             share = Calibration.Share(index: i, count: n, sequences: r[0]..<r[1], totalSequences: total)
         }
-        func exact(_ name: String, width: Int) throws -> [Int128]? {
+        func exact(_ name: String, width: Int, suffix: String = ".exact_sum") throws -> [Int128]? {
             guard share != nil else { return nil }
-            let t = try f.tensor(named: name + ".exact_sum")
+            if suffix != ".exact_sum", f.entry(name + suffix) == nil { return nil }
+            let t = try f.tensor(named: name + suffix)
             guard t.dtype == .i64, t.shape == [width, 2] else { throw bad("\(name).exact_sum has the wrong dtype or shape") }
             return try t.withBytes { b in
                 (0..<width).map { c in
@@ -136,8 +142,15 @@ public enum CalibrationArtifact {
                 guard mean.dtype == .f32, mx.dtype == .f32, mean.shape.count == 1, mean.shape == mx.shape else {
                     throw bad("layer \(l) site \(name): statistics have the wrong dtype or shape")
                 }
+                var meanSq: [Float]? = nil
+                if f.entry("layers.\(l).\(name).mean_sq") != nil {
+                    let q = try f.tensor(named: "layers.\(l).\(name).mean_sq")
+                    guard q.dtype == .f32, q.shape == mean.shape else { throw bad("layer \(l) site \(name): mean_sq has the wrong dtype or shape") }
+                    meanSq = try q.floats()
+                }
                 layer.sites[site] = ActivationStats(width: mean.shape[0], tokens: n, meanAbs: try mean.floats(), absmax: try mx.floats(),
-                                                    exactSum: try exact("layers.\(l).\(name)", width: mean.shape[0]))
+                                                    exactSum: try exact("layers.\(l).\(name)", width: mean.shape[0]), meanSquares: meanSq,
+                                                    exactSumSquares: try exact("layers.\(l).\(name)", width: mean.shape[0], suffix: ".exact_sum_sq"))
             }
             for e in lj["experts"]?.arrayValue ?? [] {
                 guard let t = e["routed_tokens"]?.intValue, let s = e["statistics"]?.stringValue.flatMap(Calibration.ExpertStatistics.init(rawValue:)),
@@ -152,7 +165,8 @@ public enum CalibrationArtifact {
                     guard mx.dtype == .f32, mx.shape.count == 1 else { throw bad("\(name).absmax has the wrong dtype or shape") }
                     let w = mx.shape[0]
                     layer.allTokenDown[e] = ActivationStats(width: w, tokens: tokens, meanAbs: [], absmax: try mx.floats(),
-                                                            exactSum: try exact(name, width: w))
+                                                            exactSum: try exact(name, width: w),
+                                                            exactSumSquares: try exact(name, width: w, suffix: ".exact_sum_sq"))
                 }
             }
             layers.append(layer)

@@ -87,14 +87,29 @@ public final class GGUFWriter {
     /// The entry whose bytes `write` expects next (nil when all are written).
     public var nextEntry: Entry? { next < entries.count ? entries[next] : nil }
 
+    private var partial = 0
+
     /// Appends the next tensor's bytes (in the order given at `init`) and its padding.
     public func write(_ name: String, _ bytes: UnsafeRawBufferPointer) throws {
+        guard partial == 0 else { throw Failure.outOfOrder(expected: nextEntry?.name ?? "(none)", got: name) }
+        try append(name, bytes)
+        if partial != 0 { throw Failure.wrongSize(tensor: name, expected: nextEntry?.byteCount ?? -1, got: bytes.count) }
+    }
+
+    /// Appends part of the next tensor's bytes (an expert of a stacked tensor); the tensor is complete, and padded,
+    /// when its parts add up to its size.
+    public func append(_ name: String, _ bytes: UnsafeRawBufferPointer) throws {
         guard let e = nextEntry else { throw Failure.outOfOrder(expected: "(none)", got: name) }
         guard e.name == name else { throw Failure.outOfOrder(expected: e.name, got: name) }
-        guard bytes.count == e.byteCount else { throw Failure.wrongSize(tensor: name, expected: e.byteCount ?? -1, got: bytes.count) }
+        let total = e.byteCount ?? 0
+        guard partial + bytes.count <= total else { throw Failure.wrongSize(tensor: name, expected: total, got: partial + bytes.count) }
         try out.write(bytes)
-        try out.writeZeros((alignment - bytes.count % alignment) % alignment)
-        next += 1
+        partial += bytes.count
+        if partial == total {
+            try out.writeZeros((alignment - total % alignment) % alignment)
+            partial = 0
+            next += 1
+        }
     }
 
     /// Fsyncs and renames into place; refuses when a tensor is missing.

@@ -35,7 +35,7 @@ struct Convert: ParsableCommand {
             writer.maxShardSize = Format.parseSize(maxShardSize)!
             writer.metadata = src.metadata
             writer.overwrite = output.force
-            if FileSystem.isDirectory(source) { writer.companionsFrom = source }
+            if FileSystem.isDirectory(source) { writer.companionsFrom = source } else if src is GGUFCheckpoint { writer.extraFiles = try src.storedCompanionFiles() }
             let stats = try ConversionJob(source: src, target: target, progress: TerminalProgress.make(quiet: output.quiet)).run(into: writer)
             if !output.quiet {
                 emit("wrote \(destination): \(stats.tensors) tensors, \(Format.bytes(stats.bytes)) in "

@@ -110,6 +110,9 @@ public final class GGUFCheckpoint: TensorSource, TensorDetailsProviding, Compani
         return out.view(name: name, dtype: .f32, shape: r.shape, byteCount: r.rows * columns * 4)
     }
 
+    /// Whether the tensor is stored in a quantized ggml type (decoded on access).
+    public func isQuantized(_ name: String) -> Bool { recipes[name]?.tensor.type.isQuantized ?? false }
+
     public var detailColumns: [String] { ["gguf tensor", "ggml type"] }
     public func details(of tensor: String) -> [String] {
         guard let r = recipes[tensor] else { return ["", ""] }

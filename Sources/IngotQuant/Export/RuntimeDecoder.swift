@@ -103,7 +103,7 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
     }
 
     /// Whether `name` is a dequantized weight (vs a tensor passed through).
-    public func isQuantized(_ name: String) -> Bool { recipes[name] != nil }
+    public func isQuantized(_ name: String) -> Bool { recipes[name] != nil || (base as? GGUFCheckpoint)?.isQuantized(name) == true }
 
     public func tensor(named name: String) throws -> TensorView {
         guard let r = recipes[name] else { return try base.tensor(named: name) }

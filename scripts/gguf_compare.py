@@ -10,7 +10,7 @@ from gguf.quants import dequantize
 
 ap = argparse.ArgumentParser()
 ap.add_argument("a"); ap.add_argument("b", nargs="?")
-ap.add_argument("--ingot-f32", help="Ingot's f32 dequantization of A, with GGUF names (ingot dequantize --gguf-names)")
+ap.add_argument("--ingot-f32", help="Ingot's f32 dequantization of A (ingot dequantize A X.safetensors: Hugging Face names)")
 ap.add_argument("--json", action="store_true")
 args = ap.parse_args()
 
@@ -34,15 +34,43 @@ if args.b:
         if n not in {t.name for t in ra.tensors}: diffs.append(f"{n}: only in B"); differ += 1
     res.update(identical=same, different=differ, diffs=diffs[:20])
 if args.ingot_f32:
+    # gguf-py's dequantization of every tensor of A, mapped to Hugging Face names independently of Ingot (llama.cpp's
+    # names, the Q/K row interleave undone for llama, stacked experts split), against Ingot's decoded weights.
     from safetensors.numpy import load_file
     ours = load_file(args.ingot_f32)
-    worst, checked = 0.0, 0
+    arch = bytes(ra.fields["general.architecture"].parts[-1]).decode()
+    def num(k): return int(ra.fields[f"{arch}.{k}"].parts[-1][0])
+    heads = num("attention.head_count"); kv_heads = num("attention.head_count_kv") if f"{arch}.attention.head_count_kv" in ra.fields else heads
+    glob = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
+    layer = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+             "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+             "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+             "ffn_gate_inp": "block_sparse_moe.gate" if arch == "llama" else "mlp.gate"}
+    exps = {"ffn_gate_exps": ("w1", "gate_proj"), "ffn_up_exps": ("w3", "up_proj"), "ffn_down_exps": ("w2", "down_proj")}
+    def unpermute(w, h):
+        d = w.shape[0] // h
+        return w.reshape(h, d // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
+    worst, checked, missing = 0.0, 0, []
     for t in ra.tensors:
-        if t.name not in ours: continue
-        ref = dequantize(t.data, t.tensor_type).reshape(ours[t.name].shape).astype(np.float32)
-        d = float(np.max(np.abs(ref - ours[t.name]))) if ref.size else 0.0
-        worst = max(worst, d); checked += 1
-    res.update(dequantized_checked=checked, dequantized_max_abs_diff=worst)
+        deq = dequantize(t.data, t.tensor_type).astype(np.float32)
+        named = []
+        if t.name in glob: named = [(glob[t.name], deq)]
+        else:
+            _, l, base, _w = t.name.split(".")
+            if base in exps:
+                leaf = exps[base][0] if arch == "llama" else exps[base][1]
+                moe = "block_sparse_moe" if arch == "llama" else "mlp"
+                named = [(f"model.layers.{l}.{moe}.experts.{e}.{leaf}.weight", deq[e]) for e in range(deq.shape[0])]
+            else:
+                w = deq
+                if arch == "llama" and base == "attn_q": w = unpermute(deq, heads)
+                if arch == "llama" and base == "attn_k": w = unpermute(deq, kv_heads)
+                named = [(f"model.layers.{l}.{layer[base]}.weight", w)]
+        for n, w in named:
+            if n not in ours: missing.append(n); continue
+            d = float(np.max(np.abs(w.reshape(ours[n].shape) - ours[n]))) if w.size else 0.0
+            worst = max(worst, d); checked += 1
+    res.update(dequantized_checked=checked, dequantized_max_abs_diff=worst, not_in_ingot=len(missing))
 if args.json: print(json.dumps(res))
 else:
     for d in res.get("diffs", []): print("  " + d)

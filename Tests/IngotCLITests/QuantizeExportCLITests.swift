@@ -43,7 +43,8 @@ import IngotFormats
         (["quantize", "MODEL", "--scheme", "rtn-int3", "-o", "OUT/x.ingot"], "'rtn-int3' is invalid for '--scheme"),
         (["quantize", "MODEL", "--group-size", "0", "-o", "OUT/x.ingot"], "--group-size must be positive"),
         (["quantize", "MODEL", "--override", "nonsense", "-o", "OUT/x.ingot"], "expected PATTERN=SCHEME"),
-        (["export", "MODEL", "--to", "gguf", "-o", "OUT/x"], "--to must be"),
+        (["export", "MODEL", "--to", "exl2", "-o", "OUT/x"], "--to must be"),
+        (["export", "MODEL", "--to", "gguf", "-o", "OUT/x"], "--to gguf needs --type"),
         (["export", "MODEL", "--to", "autoawq", "--group-size", "100", "-o", "OUT/x"], "AutoAWQ GEMM needs"),
     ])
     func badArguments(args: [String], message: String) throws {

@@ -59,7 +59,7 @@ public struct GGUFExportJob {
         case .llama, .mistral, .mixtral: return "llama"
         case .qwen3MoE: return "qwen3moe"
         case .deepseekV3: throw Failure.unsupported("deepseek_v3 (llama.cpp deepseek2) export is not implemented; its MLA split of kv_b_proj is not written")
-        case .gptOss: throw Failure.unsupported("gpt_oss export to GGUF is not implemented")
+        default: throw Failure.unsupported("\(c.family.rawValue) export to GGUF is not implemented")
         }
     }
 

@@ -88,10 +88,14 @@ public struct LayerWeights: Sendable {
         public var qA: [Float] = [], qANorm: [Float] = [], qB: [Float] = [], q: [Float] = []
         public var kvA: [Float], kvANorm: [Float], kvB: [Float]
     }
-    /// Gated DeltaNet weights, projections in Qwen3.5's split layout whatever the checkpoint's.
+    /// Gated DeltaNet weights, input projections as the checkpoint stores them.
     public struct LinearAttention: Sendable {
-        /// `[q | k | v]` rows (`conv_dim × hidden`), z (`value_dim × hidden`), b and a (`value_heads × hidden`).
-        public var qkv: [Float], z: [Float], b: [Float], a: [Float]
+        /// Qwen3-Next: `in_proj_qkvz` and `in_proj_ba`, rows grouped per key head (`[q_g, k_g, v_g…, z_g…]`,
+        /// `[b_g…, a_g…]`); empty in the split layout.
+        public var qkvz: [Float] = [], ba: [Float] = []
+        /// Qwen3.5: `[q | k | v]` rows (`conv_dim × hidden`), z (`value_dim × hidden`), b and a (`value_heads × hidden`);
+        /// empty in the fused layout.
+        public var qkv: [Float] = [], z: [Float] = [], b: [Float] = [], a: [Float] = []
         /// `[conv_dim, kernel]`, `[value_heads]` ×2, `[value_head_dim]`, `[hidden, value_dim]`.
         public var conv: [Float], aLog: [Float], dtBias: [Float], norm: [Float], out: [Float]
     }

@@ -3,38 +3,20 @@ import IngotCore
 import IngotModel
 
 extension LayerWeights {
-    /// Loads a Gated DeltaNet's weights, reordering Qwen3-Next's per-key-head groups of `in_proj_qkvz`
-    /// (`[q_g, k_g, v_g…, z_g…]`) and `in_proj_ba` (`[b_g…, a_g…]`) into the split layout (all q, all k, all v; z;
-    /// b; a) — a permutation of rows, so every output is the same dot product.
+    /// Loads a Gated DeltaNet's weights in the checkpoint's layout.
     static func linearAttention(_ m: ReferenceModel, _ n: LayerNames.LinearAttention, _ g: ModelConfig.GatedDeltaNet) throws -> LinearAttention {
-        let h = m.config.hiddenSize, dk = g.keyHeadDim, dv = g.valueHeadDim, Hk = g.keyHeads, Hv = g.valueHeads, r = Hv / Hk
-        var qkv: [Float], z: [Float], b: [Float], a: [Float]
+        let h = m.config.hiddenSize, Hv = g.valueHeads
+        var w = LinearAttention(conv: try m.weight(n.conv, [g.convDim, 1, g.convKernel]), aLog: try m.weight(n.aLog, [Hv]),
+                                dtBias: try m.weight(n.dtBias, [Hv]), norm: try m.weight(n.norm, [g.valueHeadDim]),
+                                out: try m.weight(n.out, [h, g.valueDim]))
         switch n.projections {
-        case let .split(qkvName, zName, bName, aName):
-            qkv = try m.weight(qkvName, [g.convDim, h]); z = try m.weight(zName, [g.valueDim, h])
-            b = try m.weight(bName, [Hv, h]); a = try m.weight(aName, [Hv, h])
-        case let .fused(qkvzName, baName):
-            let fused = try m.weight(qkvzName, [2 * g.keyDim + 2 * g.valueDim, h]), ba = try m.weight(baName, [2 * Hv, h])
-            qkv = [Float](repeating: 0, count: g.convDim * h); z = [Float](repeating: 0, count: g.valueDim * h)
-            b = [Float](repeating: 0, count: Hv * h); a = b
-            /// Copies `count` rows from `src` row `from` to `dst` row `to`.
-            func rows(_ src: [Float], _ from: Int, _ dst: inout [Float], _ to: Int, _ count: Int) {
-                for i in 0..<(count * h) { dst[to * h + i] = src[from * h + i] }
-            }
-            let group = 2 * dk + 2 * r * dv
-            for k in 0..<Hk {
-                let base = k * group
-                rows(fused, base, &qkv, k * dk, dk)
-                rows(fused, base + dk, &qkv, g.keyDim + k * dk, dk)
-                rows(fused, base + 2 * dk, &qkv, 2 * g.keyDim + k * r * dv, r * dv)
-                rows(fused, base + 2 * dk + r * dv, &z, k * r * dv, r * dv)
-                rows(ba, k * 2 * r, &b, k * r, r)
-                rows(ba, k * 2 * r + r, &a, k * r, r)
-            }
+        case let .split(qkv, z, b, a):
+            w.qkv = try m.weight(qkv, [g.convDim, h]); w.z = try m.weight(z, [g.valueDim, h])
+            w.b = try m.weight(b, [Hv, h]); w.a = try m.weight(a, [Hv, h])
+        case let .fused(qkvz, ba):
+            w.qkvz = try m.weight(qkvz, [2 * g.keyDim + 2 * g.valueDim, h]); w.ba = try m.weight(ba, [2 * Hv, h])
         }
-        return LinearAttention(qkv: qkv, z: z, b: b, a: a, conv: try m.weight(n.conv, [g.convDim, 1, g.convKernel]),
-                               aLog: try m.weight(n.aLog, [Hv]), dtBias: try m.weight(n.dtBias, [Hv]),
-                               norm: try m.weight(n.norm, [dv]), out: try m.weight(n.out, [h, g.valueDim]))
+        return w
     }
 }
 
@@ -51,10 +33,37 @@ extension ReferenceModel {
         let c = config, g = c.linearAttention!, h = c.hiddenSize, n = batch.rows
         let dk = g.keyHeadDim, dv = g.valueHeadDim, Hv = g.valueHeads, r = g.valueHeads / g.keyHeads, C = g.convDim, K = g.convKernel
         observer?(.attention, x, n)
-        let mixed = Kernels.linear(x, w.qkv, rows: n, inputs: h, outputs: C)
-        let z = Kernels.linear(x, w.z, rows: n, inputs: h, outputs: g.valueDim)
-        let b = Kernels.linear(x, w.b, rows: n, inputs: h, outputs: Hv)
-        let a = Kernels.linear(x, w.a, rows: n, inputs: h, outputs: Hv)
+        var mixed: [Float], z: [Float], b: [Float], a: [Float]
+        if w.qkvz.isEmpty {
+            mixed = Kernels.linear(x, w.qkv, rows: n, inputs: h, outputs: C)
+            z = Kernels.linear(x, w.z, rows: n, inputs: h, outputs: g.valueDim)
+            b = Kernels.linear(x, w.b, rows: n, inputs: h, outputs: Hv)
+            a = Kernels.linear(x, w.a, rows: n, inputs: h, outputs: Hv)
+        } else {
+            // Qwen3-Next's per-key-head groups → all q, all k, all v (conv channels), z, b, a.
+            let Hk = g.keyHeads, wide = 2 * g.keyDim + 2 * g.valueDim, group = 2 * dk + 2 * r * dv
+            let qkvz = Kernels.linear(x, w.qkvz, rows: n, inputs: h, outputs: wide)
+            let ba = Kernels.linear(x, w.ba, rows: n, inputs: h, outputs: 2 * Hv)
+            mixed = [Float](repeating: 0, count: n * C); z = [Float](repeating: 0, count: n * g.valueDim)
+            b = [Float](repeating: 0, count: n * Hv); a = b
+            for t in 0..<n {
+                for k in 0..<Hk {
+                    let src = t * wide + k * group
+                    for i in 0..<dk {
+                        mixed[t * C + k * dk + i] = qkvz[src + i]
+                        mixed[t * C + g.keyDim + k * dk + i] = qkvz[src + dk + i]
+                    }
+                    for i in 0..<(r * dv) {
+                        mixed[t * C + 2 * g.keyDim + k * r * dv + i] = qkvz[src + 2 * dk + i]
+                        z[t * g.valueDim + k * r * dv + i] = qkvz[src + 2 * dk + r * dv + i]
+                    }
+                    for i in 0..<r {
+                        b[t * Hv + k * r + i] = ba[t * 2 * Hv + k * 2 * r + i]
+                        a[t * Hv + k * r + i] = ba[t * 2 * Hv + k * 2 * r + r + i]
+                    }
+                }
+            }
+        }
 
         // Causal depthwise conv over each sequence (zero history), then silu.
         var conv = [Float](repeating: 0, count: n * C)

@@ -15,9 +15,13 @@ extension LinearSite {
         case "self_attn.o_proj": self = .output
         case "self_attn.q_b_proj": self = .qLatent
         case "self_attn.kv_b_proj": self = .kvLatent
-        case "mlp", "mlp.gate_proj", "mlp.up_proj", "mlp.gate", "mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj": self = .mlp
+        case "mlp", "mlp.gate_proj", "mlp.up_proj", "mlp.gate", "mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj",
+             "mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj", "mlp.shared_expert_gate": self = .mlp
         case "mlp.down_proj": self = .down
-        case "mlp.shared_experts.down_proj": self = .sharedDown
+        case "mlp.shared_experts.down_proj", "mlp.shared_expert.down_proj": self = .sharedDown
+        case "linear_attn", "linear_attn.in_proj_qkvz", "linear_attn.in_proj_ba", "linear_attn.in_proj_qkv", "linear_attn.in_proj_z",
+             "linear_attn.in_proj_b", "linear_attn.in_proj_a": self = .attention
+        case "linear_attn.out_proj": self = .output
         case "mlp.experts.*.gate_proj", "mlp.experts.*.up_proj":
             guard let expert else { return nil }
             self = .expert(expert)
@@ -43,7 +47,7 @@ extension LayerWeights {
     }
 
     static func keyPath(_ m: String, _ w: LayerWeights) -> WritableKeyPath<LayerWeights, [Float]>? {
-        let latent = w.latent != nil, shared = w.shared != nil
+        let latent = w.latent != nil, shared = w.shared != nil, linear = w.linearAttention != nil
         let p: WritableKeyPath<LayerWeights, [Float]>? = switch m {
         case "input_layernorm": \.inputNorm
         case "post_attention_layernorm": \.postNorm
@@ -64,6 +68,18 @@ extension LayerWeights {
         case "mlp.shared_experts.gate_proj" where shared: \.shared!.gate
         case "mlp.shared_experts.up_proj" where shared: \.shared!.up
         case "mlp.shared_experts.down_proj" where shared: \.shared!.down
+        // Qwen3-Next / Qwen3.5: one gated shared expert, Gated DeltaNet projections.
+        case "mlp.shared_expert.gate_proj" where shared: \.shared!.gate
+        case "mlp.shared_expert.up_proj" where shared: \.shared!.up
+        case "mlp.shared_expert.down_proj" where shared: \.shared!.down
+        case "mlp.shared_expert_gate" where w.sharedGate != nil: \.sharedGate!
+        case "linear_attn.in_proj_qkvz" where linear: \.linearAttention!.qkvz
+        case "linear_attn.in_proj_ba" where linear: \.linearAttention!.ba
+        case "linear_attn.in_proj_qkv" where linear: \.linearAttention!.qkv
+        case "linear_attn.in_proj_z" where linear: \.linearAttention!.z
+        case "linear_attn.in_proj_b" where linear: \.linearAttention!.b
+        case "linear_attn.in_proj_a" where linear: \.linearAttention!.a
+        case "linear_attn.out_proj" where linear: \.linearAttention!.out
         default: nil
         }
         guard let p, !w[keyPath: p].isEmpty else { return nil }
@@ -81,6 +97,11 @@ extension LayerWeights.Expert {
     /// Paths of a routed expert's linears, and of the shared expert's.
     public static let routedModules = ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj", "mlp.experts.*.down_proj"]
     public static let sharedModules = ["mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj", "mlp.shared_experts.down_proj"]
+
+    /// The shared expert's linears as `config` names them (`mlp.shared_expert.*` for Qwen's gated one).
+    public static func sharedModules(_ c: ModelConfig) -> [String] {
+        c.sharedExpertGate ? ["mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj", "mlp.shared_expert.down_proj"] : sharedModules
+    }
 
     /// The weight of `module` (a routed- or shared-expert path, by its last component).
     public subscript(module m: String) -> [Float]? {
@@ -156,6 +177,15 @@ extension ReferenceModel {
             }
         }
         switch block {
+        case "linear_attn":
+            let modules = ["linear_attn.in_proj_qkvz", "linear_attn.in_proj_ba", "linear_attn.in_proj_qkv", "linear_attn.in_proj_z",
+                           "linear_attn.in_proj_b", "linear_attn.in_proj_a", "linear_attn.out_proj"].filter { w[module: $0] != nil }
+            guard !modules.isEmpty else { throw Failure.unsupportedBlock(block) }
+            parallelVariants { k in
+                var t = w
+                for m in modules { transform(k, m, nil, &t[module: m]!) }
+                return gatedDeltaNetBlock(x, t.linearAttention!, batch)
+            }
         case "self_attn":
             let modules = w.attentionModules
             parallelVariants { k in
@@ -194,7 +224,7 @@ extension ReferenceModel {
                     let out = UncheckedSendable(o.baseAddress!)
                     parallelFor(variants) { k in
                         var t = sh
-                        for m in LayerWeights.Expert.sharedModules { transform(k, m, nil, &t[module: m]!) }
+                        for m in LayerWeights.Expert.sharedModules(c) { transform(k, m, nil, &t[module: m]!) }
                         let y = mlpBlock(x, gate: t.gate, up: t.up, down: t.down, rows: n, inner: t.down.count / max(h, 1))
                         if let gate = sharedGate {
                             for r in 0..<n { for i in 0..<h { out.value[k][r * h + i] += gate[r] * y[r * h + i] } }

@@ -70,6 +70,7 @@ public struct AWQLayerRecipe: Sendable, Equatable {
 extension ModelConfig {
     /// The AWQ recipe of `layer`; empty mappings when this family declares none (AWQ then refuses it by name).
     public func awqRecipe(layer: Int) -> AWQLayerRecipe {
+        if family == .qwen3Next || family == .qwen3_5MoE { return qwen3NextAWQRecipe(layer: layer) }
         var m: [AWQMapping] = []
         var linears: [String] = []
         if let la = latentAttention {

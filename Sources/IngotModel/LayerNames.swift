@@ -235,6 +235,21 @@ extension LayerNames {
         case "mlp.shared_experts.gate_proj": return whole(shared?.gate)
         case "mlp.shared_experts.up_proj": return whole(shared?.up)
         case "mlp.shared_experts.down_proj": return whole(shared?.down)
+        case "mlp.shared_expert.gate_proj": return whole(shared?.gate)
+        case "mlp.shared_expert.up_proj": return whole(shared?.up)
+        case "mlp.shared_expert.down_proj": return whole(shared?.down)
+        case "mlp.shared_expert_gate": return whole(sharedGate)
+        default: break
+        }
+        guard let la = linearAttention else { return nil }
+        switch (module, la.projections) {
+        case let ("linear_attn.in_proj_qkvz", .fused(qkvz, _)): return whole(qkvz)
+        case let ("linear_attn.in_proj_ba", .fused(_, ba)): return whole(ba)
+        case let ("linear_attn.in_proj_qkv", .split(qkv, _, _, _)): return whole(qkv)
+        case let ("linear_attn.in_proj_z", .split(_, z, _, _)): return whole(z)
+        case let ("linear_attn.in_proj_b", .split(_, _, b, _)): return whole(b)
+        case let ("linear_attn.in_proj_a", .split(_, _, _, a)): return whole(a)
+        case ("linear_attn.out_proj", _): return whole(la.out)
         default: return nil
         }
     }

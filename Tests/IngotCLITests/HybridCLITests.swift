@@ -3,7 +3,7 @@ import Testing
 import IngotCore
 
 /// The pipeline on the hybrid linear-attention models (fixtures/families/tiny-qwen3-next, tiny-qwen3.5-moe):
-/// `eval --tokens-json` perplexity equal to transformers' to 1e-5 relative, then calibrate, RTN INT4, FP8,
+/// `eval --tokens-json` perplexity equal to transformers' to 1e-5 relative, then calibrate, RTN INT4, FP8, AWQ INT4,
 /// compressed-tensors export (state parameters, conv, norms, routers, gates, decay projections and the vision tower
 /// kept) and verify; a config option Ingot cannot compute is one error line naming it.
 struct HybridCLITests {
@@ -31,7 +31,8 @@ struct HybridCLITests {
         let linear = model == "tiny-qwen3-next" ? 0 : 1  // a linear-attention layer
         var r = try ingot(["calibrate", src, "--data", t.tokens, "-o", d.file("cal.ingot"), "--samples", "4", "--seq-len", "64", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
-        for (scheme, extra) in [("rtn-int4", ["--group-size", "32"]), ("fp8-e4m3", [])] {
+        // AWQ runs the family's declared mappings (linear attention: input norm → in_proj_*, no mapping into out_proj).
+        for (scheme, extra) in [("rtn-int4", ["--group-size", "32"]), ("fp8-e4m3", []), ("awq-int4", ["--group-size", "16", "--calib", d.file("cal.ingot")])] {
             r = try ingot(["quantize", src, "--scheme", scheme, "-o", d.file("\(scheme).ingot"), "--report", d.file("\(scheme).json"), "--quiet"] + extra)
             #expect(r.status == 0, "\(r.stderr)")
             // What stays in full precision, by role.

@@ -102,3 +102,49 @@ extension ModelConfig {
         }
     }
 }
+
+extension ModelConfig {
+    /// AWQ for Qwen3-Next / Qwen3.5-MoE, by layer type; the zero-centred norms fold a scale as `(1 + w)/s − 1`.
+    /// - Linear attention: input_layernorm → in_proj_qkvz (Qwen3.5: in_proj_qkv, in_proj_z), with the decay
+    ///   projections in_proj_ba (in_proj_b, in_proj_a) scaled but kept in full precision; loss at the block output.
+    ///   Absent: a mapping into out_proj. Its input is RMSNorm(o)·w ⊙ silu(z) per value head: the gated norm's
+    ///   weight is one value per head dim shared by every head, and silu(z) is not linear, so no op can absorb a
+    ///   per-column scale of out_proj.
+    /// - Gated full attention: input_layernorm → q_proj (query and gate rows), k_proj, v_proj; v → o without GQA
+    ///   holds, the sigmoid gate multiplying each channel after attention (`attn(v/s)·σ(g) = attn(v)·σ(g)/s`).
+    /// - MoE: post_attention_layernorm → every expert's and the shared expert's gate/up, with the router and
+    ///   shared_expert_gate scaled only (routing and the shared expert's weight unchanged); expert up → down per
+    ///   expert on its own tokens; shared up → down. Dense layers (Qwen3-Next): post norm → gate/up; up → down.
+    func qwen3NextAWQRecipe(layer l: Int) -> AWQLayerRecipe {
+        let off = normWeightOffset
+        var m: [AWQMapping] = [], linears: [String] = []
+        if layerType(l) == .linearAttention, let la = linearAttention {
+            let (large, small) = la.projections == .fused
+                ? (["linear_attn.in_proj_qkvz"], ["linear_attn.in_proj_ba"])
+                : (["linear_attn.in_proj_qkv", "linear_attn.in_proj_z"], ["linear_attn.in_proj_b", "linear_attn.in_proj_a"])
+            m.append(AWQMapping(smooth: "input_layernorm", normOffset: off, balance: large, scaledOnly: small, inspect: "linear_attn"))
+            linears = large + ["linear_attn.out_proj"]
+        } else {
+            m.append(AWQMapping(smooth: "input_layernorm", normOffset: off, balance: ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                                inspect: "self_attn"))
+            m.append(AWQMapping(smooth: "self_attn.v_proj", balance: ["self_attn.o_proj"], inspect: "self_attn.o_proj", requiresMatchingShapes: true))
+            linears = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"]
+        }
+        if isMoE && !denseLayers.contains(l) {
+            let shared = sharedExpertGate ? ["mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj"] : []
+            m.append(AWQMapping(smooth: "post_attention_layernorm", normOffset: off, balance: ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj"] + shared,
+                                scaledOnly: ["mlp.gate"] + (sharedExpertGate ? ["mlp.shared_expert_gate"] : []), inspect: "mlp"))
+            m.append(AWQMapping(smooth: "mlp.experts.*.up_proj", balance: ["mlp.experts.*.down_proj"], inspect: "mlp.experts.*.down_proj"))
+            linears += ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj", "mlp.experts.*.down_proj"]
+            if sharedExpertGate {
+                m.append(AWQMapping(smooth: "mlp.shared_expert.up_proj", balance: ["mlp.shared_expert.down_proj"], inspect: "mlp.shared_expert.down_proj"))
+                linears += shared + ["mlp.shared_expert.down_proj"]
+            }
+        } else {
+            m.append(AWQMapping(smooth: "post_attention_layernorm", normOffset: off, balance: ["mlp.gate_proj", "mlp.up_proj"], inspect: "mlp"))
+            m.append(AWQMapping(smooth: "mlp.up_proj", balance: ["mlp.down_proj"], inspect: "mlp.down_proj"))
+            linears += ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+        }
+        return AWQLayerRecipe(mappings: m, linears: linears)
+    }
+}

@@ -123,10 +123,6 @@ public struct AWQ {
             // assumes SwiGLU: refuse until the mappings engine covers them.
             throw Failure.unsupported("AWQ for \(c.family.rawValue) (biased linears / clamped SwiGLU experts) is not implemented; use rtn-int4 or FP8")
         }
-        if c.linearAttention != nil || c.attentionOutputGate != .none || c.normWeightOffset != 0 {
-            // Qwen3-Next / Qwen3.5: their linear-attention and gated-attention mappings are not declared in awqRecipe yet.
-            throw Failure.unsupported("AWQ for \(c.family.rawValue) (linear attention, gated attention, zero-centred norms) is not implemented; use rtn-int4 or FP8")
-        }
     }
 
     /// `Q(w)` dequantized, in the weight's storage precision.

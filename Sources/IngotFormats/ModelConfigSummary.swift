@@ -28,7 +28,11 @@ public struct ModelConfigSummary: Sendable, Equatable {
     }
 
     public init(json: JSON) {
-        func int(_ keys: String...) -> Int? { keys.lazy.compactMap { json[$0]?.intValue }.first }
+        // Multimodal configs (Qwen3.5-MoE, Muse) keep the text decoder's fields in `text_config`.
+        let text = json["text_config"].flatMap { $0.objectValue != nil ? $0 : nil }
+        func int(_ keys: String...) -> Int? {
+            keys.lazy.compactMap { json[$0]?.intValue }.first ?? keys.lazy.compactMap { text?[$0]?.intValue }.first
+        }
         modelType = json["model_type"]?.stringValue
         architectures = json["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? []
         layers = int("num_hidden_layers", "n_layer")
@@ -40,7 +44,7 @@ public struct ModelConfigSummary: Sendable, Equatable {
         experts = int("num_local_experts", "num_experts", "n_routed_experts")
         expertsPerToken = int("num_experts_per_tok")
         sharedExperts = int("n_shared_experts")
-        if sharedExperts == nil, json["shared_expert_intermediate_size"]?.intValue ?? 0 > 0 { sharedExperts = 1 }
+        if sharedExperts == nil, int("shared_expert_intermediate_size") ?? 0 > 0 { sharedExperts = 1 }
         torchDtype = json["dtype"]?.stringValue ?? json["torch_dtype"]?.stringValue
         quantMethod = json["quantization_config"]?["quant_method"]?.stringValue
     }

@@ -66,6 +66,11 @@ struct HybridCLITests {
         }
     }
 
+    @Test func inspectReadsTheTextConfig() throws {
+        let r = try ingot(["inspect", fixture("families/tiny-qwen3.5-moe")])
+        #expect(r.status == 0 && r.stdout.contains("layers: 4") && r.stdout.contains("experts: 6, top-3, 1 shared"), "\(r.stdout)")
+    }
+
     @Test func unsupportedOptionIsOneLineNamingIt() throws {
         let d = TempDir(), src = fixture("families/tiny-qwen3.5-moe")
         try FileManager.default.createDirectory(atPath: d.file("m"), withIntermediateDirectories: true)

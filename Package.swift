@@ -27,14 +27,16 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CMalloc"),
+        // Ingot's own SIMD kernels (AVX2 + FMA chosen at run time, portable bodies otherwise), optimized in debug too.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         .target(name: "IngotCore", dependencies: ["CMalloc"], swiftSettings: optimizedInDebug),
         .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"], swiftSettings: optimizedInDebug),
         .target(name: "IngotModel", dependencies: ["IngotCore", "IngotFormats"]),
-        .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS"], swiftSettings: optimizedInDebug),
+        .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS", "CKernels"], swiftSettings: optimizedInDebug),
         .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"], swiftSettings: optimizedInDebug),
         .target(name: "IngotQuant", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
-                                                   "IngotCalibration", "COpenBLAS"], swiftSettings: optimizedInDebug),
+                                                   "IngotCalibration", "COpenBLAS", "CKernels"], swiftSettings: optimizedInDebug),
         .target(name: "IngotVerify", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
                                                     "IngotQuant"]),
         .target(name: "IngotPipeline", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
@@ -51,8 +53,8 @@ let package = Package(
 
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
         .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets"]),
-        .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"]),
-        .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "IngotCalibration", "IngotQuant"]),
+        .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "CKernels"]),
+        .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "IngotCalibration", "IngotQuant", "CKernels"]),
         .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotForward", "IngotCore", "IngotFormats", "IngotCalibration", "IngotQuant", "ingot"]),
     ]
 )

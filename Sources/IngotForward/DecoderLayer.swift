@@ -289,21 +289,8 @@ extension ReferenceModel {
             Kernels.applyRoPE(&q, heads: H, rows: start..<(start + len), d: c.rotaryDim, stride: d, cos: batch.cos, sin: batch.sin)
             Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: c.rotaryDim, stride: d, cos: batch.cos, sin: batch.sin)
         }
-        var out = [Float](repeating: 0, count: n * H * d)
-        let scale = 1 / Float(d).squareRoot()
-        // (sequence, head) pairs run in parallel, each a single-threaded sgemm writing its own rows.
-        let pairs = batch.segments.count * H
-        let window = c.attentionWindow(w.names.layer), sinks = w.sinks
-        BLAS.useSingleThreadedKernels()
-        out.withUnsafeMutableBufferPointer { o in
-            let base = UncheckedSendable(o.baseAddress!)
-            parallelFor(pairs) { i in
-                let (start, len) = batch.segments[i / H], head = i % H
-                Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head / (H / KV),
-                                      heads: H, kvHeads: KV, dk: d, dv: d, scale: scale, window: window, sink: sinks?[head],
-                                      out: base.value)
-            }
-        }
+        var out = Kernels.attention(q: q, k: k, v: v, segments: batch.segments, heads: H, kvHeads: KV, dk: d, dv: d,
+                                    scale: 1 / Float(d).squareRoot(), window: c.attentionWindow(w.names.layer), sinks: w.sinks)
         if !gate.isEmpty {
             for i in out.indices { out[i] *= 1 / (1 + expf(-gate[i])) }
         }

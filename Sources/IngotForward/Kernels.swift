@@ -1,52 +1,75 @@
+import CKernels
 import COpenBLAS
 import Foundation
 
-/// The numeric kernels of the forward pass.
-/// OpenBLAS runs single-threaded; Ingot parallelizes around it in fixed tiles (see `Kernels.linear`).
+/// OpenBLAS, for the products that still call it directly (AWQ's clip search): one thread, Ingot parallelizes around it.
 public enum BLAS {
     private static let once: Void = { openblas_set_num_threads(1) }()
     /// Called before any sgemm; sets OpenBLAS to one thread, once per process.
     public static func useSingleThreadedKernels() { _ = once }
 }
 
+/// The numeric kernels of the forward pass (matrix products and attention on `CKernels`).
 public enum Kernels {
     /// y[rows, outputs] = x[rows, inputs] · Wᵀ (W row-major [outputs, inputs]).
     ///
-    /// Tiled into fixed 64-row × 512-column blocks, each a single-threaded sgemm, run in parallel: every output
-    /// element is computed the same way whatever the core count (OpenBLAS's own threading gives results that
-    /// depend on its thread count), so artifacts are byte-identical across machines and `--threads`.
+    /// Ingot's packed-panel kernel (`CKernels`, AVX2 + FMA when the CPU has it): the outputs are cut into fixed groups
+    /// of 64 columns, run in parallel; each group packs its weight rows and runs 6×16 register tiles over the rows.
+    /// Every output element is one chain of fused multiply-adds over the inputs in order, so it does not depend on
+    /// the worker count, on the group or tile it falls in, or on the other rows of the batch: a row gives the same
+    /// result alone or in any batch, on any `--threads`.
     public static func linear(_ x: [Float], _ w: [Float], rows: Int, inputs: Int, outputs: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: rows * outputs)
-        if rows == 0 || outputs == 0 { return y }
-        BLAS.useSingleThreadedKernels()
-        let tileRows = 64, tileCols = 512
-        let rt = (rows + tileRows - 1) / tileRows, ct = (outputs + tileCols - 1) / tileCols
-        x.withUnsafeBufferPointer { xp in
-            w.withUnsafeBufferPointer { wp in
-                y.withUnsafeMutableBufferPointer { yp in
-                    let p = UncheckedSendable((xp.baseAddress!, wp.baseAddress!, yp.baseAddress!))
-                    parallelFor(rt * ct) { t in
-                        let (xb, wb, yb) = p.value
-                        let r0 = (t / ct) * tileRows, c0 = (t % ct) * tileCols
-                        let m = min(tileRows, rows - r0), n = min(tileCols, outputs - c0)
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(inputs), 1, xb + r0 * inputs, Int32(inputs),
-                                    wb + c0 * inputs, Int32(inputs), 0, yb + r0 * outputs + c0, Int32(outputs))
-                    }
-                }
-            }
-        }
+        var y: [Float] = []
+        linear(x, w, rows: rows, inputs: inputs, outputs: outputs, into: &y)
         return y
     }
 
-    /// RMSNorm over rows of width `w.count`, as transformers computes it in f32.
+    /// `linear` into `y`, reusing its storage when it already holds `rows × outputs` floats (a buffer kept across
+    /// calls, e.g. each window's logits, is then neither reallocated nor faulted in again).
+    public static func linear(_ x: [Float], _ w: [Float], rows: Int, inputs: Int, outputs: Int, into y: inout [Float]) {
+        precondition(x.count >= rows * inputs && w.count >= outputs * inputs, "linear: operand sizes")
+        if y.count != rows * outputs { y = [Float](unsafeUninitializedCapacity: rows * outputs) { _, n in n = rows * outputs } }
+        x.withUnsafeBufferPointer { xp in
+            w.withUnsafeBytes { wp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    linear(xp.baseAddress, wp.baseAddress, elementType: Int32(CK_F32), rows: rows, inputs: inputs, outputs: outputs,
+                           into: yp.baseAddress)
+                }
+            }
+        }
+    }
+
+    /// `linear` on raw operands: `w` holds `outputs × inputs` elements of `elementType` (`CK_F32`, `CK_BF16`,
+    /// `CK_F16`: widened to f32 exactly as they are packed); `y` receives `rows × outputs` floats.
+    static func linear(_ x: UnsafePointer<Float>?, _ w: UnsafeRawPointer?, elementType: Int32, rows: Int, inputs: Int, outputs: Int,
+                       into y: UnsafeMutablePointer<Float>?) {
+        guard rows > 0, outputs > 0, let y else { return }
+        guard inputs > 0, let x, let w else { y.update(repeating: 0, count: rows * outputs); return }
+        let group = Int(CK_GROUP_COLUMNS)
+        let p = UncheckedSendable((x, w, y))
+        parallelFor((outputs + group - 1) / group) { g in
+            let (x, w, y) = p.value
+            ck_linear_group(x, inputs, rows, inputs, w, elementType, inputs, g * group, min(group, outputs - g * group), y, outputs)
+        }
+    }
+
+    /// RMSNorm over rows of width `w.count`, as transformers computes it in f32 (sum of squares in order).
     public static func rmsNorm(_ x: [Float], _ w: [Float], rows: Int, eps: Float) -> [Float] {
         let d = w.count
-        var y = [Float](repeating: 0, count: x.count)
-        for r in 0..<rows {
-            var ss: Float = 0
-            for k in 0..<d { ss += x[r * d + k] * x[r * d + k] }
-            let inv = 1 / (ss / Float(d) + eps).squareRoot()
-            for k in 0..<d { y[r * d + k] = w[k] * (x[r * d + k] * inv) }
+        precondition(x.count >= rows * d, "rmsNorm: operand sizes")
+        var y = [Float](unsafeUninitializedCapacity: rows * d) { _, n in n = rows * d }
+        x.withUnsafeBufferPointer { xp in
+            w.withUnsafeBufferPointer { wp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    for r in 0..<rows {
+                        let xr = xp.baseAddress! + r * d, yr = yp.baseAddress! + r * d
+                        var ss: Float = 0
+                        for k in 0..<d { ss += xr[k] * xr[k] }
+                        let inv = 1 / (ss / Float(d) + eps).squareRoot()
+                        for k in 0..<d { yr[k] = wp[k] * (xr[k] * inv) }
+                    }
+                }
+            }
         }
         return y
     }
@@ -68,43 +91,65 @@ public enum Kernels {
         }
     }
 
-    /// Causal softmax attention for one head: scores = q·kᵀ·scale (sgemm), softmax in f32, · v (sgemm).
-    /// q `[·, heads, dk]`, k `[·, kvHeads, dk]`, v `[·, kvHeads, dv]`, out `[·, heads, dv]`.
-    /// `window`: each position sees only the last `window` positions (itself included), as transformers'
-    /// sliding-window mask. `sink`: a learned logit that joins each row's softmax and whose share is dropped
-    /// (gpt-oss), so the row's probabilities sum to less than one.
-    static func attentionHead(q: [Float], k: [Float], v: [Float], rows: Range<Int>, head: Int, kvHead: Int, heads: Int, kvHeads: Int,
-                              dk: Int, dv: Int, scale: Float, window: Int? = nil, sink: Float? = nil, out: UnsafeMutablePointer<Float>) {
-        let n = rows.count, r0 = rows.lowerBound
-        guard n > 0 else { return }
-        // The head's rows are strided views of q/k/v (leading dimension = all heads' width): sgemm reads them in
-        // place and writes the output rows in place, no gathers.
-        var s = [Float](repeating: 0, count: n * n)
+    /// Query rows per attention task: causal rows differ in work, so small fixed blocks balance the cores.
+    static let attentionBlock = 64
+
+    /// Causal softmax attention of every head of every sequence: `out[t] = Σ_j softmax_j(scale · q[t]·k[j]) · v[j]`
+    /// over j ≤ t (and j > t − `window` with a sliding window), query head `h` reading key/value head
+    /// `h / (heads / kvHeads)`; `sinks[h]`: a logit that joins head h's softmax and whose share is dropped (gpt-oss).
+    /// q `[rows, heads, dk]`, k `[rows, kvHeads, dk]`, v `[rows, kvHeads, dv]`; returns `[rows, heads, dv]`.
+    /// Tasks are (sequence, head, block of 64 query rows), each computing its rows' scores, softmax (f32) and
+    /// weighted values in one pass (`ck_attention_rows`: no context × context matrix); results do not depend on the
+    /// blocks or the worker count.
+    public static func attention(q: [Float], k: [Float], v: [Float], segments: [(start: Int, length: Int)], heads: Int, kvHeads: Int,
+                                 dk: Int, dv: Int, scale: Float, window: Int? = nil, sinks: [Float]? = nil) -> [Float] {
+        let rows = segments.reduce(0) { max($0, $1.start + $1.length) }
+        precondition(q.count >= rows * heads * dk && k.count >= rows * kvHeads * dk && v.count >= rows * kvHeads * dv
+                     && (sinks?.count ?? heads) >= heads, "attention: operand sizes")
+        var out = [Float](unsafeUninitializedCapacity: rows * heads * dv) { _, n in n = rows * heads * dv }
+        var tasks: [(segment: Int, head: Int, r0: Int)] = []
+        for (i, s) in segments.enumerated() {
+            for h in 0..<heads { for r0 in stride(from: 0, to: s.length, by: attentionBlock) { tasks.append((i, h, r0)) } }
+        }
         q.withUnsafeBufferPointer { qp in
             k.withUnsafeBufferPointer { kp in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(dk), scale,
-                            qp.baseAddress! + (r0 * heads + head) * dk, Int32(heads * dk),
-                            kp.baseAddress! + (r0 * kvHeads + kvHead) * dk, Int32(kvHeads * dk), 0, &s, Int32(n))
+                v.withUnsafeBufferPointer { vp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        let p = UncheckedSendable((qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!))
+                        parallelFor(tasks.count) { i in
+                            let (qb, kb, vb, ob) = p.value
+                            let (seg, head, r0) = tasks[i]
+                            let (start, length) = segments[seg]
+                            let kvHead = head / (heads / kvHeads)
+                            withUnsafePointer(to: sinks?[head] ?? 0) { sink in
+                                ck_attention_rows(qb + (start * heads + head) * dk, heads * dk, kb + (start * kvHeads + kvHead) * dk, kvHeads * dk,
+                                                  vb + (start * kvHeads + kvHead) * dv, kvHeads * dv, ob + (start * heads + head) * dv, heads * dv,
+                                                  dk, dv, r0, min(r0 + attentionBlock, length), scale, window ?? 0, sinks == nil ? nil : sink)
+                            }
+                        }
+                    }
+                }
             }
         }
-        s.withUnsafeMutableBufferPointer { sp in
-            for t in 0..<n {
-                let row = sp.baseAddress! + t * n
-                let first = window.map { max(0, t - $0 + 1) } ?? 0
-                var m = sink ?? -Float.infinity
-                for j in first...t { m = max(m, row[j]) }
-                var sum: Float = 0
-                for j in first...t { let e = expf(row[j] - m); row[j] = e; sum += e }
-                if let sink { sum += expf(sink - m) }
-                let inv = 1 / sum
-                for j in first...t { row[j] *= inv }
-                if first > 0 { row.update(repeating: 0, count: first) }
-                if t + 1 < n { (row + t + 1).update(repeating: 0, count: n - t - 1) }
+        return out
+    }
+
+    /// Causal softmax attention for one head of one sequence (rows `rows` of the batch), written into `out`
+    /// `[·, heads, dv]`; `window` and `sink` as in `attention`, which runs every head of every sequence.
+    static func attentionHead(q: [Float], k: [Float], v: [Float], rows: Range<Int>, head: Int, kvHead: Int, heads: Int, kvHeads: Int,
+                              dk: Int, dv: Int, scale: Float, window: Int? = nil, sink: Float? = nil, out: UnsafeMutablePointer<Float>) {
+        let r0 = rows.lowerBound
+        guard rows.count > 0 else { return }
+        q.withUnsafeBufferPointer { qp in
+            k.withUnsafeBufferPointer { kp in
+                v.withUnsafeBufferPointer { vp in
+                    withUnsafePointer(to: sink ?? 0) { s in
+                        ck_attention_rows(qp.baseAddress! + (r0 * heads + head) * dk, heads * dk, kp.baseAddress! + (r0 * kvHeads + kvHead) * dk,
+                                          kvHeads * dk, vp.baseAddress! + (r0 * kvHeads + kvHead) * dv, kvHeads * dv, out + (r0 * heads + head) * dv,
+                                          heads * dv, dk, dv, 0, rows.count, scale, window ?? 0, sink == nil ? nil : s)
+                    }
+                }
             }
-        }
-        v.withUnsafeBufferPointer { vp in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(dv), Int32(n), 1, s, Int32(n),
-                        vp.baseAddress! + (r0 * kvHeads + kvHead) * dv, Int32(kvHeads * dv), 0, out + (r0 * heads + head) * dv, Int32(heads * dv))
         }
     }
 
@@ -145,8 +190,23 @@ public enum Kernels {
     public static func swigluActivation(_ x: [Float], gate: [Float], up: [Float], rows: Int, hidden: Int, inner: Int) -> [Float] {
         var g = linear(x, gate, rows: rows, inputs: hidden, outputs: inner)
         let u = linear(x, up, rows: rows, inputs: hidden, outputs: inner)
-        for i in g.indices { let a = g[i]; g[i] = a / (1 + expf(-a)) * u[i] }
+        siluMultiply(&g, u)
         return g
+    }
+
+    /// g ← silu(g) · u elementwise (vectorized exp, `ck_silu_mul`), in parallel over fixed 64 Ki-element chunks.
+    public static func siluMultiply(_ g: inout [Float], _ u: [Float]) {
+        precondition(u.count >= g.count, "siluMultiply: operand sizes")
+        let n = g.count, chunk = 1 << 16
+        g.withUnsafeMutableBufferPointer { gp in
+            u.withUnsafeBufferPointer { up in
+                let p = UncheckedSendable((gp.baseAddress, up.baseAddress))
+                parallelFor((n + chunk - 1) / chunk) { c in
+                    let (g, u) = p.value
+                    ck_silu_mul(g! + c * chunk, u! + c * chunk, min(chunk, n - c * chunk))
+                }
+            }
+        }
     }
 
     /// gpt-oss's expert activation on `g = gate·x + b`, `u = up·x + b` (in place into `g`): gate clamped to

@@ -57,17 +57,8 @@ extension ReferenceModel {
                 for i in 0..<rope { q[qb + nope + i] = qRot[(t * H + hd) * rope + i]; k[qb + nope + i] = kRot[t * rope + i] }
             }
         }
-        var out = [Float](repeating: 0, count: n * H * vd)
-        let scale = attentionScale(qkHeadDim: qk)
-        BLAS.useSingleThreadedKernels()
-        out.withUnsafeMutableBufferPointer { o in
-            let base = UncheckedSendable(o.baseAddress!)
-            parallelFor(batch.segments.count * H) { i in
-                let (start, len) = batch.segments[i / H], head = i % H
-                Kernels.attentionHead(q: q, k: k, v: v, rows: start..<(start + len), head: head, kvHead: head, heads: H, kvHeads: H,
-                                      dk: qk, dv: vd, scale: scale, out: base.value)
-            }
-        }
+        let out = Kernels.attention(q: q, k: k, v: v, segments: batch.segments, heads: H, kvHeads: H, dk: qk, dv: vd,
+                                    scale: attentionScale(qkHeadDim: qk))
         observer?(.output, out, n)
         preOutput?(out)
         return Kernels.linear(out, w.o, rows: n, inputs: H * vd, outputs: h)

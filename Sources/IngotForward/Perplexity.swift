@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import IngotCore
 
@@ -45,23 +46,29 @@ public enum Perplexity {
         // Windows go through the layers together, a group at a time (each layer's weights decoded once per group).
         let group = 8
         var hidden: [[Float]] = []
+        var logits: [Float] = []  // one buffer for every window's logits
         for (w, start) in starts.enumerated() {
             let window = Array(tokens[start..<(start + context)])
             if w % group == 0 {
                 let upto = min(starts.count, w + group)
                 hidden = try model.finalHidden(starts[w..<upto].map { Array(tokens[$0..<($0 + context)]) })
             }
-            let logits = try model.logits(hidden: hidden[w % group], rows: context, head: head)
+            try model.logits(hidden: hidden[w % group], rows: context, head: head, into: &logits)
             // Score positions whose target is new: all of the first window, the last `step` of later ones.
             let firstScored = (w == 0 || step == context) ? 0 : context - 1 - step
-            var nll = 0.0
-            for t in firstScored..<(context - 1) {
-                let row = logits[(t * V)..<((t + 1) * V)]
-                let m = Double(row.max()!)
-                var sum = 0.0
-                for v in row { sum += exp(Double(v) - m) }
-                nll += (m + log(sum)) - Double(row[row.startIndex + window[t + 1]])
+            // −log softmax(target) per scored position, rows in parallel, summed in position order.
+            let scored = firstScored..<(context - 1)
+            var losses = [Double](repeating: 0, count: scored.count)
+            logits.withUnsafeBufferPointer { lp in
+                losses.withUnsafeMutableBufferPointer { out in
+                    let p = UncheckedSendable((lp.baseAddress!, out.baseAddress!))
+                    parallelFor(scored.count) { i in
+                        let t = scored.lowerBound + i, row = p.value.0 + t * V
+                        p.value.1[i] = ck_logsumexp(row, V) - Double(row[window[t + 1]])
+                    }
+                }
             }
+            let nll = losses.reduce(0, +)
             result.windows.append(.init(start: start, predictions: context - 1 - firstScored, nll: nll))
             progress.update((w + 1) * context)
         }

@@ -6,7 +6,7 @@ import IngotModel
 
 /// Reference CPU forward pass of a decoder-only transformer (Llama/Mistral, Mixtral, Qwen3-MoE, DeepSeek-V3,
 /// Qwen3-Next / Qwen3.5-MoE): fp32
-/// activations, weights decoded to f32 per use, `cblas_sgemm` for every matrix product, eager attention as HF
+/// activations, weights decoded to f32 per use, `Kernels.linear` (CKernels) for every matrix product, eager attention as HF
 /// transformers computes it. Memory: one layer's weights and activations at a time plus the weights' mmap.
 public final class ReferenceModel: @unchecked Sendable {
     public let config: ModelConfig
@@ -97,7 +97,14 @@ public final class ReferenceModel: @unchecked Sendable {
 
     /// Logits `[rows, vocab]` from final hidden states.
     public func logits(hidden: [Float], rows: Int, head: [Float]? = nil) throws -> [Float] {
-        Kernels.linear(hidden, try head ?? outputHead(), rows: rows, inputs: config.hiddenSize, outputs: config.vocabSize)
+        var y: [Float] = []
+        try logits(hidden: hidden, rows: rows, head: head, into: &y)
+        return y
+    }
+
+    /// `logits(hidden:rows:head:)` into `y`, reusing its storage across calls (windows) of the same size.
+    public func logits(hidden: [Float], rows: Int, head: [Float]? = nil, into y: inout [Float]) throws {
+        Kernels.linear(hidden, try head ?? outputHead(), rows: rows, inputs: config.hiddenSize, outputs: config.vocabSize, into: &y)
     }
 
     /// cos/sin tables `[n, rotaryDim]` for default RoPE, computed in f32 as transformers does.

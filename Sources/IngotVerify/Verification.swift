@@ -68,12 +68,13 @@ public enum Verification {
         let headA = try original.outputHead(), headB = try quantized.outputHead()
         progress.begin("verify", total: starts.count * context, unit: .tokens)
         let group = 8
+        var la: [Float] = [], lb: [Float] = []  // each window's logits, buffers reused across windows
         for g in stride(from: 0, to: starts.count, by: group) {
             let windows = starts[g..<min(starts.count, g + group)].map { Array(tokens[$0..<($0 + context)]) }
             let ha = try original.finalHidden(windows), hb = try quantized.finalHidden(windows)
             for (k, window) in windows.enumerated() {
-                let la = try original.logits(hidden: ha[k], rows: context, head: headA)
-                let lb = try quantized.logits(hidden: hb[k], rows: context, head: headB)
+                try original.logits(hidden: ha[k], rows: context, head: headA, into: &la)
+                try quantized.logits(hidden: hb[k], rows: context, head: headB, into: &lb)
                 var rows = [TokenMetrics](repeating: TokenMetrics(), count: context - 1)
                 rows.withUnsafeMutableBufferPointer { out in
                     let o = UncheckedSendable(out)

@@ -1,3 +1,4 @@
+import CKernels
 import IngotCore
 import IngotFormats
 
@@ -61,11 +62,7 @@ public struct FP8Quantizer: Sendable {
                 var c = 0
                 while c < columns {
                     let n = min(run, columns - c), s = qq.scales[qq.scaleIndex(r, c)]
-                    switch R {
-                    case .bf16: QuantKernels.fp8Run(RoundBF16.self, base + c, n, scale: s, limit: lim, e4m3: e4m3, into: out + c)
-                    case .f16: QuantKernels.fp8Run(RoundF16.self, base + c, n, scale: s, limit: lim, e4m3: e4m3, into: out + c)
-                    case .f32: QuantKernels.fp8Run(RoundF32.self, base + c, n, scale: s, limit: lim, e4m3: e4m3, into: out + c)
-                    }
+                    ck_quant_fp8_run(base + c, n, s, lim, e4m3 ? 1 : 0, R.kernelRounding, out + c)
                     c += n
                 }
             }

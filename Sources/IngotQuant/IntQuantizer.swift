@@ -1,3 +1,4 @@
+import CKernels
 import IngotCore
 import IngotFormats
 
@@ -25,15 +26,11 @@ public struct IntQuantizer: Sendable {
         self.convention = convention
     }
 
-    /// Dispatches the compressed-tensors element loop to the rounding of `precision`.
+    /// The compressed-tensors element loop in `precision` (`ck_quant_ct_group`, bit-identical to `QuantKernels.ctGroup`).
     @inline(__always)
     func precisionKernel(_ p: ComputePrecision, _ x: UnsafePointer<Float>, _ n: Int, _ s: Float, _ zp: Float, _ qmin: Float,
                          _ qmax: Float, _ offset: Float, _ out: UnsafeMutablePointer<UInt8>) {
-        switch p {
-        case .bf16: QuantKernels.ctGroup(RoundBF16.self, x, n, scale: s, zero: zp, qmin: qmin, qmax: qmax, offset: offset, into: out)
-        case .f16: QuantKernels.ctGroup(RoundF16.self, x, n, scale: s, zero: zp, qmin: qmin, qmax: qmax, offset: offset, into: out)
-        case .f32: QuantKernels.ctGroup(RoundF32.self, x, n, scale: s, zero: zp, qmin: qmin, qmax: qmax, offset: offset, into: out)
-        }
+        ck_quant_ct_group(x, n, s, zp, qmin, qmax, offset, p.kernelRounding, out)
     }
 
     /// Quantizes `weights` (`[rows, columns]`, values as stored in the checkpoint) computed in `precision`.

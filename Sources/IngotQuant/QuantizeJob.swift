@@ -1,3 +1,4 @@
+import CKernels
 import IngotCore
 import IngotFormats
 
@@ -134,9 +135,7 @@ public struct QuantizeJob {
                 throw ExportJob.Failure.unsupported(tensor: t.name, reason: "4-bit rows must have an even number of columns")
             }
             codeBytes = [UInt8](unsafeUninitializedCapacity: q.codes.count / 2) { packed, n in
-                q.codes.withUnsafeBufferPointer { c in
-                    for i in 0..<packed.count { packed[i] = c[2 * i] & 0xF | (c[2 * i + 1] & 0xF) << 4 }
-                }
+                q.codes.withUnsafeBufferPointer { c in ck_pack_nibbles(c.baseAddress, packed.count, packed.baseAddress) }
                 n = packed.count
             }
         }

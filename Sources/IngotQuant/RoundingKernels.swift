@@ -1,3 +1,4 @@
+import CKernels
 import IngotCore
 
 /// Compile-time rounding to a storage precision, so quantizer loops specialize per precision and vectorize.
@@ -38,6 +39,7 @@ extension ComputePrecision {
 /// Hot loops of the quantizers, generic over the rounding so each precision gets its own specialized code.
 enum QuantKernels {
     /// compressed-tensors element step: `u = round(clamp(R(R(x/s) + zp), qmin, qmax)) + offset` for a group.
+    /// The reference of `ck_quant_ct_group` (which the quantizers call).
     /// `1.5 · 2²³`: adding it rounds a float of magnitude < 2²² to an integer (ties to even, the default FP
     /// rounding mode) and leaves that integer in the low mantissa bits; used instead of `rounded()`, which is a
     /// libm call on baseline x86-64 and blocks vectorization.
@@ -57,15 +59,7 @@ enum QuantKernels {
     @inline(__always)
     static func minMax(_ x: UnsafePointer<Float>, _ n: Int) -> (Float, Float, Bool) {
         var mn = Float.infinity, mx = -Float.infinity
-        var special: UInt32 = 0
-        for i in 0..<n {
-            let v = x[i]
-            mn = v < mn ? v : mn
-            mx = v > mx ? v : mx
-            // exponent all ones: NaN or infinity (integer test, so the loop vectorizes)
-            special |= (v.bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0
-        }
-        if special != 0 {
+        if ck_min_max(x, n, &mn, &mx) != 0 {
             var lo = Float.infinity, hi = -Float.infinity
             for i in 0..<n where !x[i].isNaN { lo = min(lo, x[i]); hi = max(hi, x[i]) }
             return (lo, hi, true)
@@ -73,21 +67,10 @@ enum QuantKernels {
         return (mn, mx, false)
     }
 
-    /// Largest finite |x| of a run (NaN and infinities ignored), 0 for an empty run.
-    static func absMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var m0 = UInt32(0), m1 = UInt32(0), m2 = UInt32(0), m3 = UInt32(0)
-        var i = 0
-        // On bit patterns: |x| orders like its unsigned bits, and every finite |x| is below 0x7F800000.
-        @inline(__always) func f(_ v: Float) -> UInt32 { let b = v.bitPattern & 0x7FFF_FFFF; return b < 0x7F80_0000 ? b : 0 }
-        while i + 4 <= n {
-            m0 = max(m0, f(x[i])); m1 = max(m1, f(x[i + 1])); m2 = max(m2, f(x[i + 2])); m3 = max(m3, f(x[i + 3]))
-            i += 4
-        }
-        while i < n { m0 = max(m0, f(x[i])); i += 1 }
-        return Float(bitPattern: max(max(m0, m1), max(m2, m3)))
-    }
+    /// Largest finite |x| of a run (NaN and infinities ignored), 0 for an empty run (`ck_abs_max`).
+    static func absMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float { ck_abs_max(x, n) }
 
-    /// FP8 element step: `code = fp8(clamp(R(x/s), ±max))`.
+    /// FP8 element step: `code = fp8(clamp(R(x/s), ±max))`. The reference of `ck_quant_fp8_run`.
     @inline(__always)
     static func fp8Run<R: Rounding>(_ r: R.Type, _ x: UnsafePointer<Float>, _ n: Int, scale s: Float, limit: Float, e4m3: Bool,
                                     into out: UnsafeMutablePointer<UInt8>) {
@@ -97,4 +80,9 @@ enum QuantKernels {
             for i in 0..<n { out[i] = FP8Codec.encodeE5M2(min(max(R.round(x[i] / s), -limit), limit)) }
         }
     }
+}
+
+extension ComputePrecision {
+    /// The `rounding` argument of the CKernels quantizer loops.
+    var kernelRounding: Int32 { Int32(self == .bf16 ? CK_BF16 : self == .f16 ? CK_F16 : CK_F32) }
 }

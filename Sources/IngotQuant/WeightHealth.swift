@@ -1,3 +1,4 @@
+import CKernels
 import IngotCore
 
 /// What is wrong with a weight before it is quantized: NaN/Inf values, all-zero rows and groups, denormals,
@@ -38,38 +39,31 @@ public struct WeightHealth: Sendable, Equatable {
     static func scanRows(_ v: UnsafeBufferPointer<Float>, rows: Range<Int>, columns: Int, groupSize g: Int, fp8Max: Float?) -> WeightHealth {
         var h = WeightHealth()
         let limit = fp8Max ?? .infinity
-        v.withMemoryRebound(to: UInt32.self) { bits in
-            for r in rows {
-                var rowZero = true
-                var c = 0
-                while c < columns {
-                    let n = min(g, columns - c), lo = r * columns + c
-                    var nonzero: UInt32 = 0, special: UInt32 = 0, maxMagnitude: UInt32 = 0
+        for r in rows {
+            var rowZero = true
+            var c = 0
+            while c < columns {
+                let n = min(g, columns - c), lo = r * columns + c
+                // OR of magnitudes, any exponent all ones (NaN, infinity) or all zeros with a mantissa (denormal),
+                // largest magnitude: `ck_scan_group`, vectorized.
+                var nonzero: UInt32 = 0, special: UInt32 = 0, maxMagnitude: UInt32 = 0
+                ck_scan_group(v.baseAddress! + lo, n, &nonzero, &special, &maxMagnitude)
+                if special != 0 {
                     for i in lo..<(lo + n) {
-                        let m = bits[i] & 0x7FFF_FFFF
-                        nonzero |= m
-                        // Exponent all ones (NaN, infinity) or all zeros with a mantissa (denormal).
-                        let e = m & 0x7F80_0000
-                        special |= (e == 0x7F80_0000 || (e == 0 && m != 0)) ? 1 : 0
-                        maxMagnitude = max(maxMagnitude, m)
+                        let x = v[i]
+                        if x.isNaN { h.nan += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
+                        else if x.isInfinite { h.infinite += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
+                        else if x.isSubnormal { h.denormal += 1 }
                     }
-                    if special != 0 {
-                        for i in lo..<(lo + n) {
-                            let x = v[i]
-                            if x.isNaN { h.nan += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
-                            else if x.isInfinite { h.infinite += 1; if h.firstNonFinite == nil { h.firstNonFinite = i } }
-                            else if x.isSubnormal { h.denormal += 1 }
-                        }
-                    }
-                    // Finite magnitudes order like their bit patterns; only then is the per-value count needed.
-                    if fp8Max != nil, Float(bitPattern: min(maxMagnitude, 0x7F7F_FFFF)) > limit {
-                        for i in lo..<(lo + n) where v[i].isFinite && v[i].magnitude > limit { h.beyondFP8 += 1 }
-                    }
-                    if nonzero == 0 { h.zeroGroups += 1 } else { rowZero = false }
-                    c += n
                 }
-                if rowZero { h.zeroRows += 1 }
+                // Finite magnitudes order like their bit patterns; only then is the per-value count needed.
+                if fp8Max != nil, Float(bitPattern: min(maxMagnitude, 0x7F7F_FFFF)) > limit {
+                    for i in lo..<(lo + n) where v[i].isFinite && v[i].magnitude > limit { h.beyondFP8 += 1 }
+                }
+                if nonzero == 0 { h.zeroGroups += 1 } else { rowZero = false }
+                c += n
             }
+            if rowZero { h.zeroRows += 1 }
         }
         return h
     }

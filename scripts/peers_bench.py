@@ -9,7 +9,9 @@ program (zstd, llama-quantize, llama-perplexity) the row's peak RSS is that prog
 Every row reads its input from the page cache (the parent reads the model once first); Ingot's rows do too.
 Every row that writes a file fsyncs it inside its timed region, as Ingot's crash-safe writes do.
 
-usage: peers_bench.py --model DIR --text FILE [--eval-tokens 2048] [--ctx 512] [--threads 2] [--awq-model DIR]
+usage: peers_bench.py --model DIR --text FILE [--eval-tokens 2048] [--ctx 512] [--long-ctx 2048] [--threads 2]
+                      [--moe-model DIR --moe-text FILE] [--moe-ctx 256] [--moe-tokens 2048]
+                      [--synthetic-moe DIR --synthetic-tokens IDS.json] [--awq-model DIR]
                       [--calib-text FILE] [--calib-samples 32] [--calib-seq-len 256] [--skip ROW]... [--llama-cpp BIN]
                       [--work DIR]
        peers_bench.py --table ingot.json peers.json     (the markdown table scripts/compare-peers prints)
@@ -29,13 +31,18 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROWS = ["load", "convert", "pack", "unpack", "rtn-int4", "fp8-e4m3", "forward", "calibrate+awq"]
+ROWS = ["load", "convert", "pack", "unpack", "decode", "rtn-int4", "fp8-e4m3", "forward", "forward-long", "forward-moe",
+        "forward-moe-synthetic", "calibrate+awq"]
 PEERS = [("load", "safetensors"), ("convert", "safetensors+torch"), ("pack", "zstd -3"), ("pack", "zipnn"),
-         ("unpack", "zstd -3"), ("unpack", "zipnn"), ("rtn-int4", "numpy"), ("rtn-int4", "llama.cpp Q4_0"),
-         ("fp8-e4m3", "torch"), ("forward", "transformers"), ("forward", "llama.cpp"), ("calibrate+awq", "llm-compressor")]
+         ("unpack", "zstd -3"), ("unpack", "zipnn"), ("decode", "zipnn"), ("rtn-int4", "numpy"), ("rtn-int4", "llama.cpp Q4_0"),
+         ("fp8-e4m3", "torch"), ("forward", "transformers"), ("forward", "llama.cpp"), ("forward", "llama.cpp f16"),
+         ("forward-long", "transformers"), ("forward-long", "llama.cpp"), ("forward-long", "llama.cpp f16"),
+         ("forward-moe", "transformers"), ("forward-moe-synthetic", "transformers"), ("calibrate+awq", "llm-compressor")]
 WHAT = {"load": "read every tensor", "convert": "bf16 → f32 safetensors file", "pack": "lossless, data section",
-        "unpack": "decompress to file", "rtn-int4": "INT4 quantization → file", "fp8-e4m3": "FP8 E4M3 per channel → file",
-        "forward": "fp32 perplexity", "calibrate+awq": "AWQ INT4 asym g64"}
+        "unpack": "decompress to file", "decode": "decompress in memory", "rtn-int4": "INT4 quantization → file",
+        "fp8-e4m3": "FP8 E4M3 per channel → file", "forward": "fp32 perplexity", "forward-long": "fp32 perplexity, one long window",
+        "forward-moe": "fp32 perplexity, MoE", "forward-moe-synthetic": "fp32 perplexity, synthetic MoE",
+        "calibrate+awq": "AWQ INT4 asym g64"}
 
 
 def header(path):
@@ -165,6 +172,18 @@ def row_unpack(a, tool):
     return res
 
 
+def row_decode(a, tool):
+    # ZipNN's decompress of the packed data section from memory into memory (the file read is not timed)
+    packed = os.path.join(a.work, "data.znn")
+    with open(packed, "rb") as f:
+        data = f.read()
+    z = zipnn_codec(a)
+    t = time.perf_counter()
+    out = z.decompress(data)
+    secs = time.perf_counter() - t
+    return dict(seconds=secs, bytes_in=len(out), bytes_out=len(data), note="GB/s of decoded bytes")
+
+
 def rtn_int4(w, group):
     """quant_numpy.py's RTN INT4 (asymmetric, compressed-tensors formulas) on one f32 [rows, cols] array; a last group
     shorter than `group` is quantized on its own (as Ingot does). Returns packed nibbles, scales, zero points."""
@@ -242,43 +261,60 @@ def row_fp8(a, tool):
                 bytes_out=size)
 
 
-def eval_ids(a):
-    from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(os.path.join(a.model, "tokenizer.json"))
-    ids = tok.encode(open(a.text, encoding="utf-8").read(), add_special_tokens=False).ids
-    return ids[: a.eval_tokens // a.ctx * a.ctx]
+def forward_setup(a, row):
+    """(model dir, text or None, ids file or None, ctx, token budget) of a forward row."""
+    if row == "forward":
+        return a.model, a.text, None, a.ctx, a.eval_tokens
+    if row == "forward-long":
+        return a.model, a.text, None, a.long_ctx, a.long_ctx
+    if row == "forward-moe":
+        return a.moe_model, a.moe_text or a.text, None, a.moe_ctx, a.moe_tokens
+    return a.synthetic_moe, None, a.synthetic_tokens, a.moe_ctx, a.moe_tokens
+
+
+def eval_ids(model, text, ids_file, ctx, budget):
+    if ids_file:
+        ids = json.load(open(ids_file))
+    else:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+        ids = tok.encode(open(text, encoding="utf-8").read(), add_special_tokens=False).ids
+    return ids[: budget // ctx * ctx]
 
 
 def row_forward(a, tool):
+    model, text, ids_file, ctx, budget = forward_setup(a, a.row)
     if tool == "transformers":
         # fp32, eager attention, non-overlapping windows of ctx; each window predicts its ctx-1 next tokens (as Ingot)
         import torch
         from transformers import AutoModelForCausalLM
-        ids = torch.tensor(eval_ids(a)).view(-1, a.ctx)
+        ids = torch.tensor(eval_ids(model, text, ids_file, ctx, budget)).view(-1, ctx)
         t = time.perf_counter()
-        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation="eager").eval()
+        m = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32, attn_implementation="eager").eval()
         load = time.perf_counter() - t
         nll, n = 0.0, 0
         t = time.perf_counter()
         with torch.inference_mode():
             for w in ids:
-                logits = model(w[None]).logits[0, :-1].float()
+                logits = m(w[None]).logits[0, :-1].float()
                 nll += float(torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum"))
                 n += w.numel() - 1
         secs = time.perf_counter() - t
         return dict(seconds=secs, tokens=ids.numel(), note=f"ppl {math.exp(nll / n):.4f} (model load {load:.1f} s)")
-    # llama.cpp on the F32 GGUF: it tokenizes the text itself (same tokenizer, no BOS for this vocab) and takes the
-    # first chunks*ctx tokens. Its PPL scores only the second half of each window, so it is not the same number.
-    chunks = a.eval_tokens // a.ctx
-    _, rss, text = run_tool([os.path.join(a.llama_cpp, "llama-perplexity"), "-m", os.path.join(a.work, "model-f32.gguf"),
-                             "-f", a.text, "-c", str(a.ctx), "-b", str(a.ctx), "--chunks", str(chunks), "-t", str(a.threads)])
+    # llama.cpp on the F32 or F16 GGUF: it tokenizes the text itself (same tokenizer, no BOS for this vocab) and takes
+    # the first chunks*ctx tokens. Its PPL scores only the second half of each window (and computes the output head
+    # only there), so it is not the same number.
+    chunks = budget // ctx
+    gguf = os.path.join(a.work, "model-f16.gguf" if tool.endswith("f16") else "model-f32.gguf")
+    _, rss, out = run_tool([os.path.join(a.llama_cpp, "llama-perplexity"), "-m", gguf, "-f", text, "-c", str(ctx), "-b", str(ctx),
+                            "--chunks", str(chunks), "-t", str(a.threads)])
     # time = from its "calculating perplexity" log line to its "Final estimate" line (log timestamps, m.ss.mmm.uuu):
     # the windows' forward passes and their scoring, without model load and tokenization
     stamp = r"(\d+)\.(\d+)\.(\d+)\.(\d+) I "
-    t0 = re.search(stamp + r"perplexity: calculating perplexity over (\d+) chunks, n_ctx=(\d+)", text)
-    t1 = re.search(stamp + r"Final estimate: PPL = ([\d.]+)", text)
+    t0 = re.search(stamp + r"perplexity: calculating perplexity over (\d+) chunks, n_ctx=(\d+)", out)
+    t1 = re.search(stamp + r"Final estimate: PPL = ([\d.]+)", out)
     if not (t0 and t1):
-        raise RuntimeError("unexpected llama-perplexity output: " + text[-400:])
+        raise RuntimeError("unexpected llama-perplexity output: " + out[-400:])
     sec = lambda m: int(m.group(1)) * 60 + int(m.group(2)) + int(m.group(3)) / 1e3 + int(m.group(4)) / 1e6
     return dict(seconds=sec(t1) - sec(t0), tokens=int(t0.group(5)) * int(t0.group(6)), peak_rss_mb=rss,
                 note=f"ppl {t1.group(5)} (scores the 2nd half of each window only)")
@@ -321,8 +357,9 @@ def row_awq(a, tool):
                      "no file written)")
 
 
-ROW_FN = {"load": row_load, "convert": row_convert, "pack": row_pack, "unpack": row_unpack, "rtn-int4": row_rtn,
-          "fp8-e4m3": row_fp8, "forward": row_forward, "calibrate+awq": row_awq}
+ROW_FN = {"load": row_load, "convert": row_convert, "pack": row_pack, "unpack": row_unpack, "decode": row_decode,
+          "rtn-int4": row_rtn, "fp8-e4m3": row_fp8, "forward": row_forward, "forward-long": row_forward, "forward-moe": row_forward,
+          "forward-moe-synthetic": row_forward, "calibrate+awq": row_awq}
 
 
 def child(a):
@@ -343,7 +380,7 @@ def prepare(a, wanted, log):
     # parent's memory until exec, and exec records it), so the parent must stay small.
     src = os.path.join(a.model, "model.safetensors")
     _, start = header(src)
-    pack = {"pack", "unpack"} & wanted
+    pack = {"pack", "unpack", "decode"} & wanted
     with open(src, "rb") as f, open(os.path.join(a.work, "data.bin") if pack else os.devnull, "wb") as out:
         f.seek(start)  # copy the data section for the pack rows; this also warms the page cache for every row
         while chunk := f.read(1 << 22):
@@ -359,8 +396,9 @@ def prepare(a, wanted, log):
         stub = os.path.join(a.work, "stub"); os.makedirs(stub, exist_ok=True)
         open(os.path.join(stub, "sentencepiece.py"), "w").write("SentencePieceProcessor = None\n")
         env = dict(os.environ, PYTHONPATH=stub)
-        for row, typ in (("rtn-int4", "bf16"), ("forward", "f32")):
-            if row in wanted:
+        llama_forward = {"forward", "forward-long"} & wanted
+        for typ, needed in (("bf16", "rtn-int4" in wanted), ("f32", llama_forward), ("f16", llama_forward)):
+            if needed:
                 log(f"converting to {typ} GGUF (untimed)")
                 subprocess.run([sys.executable, conv, a.model, "--outtype", typ, "--outfile",
                                 os.path.join(a.work, f"model-{typ}.gguf")], check=True, env=env,
@@ -378,7 +416,9 @@ def parent(a):
     try:
         prepare(a, wanted, log)
         for row, tool in PEERS:
-            if row not in wanted and not (row == "pack" and "unpack" in wanted):  # unpack needs pack's output
+            if row not in wanted and not (row == "pack" and {"unpack", "decode"} & wanted):  # they need pack's output
+                continue
+            if row == "forward-moe" and not a.moe_model or row == "forward-moe-synthetic" and not a.synthetic_moe:
                 continue
             base = dict(row=row, tool=tool, what=WHAT[row], seconds=None, bytes_in=None, bytes_out=None, tokens=None,
                         peak_rss_mb=None, note=None)
@@ -416,7 +456,7 @@ def rate(r):
     """(value, unit) of a row's speed; higher is faster except for calibrate+awq (seconds)."""
     if r.get("seconds") is None:
         return None, ""
-    if r["row"] == "forward":
+    if r["row"].startswith("forward"):
         return (r["tokens"] / r["seconds"], "tok/s") if r.get("tokens") else (None, "")
     if r["row"] == "calibrate+awq":
         return r["seconds"], "s"
@@ -463,6 +503,13 @@ def main():
     ap.add_argument("--text")
     ap.add_argument("--eval-tokens", type=int, default=2048)
     ap.add_argument("--ctx", type=int, default=512)
+    ap.add_argument("--long-ctx", type=int, default=2048)
+    ap.add_argument("--moe-model")
+    ap.add_argument("--moe-text")
+    ap.add_argument("--moe-ctx", type=int, default=256)
+    ap.add_argument("--moe-tokens", type=int, default=2048)
+    ap.add_argument("--synthetic-moe")
+    ap.add_argument("--synthetic-tokens")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--awq-model", default=os.path.join(HERE, "..", "fixtures", "tiny-moe-austen"))
     ap.add_argument("--calib-text", default=os.path.join(HERE, "..", "fixtures", "texts", "emma.txt"))
@@ -482,10 +529,13 @@ def main():
     if a.row:
         return child(a)
     a.passthrough = ["--model", a.model, "--text", a.text, "--eval-tokens", str(a.eval_tokens), "--ctx", str(a.ctx),
+                     "--long-ctx", str(a.long_ctx), "--moe-ctx", str(a.moe_ctx), "--moe-tokens", str(a.moe_tokens),
                      "--threads", str(a.threads), "--awq-model", a.awq_model, "--calib-text", a.calib_text,
                      "--calib-samples", str(a.calib_samples), "--calib-seq-len", str(a.calib_seq_len)]
-    if a.llama_cpp:
-        a.passthrough += ["--llama-cpp", a.llama_cpp]
+    for flag, v in (("--moe-model", a.moe_model), ("--moe-text", a.moe_text), ("--synthetic-moe", a.synthetic_moe),
+                    ("--synthetic-tokens", a.synthetic_tokens), ("--llama-cpp", a.llama_cpp)):
+        if v:
+            a.passthrough += [flag, v]
     parent(a)
 
 

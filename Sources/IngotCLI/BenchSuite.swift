@@ -17,24 +17,34 @@ struct BenchSuite: ParsableCommand {
     @Option(help: "Evaluation text for the forward row.") var text: String
     @Option(help: "Tokens the forward row evaluates.") var evalTokens = 2048
     @Option(help: "Window length of the forward row.") var ctx = 512
+    @Option(help: "Window length of the forward-long row (one window of it, from the same text).") var longCtx = 2048
+    @Option(help: "MoE model for the forward-moe row (with tokenizer.json), e.g. fixtures/tiny-moe-austen.") var moeModel: String?
+    @Option(help: "Text for the forward-moe row (default: --text).") var moeText: String?
+    @Option(help: "Window length of the forward-moe row.") var moeCtx = 256
+    @Option(help: "Tokens the forward-moe row evaluates.") var moeTokens = 2048
+    @Option(help: "Synthetic MoE for the forward-moe-synthetic row (scripts/make_synthetic_moe.py: no tokenizer).") var syntheticMoe: String?
+    @Option(help: "JSON array of token ids for the forward-moe-synthetic row (one window of --moe-ctx per --moe-tokens).")
+    var syntheticTokens: String?
     @Option(help: "Model for the calibrate+awq row (default: MODEL).") var awqModel: String?
     @Option(help: "Calibration text for the calibrate+awq row (default: --text).") var calibText: String?
     @Option(help: "Calibration sequences.") var calibSamples = 32
     @Option(help: "Calibration sequence length.") var calibSeqLen = 256
     @OptionGroup var parallelism: ThreadOptions
     var threads: Int { parallelism.threads }
-    @Option(help: "Skip a row (load, convert, pack, unpack, rtn-int4, fp8-e4m3, forward, calibrate+awq). Repeatable.")
+    @Option(help: "Skip a row (load, convert, pack, unpack, decode, rtn-int4, fp8-e4m3, forward, forward-long, forward-moe, forward-moe-synthetic, calibrate+awq). Repeatable.")
     var skip: [String] = []
     @Option(help: "Scratch directory (default: a fresh one under /tmp, removed afterwards).") var work: String?
     @Flag(help: "Print JSON rows instead of the table.") var json = false
 
-    static let rowNames = ["load", "convert", "pack", "unpack", "rtn-int4", "fp8-e4m3", "forward", "calibrate+awq"]
+    static let rowNames = ["load", "convert", "pack", "unpack", "decode", "rtn-int4", "fp8-e4m3", "forward", "forward-long", "forward-moe",
+                           "forward-moe-synthetic", "calibrate+awq"]
 
     func validate() throws {
         for s in skip where !Self.rowNames.contains(s) { throw ValidationError("--skip '\(s)': rows are \(Self.rowNames.joined(separator: ", "))") }
-        guard evalTokens > 1, ctx > 1, calibSamples > 0, calibSeqLen > 1 else {
-            throw ValidationError("--eval-tokens, --ctx, --calib-samples and --calib-seq-len must be > 1")
+        guard evalTokens > 1, ctx > 1, longCtx > 1, moeCtx > 1, moeTokens > 1, calibSamples > 0, calibSeqLen > 1 else {
+            throw ValidationError("--eval-tokens, --ctx, --long-ctx, --moe-ctx, --moe-tokens, --calib-samples and --calib-seq-len must be > 1")
         }
+        guard (syntheticMoe == nil) == (syntheticTokens == nil) else { throw ValidationError("--synthetic-moe needs --synthetic-tokens, and back") }
     }
 
     func run() throws {
@@ -65,13 +75,21 @@ struct BenchSuite: ParsableCommand {
                                      bytesOut: fileSize(dir + "/f32.safetensors"), peakRSS: r.peakRSSMB))
                 try? FileManager.default.removeItem(atPath: dir + "/f32.safetensors")
             }
-            if want("pack") || want("unpack") {
+            if want("pack") || want("unpack") || want("decode") {
                 note("pack")
                 let r = try ChildRun.ingot(["pack", model, dir + "/packed.ingot", "--force", "--quiet"] + t, dir: dir)
                 let packed = fileSize(dir + "/packed.ingot")
                 if want("pack") {
                     rows.append(BenchRow(row: "pack", what: "lossless .ingot (zstd-3, byte planes)", seconds: r.seconds, bytesIn: modelBytes,
                                          bytesOut: packed, peakRSS: r.peakRSSMB))
+                }
+                if want("decode") {
+                    note("decode")
+                    let d = try ChildRun.ingot(["bench", "decode", dir + "/packed.ingot", "--repeat", "3", "--json"] + t, dir: dir)
+                    let j = try JSON.parse(Array(d.stdout.utf8))
+                    // Rate on the decoded bytes (what the reader gets), as the peer's row.
+                    rows.append(BenchRow(row: "decode", what: ".ingot → tensors in memory (best of 3)", seconds: j["seconds"]?.doubleValue ?? d.seconds,
+                                         bytesIn: j["bytes"]?.intValue, bytesOut: packed, peakRSS: d.peakRSSMB, note: "GB/s of decoded bytes"))
                 }
                 if want("unpack") {
                     note("unpack")
@@ -91,15 +109,27 @@ struct BenchSuite: ParsableCommand {
                                      bytesOut: fileSize(out), peakRSS: r.peakRSSMB))
                 try? FileManager.default.removeItem(atPath: out)
             }
-            if want("forward") {
-                note("forward")
-                let r = try ChildRun.ingot(["eval", model, "--text", text, "--max-tokens", String(evalTokens), "--ctx", String(ctx),
-                                            "--json", "--quiet"] + t, dir: dir)
+            /// One `ingot eval` child: tokens/s of its own timing (windows × ctx ÷ seconds), perplexity in the note.
+            func forward(_ row: String, _ what: String, model m: String, input: [String], ctx c: Int, tokens: Int) throws {
+                note(row)
+                let r = try ChildRun.ingot(["eval", m] + input + ["--max-tokens", String(tokens), "--ctx", String(c), "--json", "--quiet"] + t, dir: dir)
                 let j = try JSON.parse(Array(r.stdout.utf8))
                 let predictions = j["predictions"]?.intValue ?? 0, windows = j["windows"]?.arrayValue?.count ?? 0
-                rows.append(BenchRow(row: "forward", what: "fp32 perplexity, ctx \(ctx)", seconds: j["seconds"]?.doubleValue ?? r.seconds,
-                                     tokens: predictions + windows, peakRSS: r.peakRSSMB,
-                                     note: String(format: "ppl %.4f", j["perplexity"]?.doubleValue ?? .nan)))
+                rows.append(BenchRow(row: row, what: what, seconds: j["seconds"]?.doubleValue ?? r.seconds, tokens: predictions + windows,
+                                     peakRSS: r.peakRSSMB, note: String(format: "ppl %.4f", j["perplexity"]?.doubleValue ?? .nan)))
+            }
+            if want("forward") { try forward("forward", "fp32 perplexity, ctx \(ctx)", model: model, input: ["--text", text], ctx: ctx, tokens: evalTokens) }
+            if want("forward-long") {
+                try forward("forward-long", "fp32 perplexity, one window of ctx \(longCtx)", model: model, input: ["--text", text], ctx: longCtx,
+                            tokens: longCtx)
+            }
+            if want("forward-moe"), let m = moeModel {
+                try forward("forward-moe", "fp32 perplexity of \(FileSystem.baseName(m)), ctx \(moeCtx)", model: m, input: ["--text", moeText ?? text],
+                            ctx: moeCtx, tokens: moeTokens)
+            }
+            if want("forward-moe-synthetic"), let m = syntheticMoe, let ids = syntheticTokens {
+                try forward("forward-moe-synthetic", "fp32 perplexity of \(FileSystem.baseName(m)), ctx \(moeCtx)", model: m,
+                            input: ["--tokens-json", ids], ctx: moeCtx, tokens: moeTokens)
             }
             if want("calibrate+awq") {
                 note("calibrate+awq")
@@ -170,13 +200,13 @@ struct BenchRow {
 
     var cells: [String] {
         let rate: String
-        if row == "forward", let n = tokens { rate = String(format: "%.0f tok/s", Double(n) / seconds) }
+        if row.hasPrefix("forward"), let n = tokens { rate = String(format: "%.0f tok/s", Double(n) / seconds) }
         else if row == "calibrate+awq" { rate = "" }
         else if let b = bytesIn { rate = String(format: "%.2f GB/s", Double(b) / seconds / 1e9) }
         else { rate = "" }
         var quality = note ?? ""
         if row == "pack", let i = bytesIn, let o = bytesOut { quality = String(format: "%.1f%% of input", 100 * Double(o) / Double(i)) }
-        else if row != "forward", row != "calibrate+awq", let o = bytesOut { quality = Format.bytes(o) }
+        else if !row.hasPrefix("forward"), row != "calibrate+awq", let o = bytesOut { quality = Format.bytes(o) }
         return [row, what, String(format: "%.2f", seconds), rate, quality, String(format: "%.0f MB", peakRSS)]
     }
 }

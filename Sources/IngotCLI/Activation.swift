@@ -5,13 +5,18 @@ import IngotCore
 import IngotFormats
 import IngotQuant
 
-/// Calibration-driven options of `quantize` and `export`: `--scheme awq-int4` and `--activations static`.
+/// Calibration-driven options of `quantize` and `export`: `--scheme awq-int4` / `gptq-int4`, `--rounding gptq` and
+/// `--activations static`.
 struct ActivationAwareOptions: ParsableArguments {
     @Option(help: "Calibration file from 'ingot calibrate' (for awq-int4 and --activations static).") var calib: String?
     @Option(help: "Calibrate in-process on this data instead of --calib.") var data: String?
     @Option(help: "FP8 activations: dynamic (per token, at runtime) or static (per-tensor input_scale from calibration).")
     var activations = "dynamic"
     @Flag(help: "AWQ without the clip search.") var noClip = false
+    @Option(help: "Rounding after awq-int4's transform: rtn (to nearest) or gptq (error-compensating, on the calibration inputs' Hessian). gptq-int4 always rounds with gptq.")
+    var rounding: QuantScheme.Rounding?
+    @Option(help: "GPTQ: Hessian dampening, a fraction of its mean diagonal.") var gptqDampening = 0.01
+    @Flag(help: "GPTQ: round columns by decreasing Hessian diagonal (act-order, groups kept).") var gptqActOrder = false
     @Option(help: "Write AWQ's per-mapping losses as JSON here.") var awqLog: String?
     @Flag(help: "Use a calibration made for a different checkpoint (fingerprints differ).") var ignoreFingerprint = false
     @OptionGroup var calibration: CalibrationOptions
@@ -19,6 +24,7 @@ struct ActivationAwareOptions: ParsableArguments {
     func validate() throws {
         guard activations == "dynamic" || activations == "static" else { throw ValidationError("--activations must be dynamic or static") }
         guard calib == nil || data == nil else { throw ValidationError("give --calib or --data, not both") }
+        guard gptqDampening >= 0, gptqDampening.isFinite else { throw ValidationError("--gptq-dampening must be a finite number ≥ 0") }
     }
 
     /// Loads (or computes) the calibration for `model`, checking it was made for this checkpoint.
@@ -30,30 +36,35 @@ struct ActivationAwareOptions: ParsableArguments {
         return cal
     }
 
-    /// The source to quantize: the checkpoint itself, or AWQ's transformed weights (computed layer by layer as the
-    /// writer reads them; call `finish` afterwards for the summary and log).
-    func prepare(model: String, plan: inout QuantizationPlan, awq: Bool, quiet: Bool, layerOrdered: Bool) throws
-        -> (source: TensorSource, metadata: [(key: String, value: JSON)], awq: StreamingAWQSource?) {
+    /// The source to quantize: the checkpoint itself, or AWQ's transformed weights and/or GPTQ's rounding (computed
+    /// layer by layer as the writer reads them; call `finish` afterwards for the summary and log).
+    func prepare(model: String, plan: inout QuantizationPlan, scheme: QuantScheme, quiet: Bool, layerOrdered: Bool) throws
+        -> (source: TensorSource, metadata: [(key: String, value: JSON)], outcome: ActivationAware.Outcome?) {
+        let awq = scheme.transform == .awq
+        let rounding = try scheme.rounding(self.rounding)
         let src = try OpenedModel.quantizationSource(path: model)
-        guard awq || activations == "static" else { return (src, [], nil) }
+        guard awq || rounding == .gptq || activations == "static" else { return (src, [], nil) }
         let opened = try OpenedModel(path: model)
         let cal = try loadCalibration(opened, quiet: quiet)
-        let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq,
+        let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq, rounding: rounding,
+                                            gptq: GPTQ(dampening: gptqDampening, actOrder: gptqActOrder),
                                             staticActivations: activations == "static", clip: !noClip, layerOrderedWriter: layerOrdered)
         let starved = cal.starvedExperts
         if !starved.isEmpty {
             printWarning("\(starved.count) experts had fewer than \(cal.settings.minExpertTokens) routed calibration tokens " +
                          "(listed by 'ingot calibrate'); " + (cal.settings.starved == .rtn ? "they are quantized round-to-nearest" : "they use all-token statistics"))
         }
-        return (o.source, o.metadata, o.awq)
+        return (o.source, o.metadata, o)
     }
 
-    /// After the writer finished: AWQ's summary line and `--awq-log`.
-    func finish(_ stream: StreamingAWQSource?, quiet: Bool) throws {
-        guard let stream else { return }
-        let r = stream.result
-        if !quiet { emitAWQSummary(r) }
-        if let path = awqLog { try OutputFile.writeText(r.json.serialized(pretty: true) + "\n", to: path) }
+    /// After the writer finished: AWQ's and GPTQ's summary lines and `--awq-log`.
+    func finish(_ outcome: ActivationAware.Outcome?, quiet: Bool) throws {
+        if let stream = outcome?.awq {
+            let r = stream.result
+            if !quiet { emitAWQSummary(r) }
+            if let path = awqLog { try OutputFile.writeText(r.json.serialized(pretty: true) + "\n", to: path) }
+        }
+        if let gptq = outcome?.gptq, !quiet { FileHandle.standardError.write(Data((gptq.summary + "\n").utf8)) }
     }
 
     func emitAWQSummary(_ r: AWQ.Result) {

@@ -11,6 +11,8 @@ extension QuantScheme: ExpressibleByArgument {
     public static var allValueStrings: [String] { all.map(\.name) }
 }
 
+extension QuantScheme.Rounding: ExpressibleByArgument {}
+
 /// Quantization options shared by `quantize` and `export`.
 struct QuantOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Quantization scheme: \(QuantScheme.all.map { "\($0.name) (\($0.summary))" }.joined(separator: ", ")).",
@@ -83,7 +85,7 @@ struct QuantOptions: ParsableArguments {
 /// directory, the compressed-tensors layout.
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Quantize a checkpoint (RTN INT4/INT8, FP8) into .ingot or a compressed-tensors directory.")
+        abstract: "Quantize a checkpoint (RTN, AWQ or GPTQ INT4, INT8, FP8) into .ingot or a compressed-tensors directory.")
 
     @Argument(help: "Source checkpoint.") var model: String
     @Option(name: .shortAndLong, help: "Output: X.ingot, or a directory (compressed-tensors layout).") var output: String
@@ -103,8 +105,8 @@ struct Quantize: ParsableCommand {
                 throw ValidationError("--shard writes .ingot shards: use -o NAME.ingot, then `ingot merge` and `ingot export`")
             }
             var plan = try quant.plan()
-            let (src, calibrationMeta, awqStream) = try acts.prepare(model: model, plan: &plan, awq: quant.isAWQ, quiet: out.quiet,
-                                                                     layerOrdered: output.hasSuffix(".ingot"))
+            let (src, calibrationMeta, calibrated) = try acts.prepare(model: model, plan: &plan, scheme: quant.scheme, quiet: out.quiet,
+                                                                      layerOrdered: output.hasSuffix(".ingot"))
             let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
             let records: [ExportRecord]
             if output.hasSuffix(".ingot") {
@@ -124,7 +126,7 @@ struct Quantize: ParsableCommand {
                 job.progress = TerminalProgress.make(quiet: out.quiet)
                 records = try job.run()
             }
-            try acts.finish(awqStream, quiet: out.quiet)
+            try acts.finish(calibrated, quiet: out.quiet)
             try quant.emitReport(records, quiet: out.quiet)
     }
 }
@@ -157,7 +159,7 @@ struct Export: ParsableCommand {
             var plan = try quant.plan()
             if format == .autoawq { plan.defaults.convention = .autoawq }
             if format == .fp8 { plan.defaults = QuantizationPlan.Settings(scheme: .fp8E4M3); plan.defaults.fp8Granularity = .block }
-            let (src, _, awqStream) = try acts.prepare(model: source, plan: &plan, awq: quant.isAWQ, quiet: out.quiet, layerOrdered: false)
+            let (src, _, calibrated) = try acts.prepare(model: source, plan: &plan, scheme: quant.scheme, quiet: out.quiet, layerOrdered: false)
             let dir = FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source)
             var job = ExportJob(source: src, modelDirectory: source.hasSuffix(".ingot") ? nil : dir, format: format, plan: plan,
                                 destination: output)
@@ -167,7 +169,7 @@ struct Export: ParsableCommand {
             job.progress = TerminalProgress.make(quiet: out.quiet)
             if source.hasSuffix(".ingot") { job.storedCompanions = try src.storedCompanionFiles() }
             let records = try job.run()
-            try acts.finish(awqStream, quiet: out.quiet)
+            try acts.finish(calibrated, quiet: out.quiet)
             try quant.emitReport(records, quiet: out.quiet)
     }
 

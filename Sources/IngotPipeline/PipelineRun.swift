@@ -67,7 +67,7 @@ public struct PipelineRun {
         // quantize
         let model = out + "/model.ingot"
         let q = recipe.quantize
-        let usesCalibration = q.awq || q.activations == "static"
+        let usesCalibration = q.usesCalibration
         let qKey = stageKey("quantize", [("settings", recipe.json["quantize"] ?? .null), ("model", .string(fingerprint)),
                                          ("calibration", usesCalibration ? .string(calibrationHash ?? "") : .null)])
         outcome.stages.append(try stage("quantize", key: qKey, outputs: [model]) {
@@ -78,7 +78,7 @@ public struct PipelineRun {
             if usesCalibration {
                 let cal = try CalibrationArtifact.read(out + "/calibration.ingot", lazySamples: true)
                 let o = try ActivationAware.prepare(checkpoint: opened.quantizationSource, model: opened.model, calibration: cal, plan: &plan, awq: q.awq,
-                                                    staticActivations: q.activations == "static", clip: q.clip)
+                                                    rounding: q.rounding, staticActivations: q.activations == "static", clip: q.clip)
                 source = o.source
                 meta += o.metadata
                 stream = o.awq

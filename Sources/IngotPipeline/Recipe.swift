@@ -14,7 +14,8 @@ import Yams
 /// output: out/tiny-moe-awq
 /// calibration: {data: ../fixtures/texts/emma.txt, samples: 64, seq_len: 256, seed: 42}
 /// quantize:
-///   scheme: awq-int4          # a QuantScheme name: rtn-int4 | awq-int4 | rtn-int8 | fp8-e4m3 | fp8-e5m2 | …
+///   scheme: awq-int4          # a QuantScheme name: rtn-int4 | awq-int4 | gptq-int4 | rtn-int8 | fp8-e4m3 | …
+///   rounding: gptq            # after awq-int4's transform: rtn (default) or gptq
 ///   group_size: 64
 ///   ignore: ["re:.*layers\\.0\\..*"]
 ///   overrides: [{pattern: "re:.*down_proj", scheme: rtn-int8}]
@@ -37,7 +38,10 @@ public struct Recipe: Sendable {
         public var plan: QuantizationPlan
         public var activations = "dynamic"
         public var clip = true
+        public var rounding: QuantScheme.Rounding = .nearest
         public var awq: Bool { scheme.transform == .awq }
+        /// Whether the step reads the calibration (AWQ, GPTQ rounding or static activations).
+        public var usesCalibration: Bool { awq || rounding == .gptq || activations == "static" }
     }
 
     public struct VerifyStep: Sendable {
@@ -186,7 +190,7 @@ public struct Recipe: Sendable {
             calibration = step
         }
         guard let q = try keys(root["quantize"], "quantize", ["scheme", "group_size", "symmetric", "convention", "fp8_granularity",
-                                                              "activations", "clip", "ignore", "overrides"]) else {
+                                                              "activations", "clip", "rounding", "ignore", "overrides"]) else {
             throw bad("quantize", "is required")
         }
         /// The step's (or an override's, over `base`) settings from its keys.
@@ -232,6 +236,11 @@ public struct Recipe: Sendable {
             qs.activations = a
         }
         qs.clip = try bool(q, "clip", "quantize") ?? true
+        let rounding = try str(q, "rounding", "quantize").map {
+            guard let r = QuantScheme.Rounding(rawValue: $0) else { throw bad("quantize.rounding", "must be rtn or gptq") }
+            return r
+        }
+        do { qs.rounding = try qs.scheme.rounding(rounding) } catch { throw bad("quantize.rounding", "\(error)") }
         quantize = qs
         if (qs.scheme.needsCalibration || qs.activations == "static") && calibration == nil {
             throw bad("calibration", "is required by \(qs.scheme.needsCalibration ? qs.scheme.name : "static activations")")

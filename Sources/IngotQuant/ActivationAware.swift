@@ -24,6 +24,8 @@ public enum ActivationAware {
         public var metadata: [(key: String, value: JSON)]
         /// AWQ's streaming source (its `result` is complete once the writer has read every tensor).
         public var awq: StreamingAWQSource?
+        /// GPTQ's rounding source (its `log` is complete once the writer has read every tensor).
+        public var gptq: GPTQSource?
     }
 
     /// Refuses a calibration whose model fingerprint differs from `model`'s.
@@ -33,10 +35,12 @@ public enum ActivationAware {
         guard have == want else { throw Failure.fingerprint(calibration: want, model: have) }
     }
 
-    /// `awq`: transform the weights; `staticActivations`: add FP8 input scales to `plan`. `layerOrderedWriter`:
-    /// the consumer reads tensors in storage order (QuantizeJob), so one layer at a time is kept.
+    /// `awq`: transform the weights; `rounding`: `.gptq` rounds the plan's default-scheme linears with GPTQ (after
+    /// AWQ's transform when both); `staticActivations`: add FP8 input scales to `plan`. `layerOrderedWriter`: the
+    /// consumer reads tensors in storage order (QuantizeJob), so one layer at a time is kept.
     public static func prepare(checkpoint: TensorSource, model: ReferenceModel, calibration cal: Calibration, plan: inout QuantizationPlan,
-                               awq: Bool, staticActivations: Bool, clip: Bool = true, layerOrderedWriter: Bool = true,
+                               awq: Bool, rounding: QuantScheme.Rounding = .nearest, gptq: GPTQ = GPTQ(), staticActivations: Bool,
+                               clip: Bool = true, layerOrderedWriter: Bool = true,
                                progress: ProgressReporter = SilentProgress()) throws -> Outcome {
         var meta: [(key: String, value: JSON)] = [("calibration", .object(cal.provenance + [("tokens", .int(cal.tokens))]))]
         if staticActivations {
@@ -48,15 +52,26 @@ public enum ActivationAware {
             plan.activationScales = try StaticActivationScales.compute(model: model, calibration: cal, format: format)
             meta.append(("activations", .string("static")))
         }
-        guard awq else { return Outcome(source: checkpoint, metadata: meta, awq: nil) }
+        guard awq || rounding == .gptq else { return Outcome(source: checkpoint, metadata: meta, awq: nil, gptq: nil) }
         let s = plan.defaults
-        guard case .int(let bits) = s.scheme.codes else { throw Failure.wrongScheme("AWQ needs an INT scheme") }
-        var job = AWQ(model: model, calibration: cal, quantizer: IntQuantizer(bits: bits, groupSize: s.groupSize,
-                                                                              symmetric: s.symmetric, convention: s.convention))
-        job.clip = clip
-        job.progress = progress
-        meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(clip))])))
-        let stream = try StreamingAWQSource(base: checkpoint, awq: job, retainAllLayers: !layerOrderedWriter)
-        return Outcome(source: stream, metadata: meta, awq: stream)
+        guard let quantizer = s.intQuantizer else { throw Failure.wrongScheme("\(awq ? "AWQ" : "GPTQ") needs an INT scheme") }
+        var source = checkpoint
+        var stream: StreamingAWQSource?
+        if awq {
+            var job = AWQ(model: model, calibration: cal, quantizer: quantizer)
+            job.clip = clip
+            job.progress = progress
+            meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(clip))])))
+            stream = try StreamingAWQSource(base: checkpoint, awq: job, retainAllLayers: !layerOrderedWriter)
+            source = stream!
+        }
+        var rounder: GPTQSource?
+        if rounding == .gptq {
+            rounder = try GPTQSource(base: source, model: model, calibration: cal, scheme: s.scheme, gptq: gptq, awq: stream)
+            source = rounder!
+            meta.append(("gptq", .object([("block_size", .int(gptq.blockSize)), ("dampening", .double(gptq.dampening)),
+                                          ("act_order", .bool(gptq.actOrder))])))
+        }
+        return Outcome(source: source, metadata: meta, awq: stream, gptq: rounder)
     }
 }

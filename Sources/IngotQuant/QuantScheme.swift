@@ -21,23 +21,36 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         case awq
     }
 
+    /// How the codes are rounded from the (transformed) weights.
+    public enum Rounding: String, Sendable, Hashable, CaseIterable {
+        /// Round to nearest, each weight on its own.
+        case nearest = "rtn"
+        /// GPTQ's error-compensating rounding on the calibration inputs' Hessian (`GPTQ`).
+        case gptq
+    }
+
     public let name: String
     public let codes: Codes
     /// Input columns per scale group when none is given (nil: one group per row, or the FP8 granularity decides).
     public let defaultGroupSize: Int?
     public let transform: Transform?
+    /// The rounding the scheme uses unless asked otherwise (`rounding(_:)`).
+    public let rounding: Rounding
     /// One line for `--help` and error messages.
     public let summary: String
 
-    public init(name: String, codes: Codes, defaultGroupSize: Int? = nil, transform: Transform? = nil, summary: String) {
+    public init(name: String, codes: Codes, defaultGroupSize: Int? = nil, transform: Transform? = nil, rounding: Rounding = .nearest,
+                summary: String) {
         self.name = name; self.codes = codes; self.defaultGroupSize = defaultGroupSize; self.transform = transform
-        self.summary = summary
+        self.rounding = rounding; self.summary = summary
     }
 
     public static let rtnInt4 = QuantScheme(name: "rtn-int4", codes: .int(bits: 4), defaultGroupSize: 128,
                                             summary: "INT4 round-to-nearest, groups of 128")
     public static let awqInt4 = QuantScheme(name: "awq-int4", codes: .int(bits: 4), defaultGroupSize: 128, transform: .awq,
                                             summary: "INT4 after AWQ (needs --calib or --data)")
+    public static let gptqInt4 = QuantScheme(name: "gptq-int4", codes: .int(bits: 4), defaultGroupSize: 128, rounding: .gptq,
+                                             summary: "INT4 with GPTQ's error-compensating rounding (needs --calib or --data)")
     public static let rtnInt8 = QuantScheme(name: "rtn-int8", codes: .int(bits: 8), defaultGroupSize: 128,
                                             summary: "INT8 round-to-nearest, groups of 128")
     public static let fp8E4M3 = QuantScheme(name: "fp8-e4m3", codes: .fp8(.e4m3), summary: "FP8 E4M3")
@@ -45,7 +58,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
     public static let none = QuantScheme(name: "none", codes: .kept, summary: "kept in full precision")
 
     /// Every scheme, in the order help texts list them.
-    public static let all: [QuantScheme] = [.rtnInt4, .awqInt4, .rtnInt8, .fp8E4M3, .fp8E5M2, .none]
+    public static let all: [QuantScheme] = [.rtnInt4, .awqInt4, .gptqInt4, .rtnInt8, .fp8E4M3, .fp8E5M2, .none]
 
     public init?(name: String) {
         guard let s = Self.all.first(where: { $0.name == name }) else { return nil }
@@ -81,7 +94,15 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
     public var isInteger: Bool { if case .int = codes { true } else { false } }
 
     /// Whether calibration data is needed to apply the scheme.
-    public var needsCalibration: Bool { transform != nil }
+    public var needsCalibration: Bool { transform != nil || rounding == .gptq }
+
+    /// The rounding a run uses when `requested` is asked for (nil: the scheme's own). GPTQ rounding can follow
+    /// AWQ's transform; otherwise a scheme rounds only its own way.
+    public func rounding(_ requested: Rounding?) throws -> Rounding {
+        guard let r = requested, r != rounding else { return rounding }
+        guard r == .gptq, transform == .awq else { throw Failure.rounding(scheme: name, rounding: r.rawValue) }
+        return r
+    }
 
     /// The dtype the codes are stored in, in an `.ingot` file.
     public var codeDType: DType? {
@@ -106,12 +127,14 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         case modifier(spec: String, modifier: String)
         case wholeModel(String)
         case groupSize(spec: String)
+        case rounding(scheme: String, rounding: String)
         public var description: String {
             switch self {
             case .unknown(let n): "unknown scheme '\(n)' (use \(QuantScheme.names))"
             case let .modifier(s, m): "'\(s)': unknown modifier '\(m)' (use gN, channel, sym or asym)"
-            case .wholeModel(let n): "\(n) transforms the whole model; override with a round-to-nearest scheme"
+            case .wholeModel(let n): "\(n) needs calibration over the whole model; override with a round-to-nearest scheme"
             case .groupSize(let s): "'\(s)': the group size must be positive"
+            case let .rounding(s, r): "\(s) cannot round with \(r) (gptq rounding applies to awq-int4; gptq-int4 always rounds with GPTQ)"
             }
         }
     }
@@ -124,7 +147,7 @@ extension QuantizationPlan.Settings {
     public init(spec: String, base: QuantizationPlan.Settings) throws {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let scheme = try QuantScheme.named(parts[0])
-        if scheme.transform != nil { throw QuantScheme.Failure.wholeModel(scheme.name) }
+        if scheme.needsCalibration { throw QuantScheme.Failure.wholeModel(scheme.name) }
         self = base
         self.scheme = scheme
         let keepsGroup = scheme.isInteger && (base.scheme.isInteger || base.groupSize != nil)

@@ -22,6 +22,12 @@ public struct QuantizationPlan: Sendable {
 
         /// Input columns per scale group of a weight `columns` wide.
         public func groupWidth(columns: Int) -> Int { groupSize ?? columns }
+
+        /// The INT quantizer of these settings (nil for FP8 and kept weights).
+        public var intQuantizer: IntQuantizer? {
+            guard case .int(let bits) = scheme.codes else { return nil }
+            return IntQuantizer(bits: bits, groupSize: groupSize, symmetric: symmetric, convention: convention)
+        }
     }
 
     public var defaults: Settings

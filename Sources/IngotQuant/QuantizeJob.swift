@@ -1,6 +1,7 @@
 import CKernels
 import IngotCore
 import IngotFormats
+import IngotModel
 
 /// `ingot quantize … -o X.ingot`: quantizes a checkpoint into the native container, quantized tensors
 /// first-class (codes + scale/zero-point tensors + `QuantizationInfo`), everything else stored losslessly.
@@ -38,9 +39,8 @@ public struct QuantizeJob {
                                 settings s: QuantizationPlan.Settings) throws -> QuantizedWeight {
         let precision = ComputePrecision(dtype: dtype)
         switch s.scheme.codes {
-        case .int(let bits):
-            return IntQuantizer(bits: bits, groupSize: s.groupSize, symmetric: s.symmetric, convention: s.convention)
-                .quantize(values, rows: rows, columns: columns, precision: precision)
+        case .int:
+            return s.intQuantizer!.quantize(values, rows: rows, columns: columns, precision: precision)
         case .fp8(let format):
             return FP8Quantizer(format: format, granularity: s.fp8Granularity).quantize(values, rows: rows, columns: columns, precision: precision)
         case .kept:
@@ -123,7 +123,11 @@ public struct QuantizeJob {
             WeightHealth.scan($0, rows: rows, columns: cols, groupSize: s.groupSize, fp8Max: s.scheme.fp8Format?.maxValue)
         }
         if strict, !health.isClean { throw BadWeights(tensor: t.name, health: health) }
-        let q = try values.withUnsafeBufferPointer { try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
+        let rounded = try s.intQuantizer.flatMap {
+            try (source as? RoundedWeightSource)?.rounded(values, of: TensorRef(name: t.name), rows: rows, columns: cols, settings: s,
+                                                          quantizer: $0, precision: ComputePrecision(dtype: t.dtype))
+        }
+        let q = try rounded ?? values.withUnsafeBufferPointer { try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
         let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
         let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
                                     block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,

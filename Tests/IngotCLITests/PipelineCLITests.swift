@@ -61,6 +61,8 @@ import Testing
         for (text, message) in [("source: x\noutput: y\nquantize: {scheme: awq-int4}\n", "calibration"),
                                 ("source: x\noutput: y\nquantize: {scheme: rtn-int4, group_sise: 3}\n", "group_sise"),
                                 ("source: x\noutput: y\nquantize: {scheme: int3}\n", "scheme"),
+                                ("source: x\noutput: y\nquantize: {scheme: rtn-int4, rounding: gptq}\n", "'quantize.rounding' rtn-int4 cannot round with gptq"),
+                                ("source: x\noutput: y\nquantize: {scheme: gptq-int4}\n", "calibration"),
                                 ("source: [unclosed\n", "YAML")] {
             writeBytes(Array(text.utf8), to: dir.file("bad.yaml"))
             let r = try ingot(["run", dir.file("bad.yaml")])

@@ -177,28 +177,12 @@ struct LayerSearch {
         l = layer
         cal = awq.calibration.layers[layer]
         recipe = awq.model.config.awqRecipe(layer: layer)
-        w = try LayerWeights(model: awq.model, layer: layer, experts: false)
-        batch = SequenceBatch(lengths: awq.calibration.sampleLengths, model: awq.model)
-        let h = awq.model.config.hiddenSize
-        let sample = try awq.calibration.sample(layer: layer)
-        guard !sample.isEmpty else { throw AWQ.Failure.mismatch("layer \(layer) has no calibration sample") }
-        guard sample.count == batch.rows * h else {
-            throw AWQ.Failure.mismatch("layer \(layer)'s sample has \(sample.count) values, expected \(batch.rows) × \(h)")
-        }
-        let names = w.names, model = awq.model, config = awq.model.config
-        let first = recipe.linears.first { !AWQMapping.isExpertTemplate($0) }.flatMap { names.tensor(module: $0, config: config) }
-        precision = ComputePrecision(dtype: first.flatMap { model.source.info($0.name)?.dtype } ?? .f32)
-        // One pass of the layer records every non-expert site's input (experts are read one at a time).
-        var captured: [LinearSite: [Float]] = [:]
-        var x = sample
-        try model.decoderLayer(&x, w, batch, observer: { site, input, _ in
-            switch site {
-            case .expert, .expertDown: break
-            default: captured[site] = input
-            }
-        }, expert: { try model.expert($0, names: names) })
-        inputs = captured
-        if let mlpIn = captured[.mlp] { routing = awq.model.routing(mlpIn, w) }
+        let capture = try LayerCapture(model: awq.model, calibration: awq.calibration, layer: layer, recipe: recipe)
+        w = capture.weights
+        batch = capture.batch
+        precision = capture.precision
+        inputs = capture.inputs
+        routing = capture.routing
     }
 
     func fq(_ x: [Float], _ rows: Int, _ cols: Int) -> [Float] { awq.fakeQuantize(x, rows: rows, columns: cols, precision: precision) }

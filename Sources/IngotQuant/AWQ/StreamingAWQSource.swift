@@ -54,18 +54,7 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
 
     public func tensor(named name: String) throws -> TensorView {
         guard let l = layerOf[name], let info = tensors.first(where: { $0.name == name }) else { return try base.tensor(named: name) }
-        let result: AWQ.LayerResult = try {
-            lock.lock()
-            defer { lock.unlock() }
-            if let r = cache, r.layer == l { return r }
-            if let r = results[l], retainAll { return r }
-            let r = try awq.searchLayer(l)
-            cache = r
-            var logged = r
-            if !retainAll { logged.transform = LayerTransform() }  // the log is kept for the report; the transform only in the cache
-            results[l] = logged
-            return r
-        }()
+        let result = try layerResult(l)
         var values = try base.tensor(named: name).floats()
         result.transform.apply(tensor: name, values: &values, names: names[l], config: awq.model.config, columns: info.shape.last ?? 1)
         let buffer = TensorBuffer(uninitializedByteCount: info.byteCount)
@@ -73,6 +62,21 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
             try FloatCodecs.convert(src, from: .f32, to: info.dtype, into: buffer.storage, count: values.count)
         }
         return buffer.view(name: name, dtype: info.dtype, shape: info.shape, byteCount: info.byteCount)
+    }
+
+    /// Layer `l`'s search, run on first use (the latest layer's transform is cached; every layer's with
+    /// `retainAllLayers`).
+    public func layerResult(_ l: Int) throws -> AWQ.LayerResult {
+        lock.lock()
+        defer { lock.unlock() }
+        if let r = cache, r.layer == l { return r }
+        if let r = results[l], retainAll { return r }
+        let r = try awq.searchLayer(l)
+        cache = r
+        var logged = r
+        if !retainAll { logged.transform = LayerTransform() }  // the log is kept for the report; the transform only in the cache
+        results[l] = logged
+        return r
     }
 
     /// The searches run so far, in layer order (complete once every tensor has been read).

@@ -168,20 +168,36 @@ public struct ExportJob {
     /// Quantizes one weight (the runtime's own arithmetic) and returns the bytes of each output tensor.
     func quantize(_ w: ExportWeight, _ values: [Float]) throws -> [[UInt8]] {
         let s = w.settings!, rows = w.shape[0], cols = w.shape[1]
+        var cs = s
+        cs.convention = .compressedTensors
+        let rounding: (quantizer: IntQuantizer, precision: ComputePrecision)? = switch format {
+        case .autoawq: (IntQuantizer(bits: 4, groupSize: s.groupSize, symmetric: false, convention: .autoawq), .f16)
+        case .fp8: nil
+        case .compressedTensors: cs.intQuantizer.map { ($0, ComputePrecision(dtype: w.dtype)) }
+        }
+        if let (quantizer, precision) = rounding, let q = try rounded(w, values, quantizer: quantizer, precision: precision) {
+            return try package(w, q)
+        }
         let q: QuantizedWeight = try values.withUnsafeBufferPointer { v in
             switch format {
             case .autoawq:
-                return IntQuantizer(bits: 4, groupSize: s.groupSize, symmetric: false, convention: .autoawq)
-                    .quantize(v, rows: rows, columns: cols, precision: .f16)
+                return rounding!.quantizer.quantize(v, rows: rows, columns: cols, precision: .f16)
             case .fp8:
                 return FP8Quantizer(format: .e4m3, granularity: .block).quantize(v, rows: rows, columns: cols, precision: .f32)
-            default:
-                var cs = s
-                cs.convention = .compressedTensors
+            case .compressedTensors:
                 return try QuantizeJob.quantize(v, rows: rows, columns: cols, dtype: w.dtype, settings: cs)
             }
         }
         return try package(w, q)
+    }
+
+    /// The weight as a `RoundedWeightSource` rounds it (a fused expert's slice named by its elements), or nil.
+    func rounded(_ w: ExportWeight, _ values: [Float], quantizer: IntQuantizer, precision: ComputePrecision) throws -> QuantizedWeight? {
+        guard let r = source as? RoundedWeightSource, let s = w.settings else { return nil }
+        let width = w.dtype.byteWidth ?? 1
+        let whole = w.byteOffset == 0 && w.byteCount == source.info(w.source)?.byteCount
+        let ref = whole ? TensorRef(name: w.source) : TensorRef(name: w.source, slice: (w.byteOffset / width)..<((w.byteOffset + w.byteCount) / width))
+        return try r.rounded(values, of: ref, rows: w.shape[0], columns: w.shape[1], settings: s, quantizer: quantizer, precision: precision)
     }
 
     /// The bytes of each output tensor of a quantized weight (same order as `outputs`).

@@ -36,8 +36,8 @@ if args.b:
 if args.ingot_f32:
     # gguf-py's dequantization of every tensor of A, mapped to Hugging Face names independently of Ingot (llama.cpp's
     # names, the Q/K row interleave undone for llama, stacked experts split), against Ingot's decoded weights.
-    from safetensors.numpy import load_file
-    ours = load_file(args.ingot_f32)
+    from safetensors.torch import load_file  # numpy has no bfloat16; BF16 files dequantize to bf16 tensors
+    ours = {k: v.float().numpy() for k, v in load_file(args.ingot_f32).items()}
     arch = bytes(ra.fields["general.architecture"].parts[-1]).decode()
     def num(k): return int(ra.fields[f"{arch}.{k}"].parts[-1][0])
     heads = num("attention.head_count"); kv_heads = num("attention.head_count_kv") if f"{arch}.attention.head_count_kv" in ra.fields else heads

@@ -12,13 +12,20 @@ parameter (norm weights 1 + N(0, 0.1²), nonzero biases and sinks, expert weight
   tiny-gpt-oss-mxfp4/  the same model with its experts stored as MXFP4 (`*_blocks`, `*_scales`, quant_method mxfp4),
                        as openai/gpt-oss checkpoints are; same logits (checked by loading it with
                        Mxfp4Config(dequantize=True))
+  tiny-muse/           MuseGlimmerForConditionalGeneration (the only class with the lm_head, output_multiplier and the
+                       final soft-capping) with a one-layer vision tower: sliding and full layers, each with and
+                       without rotary (layer_rope_theta 0), gated attention, scaleless QK-norm times qk_scale_factor,
+                       centered (1 + w) sandwich norms with post_norm_eps, normed embeddings
+  tiny-gemma4/         Gemma4ForCausalLM: sliding (default rope) and full (proportional rope, own head_dim and kv heads,
+                       k = v) layers, kv sharing (the last two layers) with double-wide MLPs, per-layer embeddings, an
+                       MoE block beside every MLP, layer_scalar, final logit soft-capping
 
 Each directory holds config.json, model.safetensors, reference_logits.safetensors {input_ids int32 [1, N],
 logits f32 [1, N, vocab]} (row 0 of fixtures/peers/data/eval_text.safetensors, first N tokens) and reference.json
 with the perplexity transformers computes over all 16 rows of eval_text flattened (2048 tokens) in non-overlapping
 windows of CTX tokens, each scoring its CTX - 1 next-token predictions (as `ingot eval --ctx CTX` does).
 
-usage: make_family_fixtures.py   (from the repository root, in the peer venv: torch 2.13.0+cpu, transformers 5.17.0)
+usage: make_family_fixtures.py [FAMILY...]   (from the repository root, in the peer venv: torch 2.13.0+cpu, transformers 5.17.0)
 """
 import json
 import math
@@ -163,6 +170,53 @@ def gpt_oss():
     shutil.copy(f"{d}/reference.json", f"{q}/reference.json")
 
 
+def muse():
+    d = f"{OUT}/tiny-muse"
+    text = dict(COMMON, num_hidden_layers=4, intermediate_size=96, sliding_window=8, tie_word_embeddings=False,
+                layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+                layer_rope_theta=[10000.0, 10000.0, 0, 0], qk_scale_factor=2.5, output_multiplier=0.75,
+                final_logit_softcapping=4.0, post_norm_eps=1e-6, rms_norm_eps=1e-5)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, pos_emb_height=4, pos_emb_width=4)
+    cfg = transformers.MuseGlimmerConfig(text_config=text, vision_config=vision, out_hidden_size=128, projector_hidden_size=64)
+    torch.manual_seed(SEED)
+    model = transformers.MuseGlimmerForConditionalGeneration(cfg).to(torch.bfloat16).eval()
+    changes = randomize(model)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("embed_tokens.weight") or n.endswith("lm_head.weight"):
+                p.copy_(torch.randn(p.shape))  # logits large enough that the soft-cap (4) bends them
+    changes.append("embed_tokens, lm_head -> N(0,1)")
+    save(model, d)
+    write_reference(d, transformers.MuseGlimmerForConditionalGeneration, changes)
+
+
+def gemma4():
+    d = f"{OUT}/tiny-gemma4"
+    cfg = transformers.Gemma4TextConfig(
+        **dict(COMMON, pad_token_id=0), num_hidden_layers=6, intermediate_size=96, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"] * 3, global_head_dim=32, num_global_key_value_heads=1,
+        attention_k_eq_v=True, num_kv_shared_layers=2, use_double_wide_mlp=True, enable_moe_block=True, num_experts=4,
+        top_k_experts=2, moe_intermediate_size=32, hidden_size_per_layer_input=8, vocab_size_per_layer_input=2048,
+        final_logit_softcapping=5.0, tie_word_embeddings=True)
+    torch.manual_seed(SEED)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
+    changes = randomize(model)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("router.scale") or n.endswith("router.per_expert_scale"):
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape))
+        for n, b in model.named_buffers():
+            if n.endswith("layer_scalar"):
+                b.copy_(0.5 + torch.rand(b.shape))
+    changes += ["router.scale, router.per_expert_scale -> 1 + N(0,0.3^2)", "layer_scalar -> U(0.5,1.5)"]
+    save(model, d)
+    write_reference(d, None, changes)
+
+
+FAMILIES = {"gpt-oss": gpt_oss, "muse": muse, "gemma4": gemma4}
+
 if __name__ == "__main__":
+    import sys
     os.makedirs(OUT, exist_ok=True)
-    gpt_oss()
+    for f in sys.argv[1:] or FAMILIES:
+        FAMILIES[f]()

@@ -144,6 +144,8 @@ extension LinearSite {
         case "q_b_proj": self = .qLatent
         case "kv_b_proj": self = .kvLatent
         case "shared_experts.down_proj": self = .sharedDown
+        case "per_layer_input_gate": self = .perLayerGate
+        case "per_layer_projection": self = .perLayerProjection
         default:
             let p = name.split(separator: ".")
             guard p.count >= 2, p[0] == "expert", let e = Int(p[1]), e >= 0 else { return nil }

@@ -246,6 +246,8 @@ public enum CalibrationArtifact {
         case .qLatent: 4
         case .kvLatent: 5
         case .sharedDown: 6
+        case .perLayerGate: -2
+        case .perLayerProjection: -1
         case .expert(let e): 7 + 2 * e
         case .expertDown(let e): 8 + 2 * e
         }

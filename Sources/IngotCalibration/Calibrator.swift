@@ -33,16 +33,7 @@ public struct Calibrator {
         let localSample = max(0, min(mine.upperBound, sampleCount) - mine.lowerBound)
         let localSampleRows = lengths.prefix(localSample).reduce(0, +)
         let batch = SequenceBatch(lengths: lengths, model: model)
-        let embed = try model.weight(c.embedTokensName, [c.vocabSize, h])
-        var x = [Float](repeating: 0, count: batch.rows * h)
-        var r = 0
-        for seq in data.sequences[mine] {
-            for id in seq {
-                guard id >= 0 && id < c.vocabSize else { throw ReferenceModel.Failure.tokenOutOfRange(id) }
-                for k in 0..<h { x[r * h + k] = embed[id * h + k] }
-                r += 1
-            }
-        }
+        var x = try model.embed(Array(data.sequences[mine]), batch)
         progress.begin("calibrate", total: c.layers, unit: .items)
         var layers: [Calibration.Layer] = []
         for l in 0..<c.layers {
@@ -54,12 +45,9 @@ public struct Calibrator {
             var routing: Routing?
             let observer: LinearInputObserver = { site, input, rows in
                 stats[site, default: ActivationStats(width: input.count / max(rows, 1))].add(input, rows: rows)
-                if site == .mlp, !w.experts.isEmpty {
-                    mlpInput = input
-                    routing = model.route(input, router: w.router, bias: w.routerBias, rows: rows)
-                }
             }
-            model.decoderLayer(&x, w, batch, observer: observer, allExpertTokens: settings.expertMode == .allTokens)
+            model.decoderLayer(&x, w, batch, observer: observer, routingObserver: { mlpInput = $0; routing = $1 },
+                               allExpertTokens: settings.expertMode == .allTokens)
             // Down-projection input of expert e over every token (for starved experts under the all-tokens policy).
             let allTokenDown = { (e: Int) -> ActivationStats in
                 var d = ActivationStats(width: c.expertIntermediateSize)

@@ -22,6 +22,8 @@ public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
     case qLatent, kvLatent
     /// Shared experts' down_proj.
     case sharedDown
+    /// Gemma 4: per_layer_input_gate (the residual stream after the MLP) and per_layer_projection.
+    case perLayerGate, perLayerProjection
 
     public var description: String {
         switch self {
@@ -34,6 +36,8 @@ public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
         case .qLatent: "q_b_proj"
         case .kvLatent: "kv_b_proj"
         case .sharedDown: "shared_experts.down_proj"
+        case .perLayerGate: "per_layer_input_gate"
+        case .perLayerProjection: "per_layer_projection"
         }
     }
 }
@@ -41,19 +45,39 @@ public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
 /// Receives the input rows `[rows, width]` of every linear-layer group as the forward pass computes them.
 public typealias LinearInputObserver = (_ site: LinearSite, _ input: [Float], _ rows: Int) -> Void
 
+/// Receives an MoE block's expert input (every token) and its routing.
+public typealias RoutingObserver = (_ expertInput: [Float], _ routing: Routing) -> Void
+
+/// What one forward pass carries from layer to layer besides the hidden states (Gemma 4): per-layer inputs
+/// `[rows, layers · perLayerInputSize]` and the k/v of the layers later layers share.
+public final class ForwardState: @unchecked Sendable {
+    public var perLayerInputs: [Float] = []
+    public var sharedKV: [Int: (k: [Float], v: [Float])] = [:]
+    public init() {}
+}
+
 /// Several sequences packed as rows of one matrix: linears run over all rows, attention and RoPE per sequence.
 public struct SequenceBatch: Sendable {
     /// (first row, length) of each sequence.
     public let segments: [(start: Int, length: Int)]
     public let rows: Int
     let cos: [Float], sin: [Float]
+    /// cos/sin `[positions, dim]` of each distinct per-layer rotary.
+    let tables: [ModelConfig.Rotary: (cos: [Float], sin: [Float])]
+    public let state = ForwardState()
 
     public init(lengths: [Int], model: ReferenceModel) {
         var s: [(Int, Int)] = [], r = 0
         for n in lengths { s.append((r, n)); r += n }
         segments = s
         rows = r
-        (cos, sin) = model.rope(lengths.max() ?? 0)
+        let longest = lengths.max() ?? 0
+        (cos, sin) = model.rope(longest)
+        var t: [ModelConfig.Rotary: (cos: [Float], sin: [Float])] = [:]
+        for l in 0..<model.config.layers {
+            if let ro = model.rotary(layer: l), t[ro] == nil { t[ro] = Kernels.ropeTables(ro, positions: longest) }
+        }
+        tables = t
     }
 }
 
@@ -103,6 +127,18 @@ public struct LayerWeights: Sendable {
     /// Norm weights as multipliers: `1 + w` for zero-centred norms (`ModelConfig.normWeightOffset`).
     public var inputNorm: [Float], postNorm: [Float]
     public var q: [Float] = [], k: [Float] = [], v: [Float] = [], o: [Float] = []
+    /// Gemma 4's extras, decoded.
+    public struct Gemma4: Sendable {
+        public var perLayerGate: [Float] = [], perLayerProjection: [Float] = [], perLayerNorm: [Float] = []
+        public var layerScalar: Float = 1
+        public var routerScale: [Float] = [], routerExpertScale: [Float] = []
+        public var preExpertNorm: [Float] = [], postMLPNorm: [Float] = [], postExpertNorm: [Float] = []
+    }
+    /// Sandwich norms on the attention and MLP outputs.
+    public var attentionOutputNorm: [Float]?, mlpOutputNorm: [Float]?
+    /// Muse's `self_attn.gate_proj` `[heads · head_dim, hidden]`.
+    public var attentionGate: [Float]?
+    public var gemma4: Gemma4?
     /// Attention biases (`attention_bias`), nil when absent.
     public var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?, oBias: [Float]?
     /// Per-head sink logits (gpt-oss).
@@ -120,11 +156,14 @@ public struct LayerWeights: Sendable {
 
     /// `experts: false` leaves `experts` empty (load them one at a time with `ReferenceModel.expert`).
     public init(model m: ReferenceModel, layer l: Int, experts loadExperts: Bool = true) throws {
-        let c = m.config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads
+        let c = m.config, h = c.hiddenSize, d = c.headDim(layer: l), H = c.heads, KV = c.kvHeads(layer: l)
         let n = LayerNames(config: c, layer: l) { m.source.info($0) != nil }
         names = n
         inputNorm = try m.normWeight(n.inputNorm, [h])
         postNorm = try m.normWeight(n.postNorm, [h])
+        if let a = n.attentionOutputNorm { attentionOutputNorm = try m.normWeight(a, [h]) }
+        if let a = n.mlpOutputNorm { mlpOutputNorm = try m.normWeight(a, [h]) }
+        if let g = n.attentionGate { attentionGate = try m.weight(g, [H * d, h]) }
         if let ln = n.linearAttention, let g = c.linearAttention {
             linearAttention = try Self.linearAttention(m, ln, g)
         } else if let la = c.latentAttention, let ln = n.latent {
@@ -140,17 +179,19 @@ public struct LayerWeights: Sendable {
             o = try m.weight(n.o, [h, H * la.vHeadDim])
         } else {
             let gated = c.attentionOutputGate == .inQueryProjection ? 2 : 1
-            q = try m.weight(n.q, [H * d * gated, h]); k = try m.weight(n.k, [KV * d, h])
-            v = try m.weight(n.v, [KV * d, h]); o = try m.weight(n.o, [h, H * d])
+            q = try m.weight(n.q, [H * d * gated, h]); o = try m.weight(n.o, [h, H * d])
+            if !n.k.isEmpty { k = try m.weight(n.k, [KV * d, h]) }  // Gemma 4: none in kv-shared layers
+            if !n.v.isEmpty { v = try m.weight(n.v, [KV * d, h]) }  // none in those and in its k = v layers
         }
-        if let qn = n.qNorm, let kn = n.kNorm { qNorm = try m.normWeight(qn, [d]); kNorm = try m.normWeight(kn, [d]) }
+        if let qn = n.qNorm { qNorm = try m.normWeight(qn, [d]) }
+        if let kn = n.kNorm { kNorm = try m.normWeight(kn, [d]) }
         if let b = n.qBias { qBias = try m.weight(b, [H * d]) }
         if let b = n.kBias { kBias = try m.weight(b, [KV * d]) }
         if let b = n.vBias { vBias = try m.weight(b, [KV * d]) }
         if let b = n.oBias { oBias = try m.weight(b, [h]) }
         if let s = n.sinks { sinks = try m.weight(s, [H]) }
         if let g = n.gate, let u = n.up, let dn = n.down {
-            let i = c.intermediateSize
+            let i = c.intermediateSize(layer: l)
             gate = try m.weight(g, [i, h]); up = try m.weight(u, [i, h]); down = try m.weight(dn, [h, i])
         }
         if let r = n.router { router = try m.weight(r, [c.experts, h]) }
@@ -186,6 +227,18 @@ public struct LayerWeights: Sendable {
                 experts.append(e)
             }
         }
+        if let e = n.gemma4 {
+            var g = Gemma4()
+            if m.source.info(e.layerScalar) != nil { g.layerScalar = try m.weight(e.layerScalar, [1])[0] }
+            if let pg = e.perLayerGate, let pp = e.perLayerProjection, let pn = e.perLayerNorm, let p = c.gemma4?.perLayerInputSize {
+                g.perLayerGate = try m.weight(pg, [p, h]); g.perLayerProjection = try m.weight(pp, [h, p]); g.perLayerNorm = try m.weight(pn, [h])
+            }
+            if let rs = e.routerScale, let re = e.routerExpertScale, let a = e.preExpertNorm, let b = e.postMLPNorm, let cc = e.postExpertNorm {
+                g.routerScale = try m.weight(rs, [h]); g.routerExpertScale = try m.weight(re, [c.experts])
+                g.preExpertNorm = try m.weight(a, [h]); g.postMLPNorm = try m.weight(b, [h]); g.postExpertNorm = try m.weight(cc, [h])
+            }
+            gemma4 = g
+        }
         var fusedBias: (gu: [Float], dn: [Float])?
         for (x, b) in n.expertBiases.enumerated() where x < experts.count {
             switch b {
@@ -220,29 +273,53 @@ extension LayerWeights {
 }
 
 extension ReferenceModel {
-    /// One decoder layer in place on `x` (`[batch.rows, hidden]`), reporting linear inputs to `observer`.
+    /// One decoder layer in place on `x` (`[batch.rows, hidden]`), reporting linear inputs to `observer` and an
+    /// MoE block's expert input and routing to `routingObserver`.
     /// `allExpertTokens`: observers also see every expert run on every token (the layer output still uses routing).
-    public func decoderLayer(_ x: inout [Float], _ w: LayerWeights, _ batch: SequenceBatch,
-                             observer: LinearInputObserver? = nil, allExpertTokens: Bool = false) {
-        decoderLayer(&x, w, batch, observer: observer, allExpertTokens: allExpertTokens, expert: { w.experts[$0] })
+    public func decoderLayer(_ x: inout [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
+                             routingObserver: RoutingObserver? = nil, allExpertTokens: Bool = false) {
+        decoderLayer(&x, w, batch, observer: observer, routingObserver: routingObserver, allExpertTokens: allExpertTokens,
+                     expert: { w.experts[$0] })
     }
 
     /// The same with routed experts supplied one at a time by `expert` (loaded on demand, so a layer's experts need
     /// not all be in memory).
     public func decoderLayer(_ x: inout [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
-                             allExpertTokens: Bool = false, expert: (Int) throws -> LayerWeights.Expert) rethrows {
+                             routingObserver: RoutingObserver? = nil, allExpertTokens: Bool = false,
+                             expert: (Int) throws -> LayerWeights.Expert) rethrows {
         let c = config, n = batch.rows
         let hN = Kernels.rmsNorm(x, w.inputNorm, rows: n, eps: c.rmsNormEps)
-        let attn = tokenMixer(hN, w, batch, observer: observer)
+        var attn = tokenMixer(hN, w, batch, observer: observer)
+        if let on = w.attentionOutputNorm { attn = Kernels.rmsNorm(attn, on, rows: n, eps: c.outputNormEps) }
         for k in x.indices { x[k] += attn[k] }
         let h2 = Kernels.rmsNorm(x, w.postNorm, rows: n, eps: c.rmsNormEps)
         observer?(.mlp, h2, n)
-        let mlp = if let r = routing(h2, w) {
-            try moeBlock(h2, w, routing: r, observer: observer, allExpertTokens: allExpertTokens, expert: expert)
+        var mlp: [Float]
+        if let g = w.gemma4, !w.router.isEmpty {
+            // Gemma 4: the MLP and the MoE block side by side, each with its own output norm; the router and the
+            // experts' norm read the residual stream.
+            let dense = Kernels.rmsNorm(mlpBlock(h2, gate: w.gate, up: w.up, down: w.down, rows: n, observer: observer),
+                                        g.postMLPNorm, rows: n, eps: c.rmsNormEps)
+            let r = route(x, router: w.router, rows: n, routerScale: g.routerScale, expertScale: g.routerExpertScale)
+            let ex = Kernels.rmsNorm(x, g.preExpertNorm, rows: n, eps: c.rmsNormEps)
+            routingObserver?(ex, r)
+            mlp = Kernels.rmsNorm(try moeBlock(ex, w, routing: r, observer: observer, allExpertTokens: allExpertTokens, expert: expert),
+                                  g.postExpertNorm, rows: n, eps: c.rmsNormEps)
+            for k in mlp.indices { mlp[k] += dense[k] }
+        } else if let r = routing(h2, w) {
+            routingObserver?(h2, r)
+            mlp = try moeBlock(h2, w, routing: r, observer: observer, allExpertTokens: allExpertTokens, expert: expert)
         } else {
-            mlpBlock(h2, gate: w.gate, up: w.up, down: w.down, rows: n, observer: observer)
+            mlp = mlpBlock(h2, gate: w.gate, up: w.up, down: w.down, rows: n, observer: observer)
         }
+        if let on = w.mlpOutputNorm { mlp = Kernels.rmsNorm(mlp, on, rows: n, eps: c.outputNormEps) }
         for k in x.indices { x[k] += mlp[k] }
+        if let g = w.gemma4 {
+            if let p = c.gemma4?.perLayerInputSize, p > 0 {
+                perLayerInput(&x, g, layer: w.names.layer, width: p, batch, observer: observer)
+            }
+            if g.layerScalar != 1 { for k in x.indices { x[k] *= g.layerScalar } }
+        }
     }
 
     /// The routing of normed MoE input `x` by the layer's router (nil in dense layers).
@@ -257,13 +334,28 @@ extension ReferenceModel {
         return attentionBlock(x, w, batch, observer: observer, preOutput: preOutput)
     }
 
-    /// Self-attention on normed input `[rows, hidden]`: q/k/v, optional q/k norm, RoPE (on the first `rotaryDim`
-    /// dims of each head), causal GQA, optional sigmoid output gate, o_proj.
-    /// `weights` override q/k/v/o (AWQ's candidates); `preOutput` receives o_proj's input.
+    /// Gemma 4's per-layer input: `x += norm(projection(act(gate(x)) ⊙ perLayerInputs[layer]))`.
+    func perLayerInput(_ x: inout [Float], _ g: LayerWeights.Gemma4, layer l: Int, width p: Int, _ batch: SequenceBatch,
+                       observer: LinearInputObserver?) {
+        let c = config, h = c.hiddenSize, n = batch.rows, stride = c.layers * p
+        observer?(.perLayerGate, x, n)
+        var a = Kernels.linear(x, g.perLayerGate, rows: n, inputs: h, outputs: p)
+        Kernels.activate(&a, c.activation)
+        let pli = batch.state.perLayerInputs
+        for r in 0..<n { for k in 0..<p { a[r * p + k] *= pli[r * stride + l * p + k] } }
+        observer?(.perLayerProjection, a, n)
+        let y = Kernels.rmsNorm(Kernels.linear(a, g.perLayerProjection, rows: n, inputs: p, outputs: h), g.perLayerNorm, rows: n, eps: c.rmsNormEps)
+        for k in x.indices { x[k] += y[k] }
+    }
+
+    /// Self-attention on normed input `[rows, hidden]`: q/k/v, optional q/k(/v) norms, the layer's rotary (none,
+    /// partial, proportional), causal GQA (sliding windows, sinks; Gemma 4's shared kv), optional sigmoid output
+    /// gate (in q_proj, or Muse's gate_proj), o_proj. `weights` override q/k/v/o (AWQ's candidates); `preOutput`
+    /// receives o_proj's input.
     public func attentionBlock(_ x: [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
                                preOutput: ((_ heads: [Float]) -> Void)? = nil) -> [Float] {
         if let la = w.latent { return latentAttentionBlock(x, w, la, batch, observer: observer, preOutput: preOutput) }
-        let c = config, h = c.hiddenSize, d = c.headDim, H = c.heads, KV = c.kvHeads, n = batch.rows
+        let c = config, l = w.names.layer, h = c.hiddenSize, d = c.headDim(layer: l), H = c.heads, KV = c.kvHeads(layer: l), n = batch.rows
         observer?(.attention, x, n)
         var q: [Float], gate: [Float] = []
         if c.attentionOutputGate == .inQueryProjection {
@@ -276,21 +368,49 @@ extension ReferenceModel {
         } else {
             q = Kernels.linear(x, w.q, rows: n, inputs: h, outputs: H * d)
         }
-        var k = Kernels.linear(x, w.k, rows: n, inputs: h, outputs: KV * d)
-        var v = Kernels.linear(x, w.v, rows: n, inputs: h, outputs: KV * d)
         if let b = w.qBias { Kernels.addBias(&q, b) }
-        if let b = w.kBias { Kernels.addBias(&k, b) }
-        if let b = w.vBias { Kernels.addBias(&v, b) }
-        if let qn = w.qNorm, let kn = w.kNorm {
+        if c.scalelessQKNorm {
+            q = Kernels.rmsNorm(q, nil, width: d, rows: n * H, eps: c.rmsNormEps)
+        } else if let qn = w.qNorm {
             q = Kernels.rmsNorm(q, qn, rows: n * H, eps: c.rmsNormEps)
-            k = Kernels.rmsNorm(k, kn, rows: n * KV, eps: c.rmsNormEps)
         }
-        for (start, len) in batch.segments {
-            Kernels.applyRoPE(&q, heads: H, rows: start..<(start + len), d: c.rotaryDim, stride: d, cos: batch.cos, sin: batch.sin)
-            Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: c.rotaryDim, stride: d, cos: batch.cos, sin: batch.sin)
+        if c.queryScale != 1 { for i in q.indices { q[i] *= c.queryScale } }
+        let rotary = rotary(layer: l)
+        let table = rotary.flatMap { r in batch.tables[r].map { (dim: r.dim, cos: $0.cos, sin: $0.sin) } }
+        var k: [Float], v: [Float]
+        if let src = c.gemma4?.kvSource[l] {
+            guard let shared = batch.state.sharedKV[src] else { preconditionFailure("layer \(l) shares the kv of layer \(src), which has not run on this batch") }
+            (k, v) = shared
+        } else {
+            k = Kernels.linear(x, w.k, rows: n, inputs: h, outputs: KV * d)
+            if let b = w.kBias { Kernels.addBias(&k, b) }
+            if w.v.isEmpty {
+                v = k  // Gemma 4's k = v layers: v is k_proj's output before k_norm
+            } else {
+                v = Kernels.linear(x, w.v, rows: n, inputs: h, outputs: KV * d)
+                if let b = w.vBias { Kernels.addBias(&v, b) }
+            }
+            if c.scalelessQKNorm {
+                k = Kernels.rmsNorm(k, nil, width: d, rows: n * KV, eps: c.rmsNormEps)
+            } else if let kn = w.kNorm {
+                k = Kernels.rmsNorm(k, kn, rows: n * KV, eps: c.rmsNormEps)
+            }
+            if c.valueNorm { v = Kernels.rmsNorm(v, nil, width: d, rows: n * KV, eps: c.rmsNormEps) }
+            if let table {
+                for (start, len) in batch.segments {
+                    Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: table.dim, stride: d, cos: table.cos, sin: table.sin)
+                }
+            }
+            if c.gemma4?.kvSource.values.contains(l) == true { batch.state.sharedKV[l] = (k, v) }
+        }
+        if let table {
+            for (start, len) in batch.segments {
+                Kernels.applyRoPE(&q, heads: H, rows: start..<(start + len), d: table.dim, stride: d, cos: table.cos, sin: table.sin)
+            }
         }
         var out = Kernels.attention(q: q, k: k, v: v, segments: batch.segments, heads: H, kvHeads: KV, dk: d, dv: d,
-                                    scale: 1 / Float(d).squareRoot(), window: c.attentionWindow(w.names.layer), sinks: w.sinks)
+                                    scale: c.attentionScale ?? 1 / Float(d).squareRoot(), window: c.attentionWindow(l), sinks: w.sinks)
+        if let g = w.attentionGate { gate = Kernels.linear(x, g, rows: n, inputs: h, outputs: H * d) }
         if !gate.isEmpty {
             for i in out.indices { out[i] *= 1 / (1 + expf(-gate[i])) }
         }
@@ -305,15 +425,34 @@ extension ReferenceModel {
     public func mlpBlock(_ x: [Float], gate: [Float], up: [Float], down: [Float], rows n: Int, inner: Int? = nil,
                          observer: LinearInputObserver? = nil, downSite: LinearSite = .down) -> [Float] {
         let h = config.hiddenSize, i = inner ?? (down.count / max(h, 1))
-        let act = Kernels.swigluActivation(x, gate: gate, up: up, rows: n, hidden: h, inner: i)
+        let act = Kernels.swigluActivation(x, gate: gate, up: up, rows: n, hidden: h, inner: i, activation: config.activation)
         observer?(downSite, act, n)
         return Kernels.linear(act, down, rows: n, inputs: i, outputs: h)
     }
 
     /// Softmax routing: top-k experts per token (ties to the lower index), renormalised when the config says so.
     /// gpt-oss (`softmaxOfTopK`): bias added to the logits, softmax over the top-k logits.
-    public func route(_ x: [Float], router: [Float], bias: [Float]? = nil, rows n: Int) -> Routing {
-        let c = config, E = c.experts, K = c.expertsPerToken
+    /// Gemma 4: `x` is the residual stream, normed without weights, times `routerScale` and 1/√hidden before the
+    /// router; each chosen weight times `expertScale` of its expert.
+    public func route(_ x: [Float], router: [Float], bias: [Float]? = nil, rows n: Int, routerScale: [Float]? = nil,
+                      expertScale: [Float]? = nil) -> Routing {
+        let c = config, E = c.experts, K = c.expertsPerToken, h = c.hiddenSize
+        if case .gemma4 = c.routing, let routerScale, let expertScale {
+            var xs = Kernels.rmsNorm(x, nil, width: h, rows: n, eps: c.rmsNormEps)
+            let root = 1 / Float(h).squareRoot()
+            for r in 0..<n { for k in 0..<h { xs[r * h + k] = xs[r * h + k] * routerScale[k] * root } }
+            let logits = Kernels.linear(xs, router, rows: n, inputs: h, outputs: E)
+            return Routing(chosen: (0..<n).map { t in
+                let row = logits[(t * E)..<((t + 1) * E)]
+                let m = row.max()!
+                let ex = row.map { expf($0 - m) }
+                let sum = ex.reduce(0, +)
+                let top = ex.map { $0 / sum }.enumerated()
+                    .sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(K)
+                let norm = top.reduce(0) { $0 + $1.element }
+                return top.map { ($0.offset, $0.element / norm * expertScale[$0.offset]) }
+            })
+        }
         var logits = Kernels.linear(x, router, rows: n, inputs: c.hiddenSize, outputs: E)
         if case .softmaxOfTopK = c.routing {
             if let bias { Kernels.addBias(&logits, bias) }
@@ -362,7 +501,9 @@ extension ReferenceModel {
         let h = config.hiddenSize, i = config.expertIntermediateSize
         switch config.expertActivation {
         case .swiglu:
-            if w.gateBias == nil && w.upBias == nil { return Kernels.swigluActivation(x, gate: w.gate, up: w.up, rows: n, hidden: h, inner: i) }
+            if w.gateBias == nil && w.upBias == nil {
+                return Kernels.swigluActivation(x, gate: w.gate, up: w.up, rows: n, hidden: h, inner: i, activation: config.activation)
+            }
             var g = Kernels.linear(x, w.gate, rows: n, inputs: h, outputs: i), u = Kernels.linear(x, w.up, rows: n, inputs: h, outputs: i)
             if let b = w.gateBias { Kernels.addBias(&g, b) }
             if let b = w.upBias { Kernels.addBias(&u, b) }

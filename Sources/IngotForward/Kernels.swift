@@ -1,6 +1,7 @@
 import CKernels
 import COpenBLAS
 import Foundation
+import IngotModel
 
 /// OpenBLAS, for the products that still call it directly (AWQ's clip search): one thread, Ingot parallelizes around it.
 public enum BLAS {
@@ -72,6 +73,45 @@ public enum Kernels {
             }
         }
         return y
+    }
+
+    /// RMSNorm over rows of `width` without a weight (`w` nil), or times `w` (transformers' `with_scale=False`).
+    public static func rmsNorm(_ x: [Float], _ w: [Float]?, width d: Int, rows: Int, eps: Float) -> [Float] {
+        if let w { return rmsNorm(x, w, rows: rows, eps: eps) }
+        var y = [Float](repeating: 0, count: x.count)
+        for r in 0..<rows {
+            var ss: Float = 0
+            for k in 0..<d { ss += x[r * d + k] * x[r * d + k] }
+            let inv = 1 / (ss / Float(d) + eps).squareRoot()
+            for k in 0..<d { y[r * d + k] = x[r * d + k] * inv }
+        }
+        return y
+    }
+
+    /// cos/sin tables `[positions, dim]` of a rotary (f32, as transformers computes them; frequencies repeated over
+    /// both halves).
+    public static func ropeTables(_ r: ModelConfig.Rotary, positions n: Int) -> (cos: [Float], sin: [Float]) {
+        let d = r.dim
+        var c = [Float](repeating: 0, count: n * d), s = c
+        for t in 0..<n {
+            for i in 0..<(d / 2) {
+                let a = Float(t) * r.inverseFrequencies[i]
+                c[t * d + i] = cosf(a) * r.attentionFactor; c[t * d + i + d / 2] = c[t * d + i]
+                s[t * d + i] = sinf(a) * r.attentionFactor; s[t * d + i + d / 2] = s[t * d + i]
+            }
+        }
+        return (c, s)
+    }
+
+    /// The MLP gate activation in place.
+    public static func activate(_ x: inout [Float], _ a: ModelConfig.Activation) {
+        switch a {
+        case .silu: for i in x.indices { let v = x[i]; x[i] = v / (1 + expf(-v)) }
+        case .geluTanh:
+            // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 x³))), as torch's gelu(approximate="tanh").
+            let k: Float = 0.7978845608028654
+            for i in x.indices { let v = x[i]; x[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v))) }
+        }
     }
 
     /// Rotary embedding in place on the first `d` dims of each head of rows `rows` of `[·, heads, stride]`
@@ -187,10 +227,16 @@ public enum Kernels {
     }
 
     /// silu(gate(x)) · up(x): the input of down_proj.
-    public static func swigluActivation(_ x: [Float], gate: [Float], up: [Float], rows: Int, hidden: Int, inner: Int) -> [Float] {
+    public static func swigluActivation(_ x: [Float], gate: [Float], up: [Float], rows: Int, hidden: Int, inner: Int,
+                                        activation: ModelConfig.Activation = .silu) -> [Float] {
         var g = linear(x, gate, rows: rows, inputs: hidden, outputs: inner)
         let u = linear(x, up, rows: rows, inputs: hidden, outputs: inner)
-        siluMultiply(&g, u)
+        if activation == .silu {
+            siluMultiply(&g, u)
+        } else {
+            activate(&g, activation)
+            for i in g.indices { g[i] *= u[i] }
+        }
         return g
     }
 

@@ -66,26 +66,57 @@ public final class ReferenceModel: @unchecked Sendable {
     /// each layer's weights are decoded once (memory: one layer's weights plus the batch's activations).
     public func finalHidden(_ batch: [[Int]]) throws -> [[Float]] {
         let c = config, h = c.hiddenSize
-        let embed = try weight(c.embedTokensName, [c.vocabSize, h])
         // All sequences' rows in one matrix: every linear layer is one sgemm over the whole batch; only
         // attention (and RoPE positions) work per sequence.
-        let rows = batch.reduce(0) { $0 + $1.count }
-        var x = [Float](repeating: 0, count: rows * h)
-        var r = 0
-        for tokens in batch {
-            for id in tokens {
-                guard id >= 0 && id < c.vocabSize else { throw Failure.tokenOutOfRange(id) }
-                for k in 0..<h { x[r * h + k] = embed[id * h + k] }
-                r += 1
-            }
-        }
         let layout = SequenceBatch(lengths: batch.map(\.count), model: self)
+        var x = try embed(batch, layout)
         for l in 0..<c.layers {
             decoderLayer(&x, try LayerWeights(model: self, layer: l), layout)
         }
-        let norm = try normWeight(c.finalNormName, [h])
-        let normed = Kernels.rmsNorm(x, norm, rows: rows, eps: c.rmsNormEps)
+        let norm = try c.plainFinalNorm ? weight(c.finalNormName, [h]) : normWeight(c.finalNormName, [h])
+        let normed = Kernels.rmsNorm(x, norm, rows: layout.rows, eps: c.rmsNormEps)
         return layout.segments.map { Array(normed[($0.start * h)..<(($0.start + $0.length) * h)]) }
+    }
+
+    /// The decoder's input rows `[rows, hidden]` for `sequences` (laid out as `batch`): embeddings, normed (Muse) or
+    /// scaled (Gemma); Gemma 4's per-layer inputs go to `batch.state`.
+    public func embed(_ sequences: [[Int]], _ batch: SequenceBatch) throws -> [Float] {
+        let c = config, h = c.hiddenSize
+        let table = try weight(c.embedTokensName, [c.vocabSize, h])
+        var x = [Float](repeating: 0, count: batch.rows * h)
+        var r = 0
+        for tokens in sequences {
+            for id in tokens {
+                guard id >= 0 && id < c.vocabSize else { throw Failure.tokenOutOfRange(id) }
+                for k in 0..<h { x[r * h + k] = table[id * h + k] * c.embeddingScale }
+                r += 1
+            }
+        }
+        if c.embeddingNorm { x = Kernels.rmsNorm(x, nil, width: h, rows: batch.rows, eps: c.rmsNormEps) }
+        if let g = c.gemma4, g.perLayerInputSize > 0 {
+            batch.state.perLayerInputs = try perLayerInputs(sequences, embedded: x, rows: batch.rows, g)
+        }
+        return x
+    }
+
+    /// Gemma 4's per-layer inputs `[rows, layers · P]`: `(norm(projection(x) / √hidden) + embed_per_layer(id) · √P) / √2`.
+    func perLayerInputs(_ sequences: [[Int]], embedded x: [Float], rows n: Int, _ g: Gemma4Options) throws -> [Float] {
+        let c = config, h = c.hiddenSize, p = g.perLayerInputSize, width = c.layers * p
+        let table = try weight(c.weightPrefix + "embed_tokens_per_layer.weight", [g.perLayerVocabSize, width])
+        var proj = Kernels.linear(x, try weight(c.weightPrefix + "per_layer_model_projection.weight", [width, h]), rows: n, inputs: h, outputs: width)
+        let root = 1 / Float(h).squareRoot()
+        for i in proj.indices { proj[i] *= root }
+        proj = Kernels.rmsNorm(proj, try weight(c.weightPrefix + "per_layer_projection_norm.weight", [p]), rows: n * c.layers, eps: c.rmsNormEps)
+        let scale = Float(p).squareRoot(), half = Float(0.5).squareRoot()
+        var r = 0
+        for tokens in sequences {
+            for id in tokens {
+                guard id >= 0 && id < g.perLayerVocabSize else { throw Failure.tokenOutOfRange(id) }
+                for k in 0..<width { proj[r * width + k] = (proj[r * width + k] + table[id * width + k] * scale) * half }
+                r += 1
+            }
+        }
+        return proj
     }
 
     /// The output head (lm_head, or the tied embedding).
@@ -95,7 +126,7 @@ public final class ReferenceModel: @unchecked Sendable {
             ? try weight(c.lmHeadName, [c.vocabSize, c.hiddenSize]) : try weight(c.embedTokensName, [c.vocabSize, c.hiddenSize])
     }
 
-    /// Logits `[rows, vocab]` from final hidden states.
+    /// Logits `[rows, vocab]` from final hidden states (times `outputMultiplier`, then soft-capped if the config says so).
     public func logits(hidden: [Float], rows: Int, head: [Float]? = nil) throws -> [Float] {
         var y: [Float] = []
         try logits(hidden: hidden, rows: rows, head: head, into: &y)
@@ -104,7 +135,24 @@ public final class ReferenceModel: @unchecked Sendable {
 
     /// `logits(hidden:rows:head:)` into `y`, reusing its storage across calls (windows) of the same size.
     public func logits(hidden: [Float], rows: Int, head: [Float]? = nil, into y: inout [Float]) throws {
-        Kernels.linear(hidden, try head ?? outputHead(), rows: rows, inputs: config.hiddenSize, outputs: config.vocabSize, into: &y)
+        let c = config
+        Kernels.linear(hidden, try head ?? outputHead(), rows: rows, inputs: c.hiddenSize, outputs: c.vocabSize, into: &y)
+        if c.outputMultiplier != 1 { for i in y.indices { y[i] *= c.outputMultiplier } }
+        if let cap = c.finalLogitSoftcap { for i in y.indices { y[i] = tanhf(y[i] / cap) * cap } }
+    }
+
+    /// The rotary of layer `l` (nil: NoPE), the default one resolved from `ropeTheta`, YaRN and `rotaryDim`.
+    public func rotary(layer l: Int) -> ModelConfig.Rotary? {
+        let c = config
+        if l < c.rotaries.count {
+            guard let r = c.rotaries[l] else { return nil }
+            if r != c.defaultRotaryMarker { return r }
+        }
+        let d = c.rotaryDim
+        var inv = (0..<(d / 2)).map { i in 1 / powf(c.ropeTheta, Float(2 * i) / Float(d)) }
+        var factor: Float = 1
+        if let y = c.yarn { (inv, factor) = YaRNMath.inverseFrequencies(y, dim: d, base: Double(c.ropeTheta)) }
+        return ModelConfig.Rotary(dim: d, inverseFrequencies: inv, attentionFactor: factor)
     }
 
     /// cos/sin tables `[n, rotaryDim]` for default RoPE, computed in f32 as transformers does.

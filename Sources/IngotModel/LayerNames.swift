@@ -57,8 +57,27 @@ public struct LayerNames: Sendable, Equatable {
         }
     }
 
+    /// Gemma 4's extras.
+    public struct Gemma4: Sendable, Equatable {
+        /// Per-layer input: `per_layer_input_gate`, `per_layer_projection`, `post_per_layer_input_norm`.
+        public var perLayerGate: String?, perLayerProjection: String?, perLayerNorm: String?
+        /// `layer_scalar` `[1]`.
+        public var layerScalar: String
+        /// MoE beside the MLP: `router.scale`, `router.per_expert_scale`, `pre_feedforward_layernorm_2` (experts'
+        /// input), `post_feedforward_layernorm_1` (MLP output), `post_feedforward_layernorm_2` (experts' output).
+        public var routerScale: String?, routerExpertScale: String?
+        public var preExpertNorm: String?, postMLPNorm: String?, postExpertNorm: String?
+    }
+
     public var layer: Int
+    /// `postNorm` is the norm whose output feeds the MLP (`post_attention_layernorm`, or with sandwich norms
+    /// `pre_feedforward_layernorm`).
     public var inputNorm: String, postNorm: String
+    /// Sandwich norms on the attention and MLP outputs.
+    public var attentionOutputNorm: String?, mlpOutputNorm: String?
+    /// Muse's attention output gate `self_attn.gate_proj`.
+    public var attentionGate: String?
+    public var gemma4: Gemma4?
     public var q: String, k: String, v: String, o: String
     /// Attention biases (`attention_bias`).
     public var qBias: String?, kBias: String?, vBias: String?, oBias: String?
@@ -101,6 +120,41 @@ public struct LayerNames: Sendable, Equatable {
         if c.attentionBias {
             qBias = p + "self_attn.q_proj.bias"; kBias = p + "self_attn.k_proj.bias"
             vBias = p + "self_attn.v_proj.bias"; oBias = p + "self_attn.o_proj.bias"
+        }
+        if c.sandwichNorms {
+            postNorm = p + "pre_feedforward_layernorm.weight"
+            attentionOutputNorm = p + "post_attention_layernorm.weight"
+            mlpOutputNorm = p + "post_feedforward_layernorm.weight"
+        }
+        if c.attentionGate { attentionGate = p + "self_attn.gate_proj.weight" }
+        if let g = c.gemma4 {
+            qNorm = p + "self_attn.q_norm.weight"; kNorm = p + "self_attn.k_norm.weight"
+            if g.kvSource[l] != nil {  // k and v come from an earlier layer
+                k = ""; v = ""; kNorm = nil; kBias = nil; vBias = nil
+            } else if g.keyIsValue && c.layerType(l) == .fullAttention {
+                v = ""; vBias = nil
+            }
+            var e = Gemma4(layerScalar: p + "layer_scalar")
+            if g.perLayerInputSize > 0 {
+                e.perLayerGate = p + "per_layer_input_gate.weight"; e.perLayerProjection = p + "per_layer_projection.weight"
+                e.perLayerNorm = p + "post_per_layer_input_norm.weight"
+            }
+            gate = p + "mlp.gate_proj.weight"; up = p + "mlp.up_proj.weight"; down = p + "mlp.down_proj.weight"
+            if c.isMoE {
+                router = p + "router.proj.weight"
+                e.routerScale = p + "router.scale"; e.routerExpertScale = p + "router.per_expert_scale"
+                e.preExpertNorm = p + "pre_feedforward_layernorm_2.weight"; e.postMLPNorm = p + "post_feedforward_layernorm_1.weight"
+                e.postExpertNorm = p + "post_feedforward_layernorm_2.weight"
+                experts = (0..<c.experts).map { x in
+                    let q = p + "experts.\(x)."
+                    if has(q + "gate_proj.weight") {
+                        return .separate(gate: q + "gate_proj.weight", up: q + "up_proj.weight", down: q + "down_proj.weight")
+                    }
+                    return .fused(gateUp: p + "experts.gate_up_proj", down: p + "experts.down_proj", index: x)
+                }
+            }
+            gemma4 = e
+            return
         }
         if c.attentionSinks { sinks = p + "self_attn.sinks" }
         if let la = c.latentAttention {

@@ -3,13 +3,34 @@ import IngotCore
 /// The architecture facts the reference forward pass needs, parsed from a Hugging Face `config.json`.
 ///
 /// Supported `model_type`s: `llama`, `mistral`, `mixtral`, `qwen3_moe`, `deepseek_v3` (MLA, sigmoid group-limited
-/// routing, shared experts, YaRN), and the families in `Families/` (`gpt_oss`, `qwen3_next`, `qwen3_5_moe`).
-/// Anything else, and any option this implementation does not handle (other rope scaling types, sliding windows,
-/// attention bias where the family has none), is a clear error naming it.
+/// routing, shared experts, YaRN), and the families in `Families/` (`gpt_oss`, `qwen3_next`, `qwen3_5_moe`,
+/// `muse_glimmer`, `gemma4` / `gemma4_text`). Anything else, and any option this implementation does not handle
+/// (other rope scaling types, sliding windows, attention bias where the family has none), is a clear error naming it.
 public struct ModelConfig: Sendable, Equatable {
     public enum Family: String, Sendable {
         case llama, mistral, mixtral, qwen3MoE = "qwen3_moe", deepseekV3 = "deepseek_v3", gptOss = "gpt_oss"
         case qwen3Next = "qwen3_next", qwen3_5MoE = "qwen3_5_moe"
+        case museGlimmer = "muse_glimmer", gemma4
+    }
+
+    /// The rotary embedding of one layer: rotate-half over `dim` dims with `inverseFrequencies` (`dim / 2` of them;
+    /// zeros leave their pair unrotated, as Gemma 4's "proportional" rope does), cos/sin times `attentionFactor`.
+    public struct Rotary: Sendable, Hashable {
+        public var dim: Int
+        public var inverseFrequencies: [Float]
+        public var attentionFactor: Float = 1
+        public init(dim: Int, inverseFrequencies: [Float], attentionFactor: Float = 1) {
+            self.dim = dim
+            self.inverseFrequencies = inverseFrequencies
+            self.attentionFactor = attentionFactor
+        }
+    }
+
+    /// The MLP's (and experts') gate activation.
+    public enum Activation: String, Sendable, Equatable {
+        case silu
+        /// tanh-approximated GELU (`gelu_pytorch_tanh`).
+        case geluTanh = "gelu_pytorch_tanh"
     }
 
     /// What a decoder layer's token mixer is (transformers' `layer_types`).
@@ -63,6 +84,9 @@ public struct ModelConfig: Sendable, Equatable {
         case sigmoidGroupLimited(groups: Int, topkGroup: Int, routedScalingFactor: Float)
         /// gpt-oss: logits (+ router bias), top-k of the logits, softmax over those k.
         case softmaxOfTopK
+        /// Gemma 4: logits of `router.proj` on the weightless-normed residual times `router.scale` and 1/√hidden;
+        /// softmax, top-k renormalised, each weight times its expert's `router.per_expert_scale`.
+        case gemma4
     }
 
     /// The experts' activation between gate/up and down.
@@ -133,8 +157,11 @@ public struct ModelConfig: Sendable, Equatable {
     public var expertActivation: ExpertActivation = .swiglu
     /// Where the text decoder's tensors live: `model.`, or `model.language_model.` in multimodal checkpoints.
     public var weightPrefix = "model."
-    /// RMSNorm scales by `normWeightOffset + w`: 1 for zero-centred norms (Qwen3-Next's `(1 + weight)`).
+    /// RMSNorm scales by `normWeightOffset + w`: 1 for zero-centred norms (Qwen3-Next's `(1 + weight)`, Muse's
+    /// decoder-layer norms).
     public var normWeightOffset: Float = 0
+    /// Muse: the final norm scales by `w` even though the layers' norms are zero-centred.
+    public var plainFinalNorm = false
     /// Rotated dims at the start of each head (`partial_rotary_factor × head_dim`); the rest pass through.
     public var rotaryDim = 0
     public var attentionOutputGate = AttentionOutputGate.none
@@ -144,8 +171,44 @@ public struct ModelConfig: Sendable, Equatable {
     public var sharedExpertIntermediateSize = 0
     /// Qwen3-Next / Qwen3.5: the shared expert's output is scaled per token by sigmoid(`shared_expert_gate`·x).
     public var sharedExpertGate = false
+    /// The dense MLP's and SwiGLU experts' gate activation (`hidden_act` / `hidden_activation`).
+    public var activation: Activation = .silu
+    /// Per-layer rotary embeddings (nil = NoPE layer); empty = every layer the default rope of `ropeTheta`/`yarn`
+    /// over `rotaryDim` (`ReferenceModel.rotary(layer:)` resolves it).
+    public var rotaries: [Rotary?] = []
+    /// Per-layer head dim and kv heads where they differ from `headDim`/`kvHeads` (Gemma 4's full-attention layers).
+    public var layerHeadDims: [Int: Int] = [:], layerKVHeads: [Int: Int] = [:]
+    /// Sandwich norms: `post_attention_layernorm` normalizes the attention output, `pre_feedforward_layernorm` the
+    /// MLP input and `post_feedforward_layernorm` its output (Muse, Gemma 4).
+    public var sandwichNorms = false
+    /// Epsilon of the post-attention and post-FFN norms (Muse's `post_norm_eps`); nil = `rmsNormEps`.
+    public var postNormEps: Float?
+    /// Muse: a weightless RMSNorm on the embeddings.
+    public var embeddingNorm = false
+    /// Gemma: embeddings times this (√hidden).
+    public var embeddingScale: Float = 1
+    /// Muse: q and k normed per head without weights; q then times `queryScale`.
+    public var scalelessQKNorm = false
+    public var queryScale: Float = 1
+    /// Gemma 4: v normed per head without weights.
+    public var valueNorm = false
+    /// Softmax scale of q·k (nil = 1/√head_dim).
+    public var attentionScale: Float?
+    /// Muse: the attention output times `sigmoid(self_attn.gate_proj(x))` before o_proj.
+    public var attentionGate = false
+    /// Logits times `outputMultiplier`, then `cap · tanh(logits / cap)` with `finalLogitSoftcap`.
+    public var outputMultiplier: Float = 1
+    public var finalLogitSoftcap: Float?
+    /// Gemma 4 extras (nil for other families).
+    public var gemma4: Gemma4Options?
 
     public var isMoE: Bool { experts > 0 }
+
+    /// Head dim and kv heads of layer `l`.
+    public func headDim(layer l: Int) -> Int { layerHeadDims[l] ?? headDim }
+    public func kvHeads(layer l: Int) -> Int { layerKVHeads[l] ?? kvHeads }
+    /// Epsilon of the norms on the attention and MLP outputs.
+    public var outputNormEps: Float { postNormEps ?? rmsNormEps }
 
     /// The layer type of layer `l`.
     public func layerType(_ l: Int) -> LayerType { l < layerTypes.count ? layerTypes[l] : .fullAttention }
@@ -186,9 +249,9 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// Multimodal `model_type`s whose text decoder is read: its fields are in `text_config`, its tensors under
     /// `model.language_model.`, `lm_head` at the top.
-    static let multimodal: [String: Family] = ["qwen3_5_moe": .qwen3_5MoE]
+    static let multimodal: [String: Family] = ["qwen3_5_moe": .qwen3_5MoE, "muse_glimmer": .museGlimmer, "gemma4": .gemma4]
     /// Text-only `model_type`s of a multimodal family's decoder (tensors under `model.`).
-    static let textOnly: [String: Family] = ["qwen3_5_moe_text": .qwen3_5MoE]
+    static let textOnly: [String: Family] = ["qwen3_5_moe_text": .qwen3_5MoE, "gemma4_text": .gemma4]
 
     public init(json top: JSON) throws {
         guard let type = top["model_type"]?.stringValue else { throw Failure.missing(field: "model_type") }
@@ -196,8 +259,9 @@ public struct ModelConfig: Sendable, Equatable {
             guard let text = top["text_config"], text.objectValue != nil else { throw Failure.missing(field: "text_config") }
             do { try self.init(family: fam, json: text) } catch let e as Failure { throw e.nested(in: "text_config") }
             weightPrefix = "model.language_model."
-            // transformers ties by the outer config's flag (default false), not the text config's.
-            tieWordEmbeddings = top["tie_word_embeddings"]?.boolValue ?? false
+            // transformers ties by the outer config's flag (Gemma4Config's defaults to true, Qwen3.5's to false;
+            // MuseGlimmerConfig has none and the text config's counts).
+            tieWordEmbeddings = top["tie_word_embeddings"]?.boolValue ?? (fam == .gemma4 ? true : fam == .museGlimmer ? tieWordEmbeddings : false)
             return
         }
         guard let fam = Self.textOnly[type] ?? Family(rawValue: type) else { throw Failure.unsupported(field: "model_type", value: type) }
@@ -238,7 +302,7 @@ public struct ModelConfig: Sendable, Equatable {
         ropeTheta = Float(rope?["rope_theta"]?.doubleValue ?? j["rope_theta"]?.doubleValue ?? 10000)
         tieWordEmbeddings = j["tie_word_embeddings"]?.boolValue ?? false
         layerTypes = Array(repeating: .fullAttention, count: layers)
-        if fam != .gptOss {
+        if fam != .gptOss && fam != .museGlimmer && fam != .gemma4 {  // these read attention_bias and sliding_window themselves
             if j["attention_bias"]?.boolValue == true { throw Failure.unsupported(field: "attention_bias", value: "true") }
             if let sw = j["sliding_window"], !sw.isNull, j["use_sliding_window"]?.boolValue != false {
                 throw Failure.unsupported(field: "sliding_window", value: sw.serialized())
@@ -287,6 +351,8 @@ public struct ModelConfig: Sendable, Equatable {
             // of the next-token forward pass; their tensors are carried through unchanged.
         case .gptOss: try readGptOss(j)
         case .qwen3Next, .qwen3_5MoE: try readQwen3Next(j)
+        case .museGlimmer: try readMuse(j)
+        case .gemma4: try readGemma4(j)
         }
         if rotaryDim == 0 { rotaryDim = headDim }
         guard expertsPerToken <= experts else { throw Failure.invalid(field: "num_experts_per_tok", reason: "exceeds the number of experts") }

@@ -2,9 +2,10 @@ import IngotCore
 import IngotFormats
 import IngotModel
 
-/// gpt-oss's fused experts as per-expert linears, the way llm-compressor linearizes them for quantization
-/// (`GptOssLinearExperts`): `mlp.experts.E.{gate,up,down}_proj.{weight,bias}`, `[out, in]`, gate and up
-/// de-interleaved. Quantizers and exports then see ordinary 2-D weights (and the exported checkpoint carries the
+/// gpt-oss's and Gemma 4's fused experts as per-expert linears, the way llm-compressor linearizes them for
+/// quantization (`GptOssLinearExperts`, its Gemma 4 conversion mapping): `mlp.experts.E.{gate,up,down}_proj.{weight,bias}`
+/// (gpt-oss, gate and up de-interleaved) or `experts.E.{gate,up,down}_proj.weight` (Gemma 4: slices of
+/// `gate_up_proj [E, 2I, H]`, gate rows first, and `down_proj [E, H, I]`), `[out, in]`. Quantizers and exports then see ordinary 2-D weights (and the exported checkpoint carries the
 /// names vLLM and llm-compressor use); every other tensor passes through.
 ///
 /// Fused tensors `gate_up_proj [E, H, 2I]` / `down_proj [E, I, H]` (bf16/f16/f32) are sliced in their own dtype;
@@ -25,11 +26,13 @@ public final class LinearizedExperts: TensorSource, @unchecked Sendable {
         var part: Part
         var bias: Bool
         var mxfp4: Bool
+        /// Gemma 4's `[E, 2I, H]` / `[E, H, I]` layout: each part is one contiguous block.
+        var rowMajor = false
     }
 
     /// `base` wrapped when `config` is gpt-oss with fused experts, else `base` itself.
     public static func wrap(_ base: TensorSource, config: ModelConfig) throws -> TensorSource {
-        guard config.family == .gptOss else { return base }
+        guard config.family == .gptOss || config.gemma4 != nil else { return base }
         let s = try LinearizedExperts(base, config: config)
         return s.recipes.isEmpty ? base : s
     }
@@ -41,6 +44,24 @@ public final class LinearizedExperts: TensorSource, @unchecked Sendable {
         var recipes: [String: Slice] = [:], replaced: [String: [TensorInfo]] = [:], hidden = Set<String>()
         for l in 0..<c.layers {
             let n = LayerNames(config: c, layer: l) { names.contains($0) || names.contains($0 + "_blocks") }
+            if case let .fused(gu, dn, _)? = n.experts.first, names.contains(gu) {
+                guard let g = base.info(gu), g.shape == [E, 2 * i, h] else { throw Failure.shape(gu, base.info(gu)?.shape ?? [], expected: [E, 2 * i, h]) }
+                guard let d = base.info(dn), d.shape == [E, h, i] else { throw Failure.shape(dn, base.info(dn)?.shape ?? [], expected: [E, h, i]) }
+                guard FloatCodecs.convertible.contains(g.dtype), d.dtype == g.dtype else { throw Failure.dtype(gu, g.dtype) }
+                hidden.formUnion([gu, dn])
+                let p = String(gu.dropLast("gate_up_proj".count))
+                var infos: [TensorInfo] = []
+                for e in 0..<E {
+                    for (part, rows, cols) in [(Slice.Part.gate, i, h), (.up, i, h), (.down, h, i)] {
+                        let m = p + "\(e).\(part)_proj.weight"
+                        recipes[m] = Slice(fused: part == .down ? dn : gu, expert: e, part: part, bias: false, mxfp4: false, rowMajor: true)
+                        infos.append(TensorInfo(name: m, dtype: g.dtype, shape: [rows, cols], byteCount: rows * cols * (g.dtype.byteWidth ?? 4),
+                                                file: g.file, fileOffset: nil))
+                    }
+                }
+                replaced[gu] = infos
+                continue
+            }
             guard case let .fusedTransposed(gu, dn, _)? = n.experts.first,
                   case let .fusedInterleaved(gub, dnb, _)? = n.expertBiases.first,
                   names.contains(gu) || names.contains(gu + "_blocks") else { continue }  // already per expert
@@ -101,7 +122,14 @@ public final class LinearizedExperts: TensorSource, @unchecked Sendable {
         let rows = info.shape[0], cols = info.shape.count > 1 ? info.shape[1] : 1
         let buffer = TensorBuffer(byteCount: info.byteCount)
         let out = buffer.storage
-        if r.mxfp4 {
+        if r.rowMajor {
+            // [E, 2I, H]: gate = rows 0..<I of expert e, up = rows I..<2I; [E, H, I]: down = expert e's block.
+            let fused = try base.tensor(named: r.fused)
+            let perExpert = fused.shape[1] * fused.shape[2] * (fused.dtype.byteWidth ?? 4)
+            let offset = r.expert * perExpert + (r.part == .up ? info.byteCount : 0)
+            out.baseAddress!.copyMemory(from: fused.bytes.baseAddress!.advanced(by: offset), byteCount: info.byteCount)
+            withExtendedLifetime(fused) {}
+        } else if r.mxfp4 {
             // Row o of the dequantized [E, out, in] tensor is one output row here: gate = rows 2r, up = 2r + 1.
             let blocks = try base.tensor(named: r.fused + "_blocks"), scales = try base.tensor(named: r.fused + "_scales")
             let groups = cols / 32, outRows = blocks.shape[1]
@@ -144,9 +172,9 @@ public final class LinearizedExperts: TensorSource, @unchecked Sendable {
         case dtype(String, DType)
         public var description: String {
             switch self {
-            case .missing(let n): "gpt-oss experts: tensor '\(n)' is missing"
-            case let .shape(n, s, e): "gpt-oss experts: tensor '\(n)' has shape \(ShapeMath.describe(s)), expected \(ShapeMath.describe(e))"
-            case let .dtype(n, d): "gpt-oss experts: tensor '\(n)' has dtype \(d.rawValue), expected a float type shared by gate_up_proj and down_proj"
+            case .missing(let n): "fused experts: tensor '\(n)' is missing"
+            case let .shape(n, s, e): "fused experts: tensor '\(n)' has shape \(ShapeMath.describe(s)), expected \(ShapeMath.describe(e))"
+            case let .dtype(n, d): "fused experts: tensor '\(n)' has dtype \(d.rawValue), expected a float type shared by gate_up_proj and down_proj"
             }
         }
     }

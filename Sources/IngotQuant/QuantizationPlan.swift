@@ -48,7 +48,7 @@ public struct QuantizationPlan: Sendable {
     }
 
     /// MoE routers (and Qwen's shared-expert gate): full precision, since routing decisions hinge on them.
-    /// gpt-oss names its router `mlp.router`.
+    /// gpt-oss names its router `mlp.router`, Gemma 4 `router.proj`.
     public static func isRouter(_ module: String) -> Bool {
         let role = TensorRole(name: module + ".weight", shape: [1, 1])
         return role == .router || role == .sharedExpertGate

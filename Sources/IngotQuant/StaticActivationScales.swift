@@ -30,6 +30,8 @@ public enum StaticActivationScales {
             }
             if let sh = n.shared { set(sh.gate, absmax(.mlp)); set(sh.up, absmax(.mlp)); set(sh.down, absmax(.sharedDown)) }
             set(n.o, absmax(.output))
+            set(n.attentionGate, absmax(.attention))
+            if let g = n.gemma4 { set(g.perLayerGate, absmax(.perLayerGate)); set(g.perLayerProjection, absmax(.perLayerProjection)) }
             set(n.gate, absmax(.mlp)); set(n.up, absmax(.mlp)); set(n.down, absmax(.down))
             let downMax = n.experts.indices.compactMap { absmax(.expertDown($0)) }.max()
             for (e, ex) in n.experts.enumerated() {

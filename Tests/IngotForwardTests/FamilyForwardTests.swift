@@ -9,7 +9,7 @@ import IngotModel
 /// transformers' fp32 eager logits, and perplexity over windows longer than the sliding window equal to
 /// transformers' to 1e-5 relative.
 struct FamilyForwardTests {
-    static let families = ["tiny-gpt-oss"]
+    static let families = ["tiny-gpt-oss", "tiny-muse", "tiny-gemma4"]
 
     /// Relative L2 distance of `model`'s logits to the reference file's.
     static func logitsError(_ model: ReferenceModel, reference: String) throws -> Double {
@@ -78,6 +78,60 @@ struct FamilyForwardTests {
         do {
             _ = try ModelConfig(json: JSON.parse(base + extra + "}"))
             Issue.record("accepted \(extra)")
+        } catch let e as ModelConfig.Failure {
+            #expect(e.description.contains(field), "\(e)")
+        }
+    }
+
+    @Test func museConfig() throws {
+        let c = try ModelConfig.load(directory: fixture("families/tiny-muse"))
+        #expect(c.family == .museGlimmer && c.weightPrefix == "model.language_model.")
+        #expect(c.layerTypes == [.slidingAttention, .fullAttention, .slidingAttention, .fullAttention] && c.slidingWindow == 8)
+        #expect(c.rotaries.map { $0 != nil } == [true, true, false, false])
+        #expect(c.attentionGate && c.scalelessQKNorm && c.queryScale == 2.5 && c.sandwichNorms && c.normWeightOffset == 1 && c.plainFinalNorm)
+        #expect(c.postNormEps == 1e-6 && c.rmsNormEps == 1e-5 && c.outputMultiplier == 0.75 && c.finalLogitSoftcap == 4)
+    }
+
+    @Test func gemma4Config() throws {
+        let c = try ModelConfig.load(directory: fixture("families/tiny-gemma4"))
+        let g = try #require(c.gemma4)
+        #expect(c.headDim(layer: 0) == 16 && c.headDim(layer: 1) == 32 && c.kvHeads(layer: 0) == 2 && c.kvHeads(layer: 1) == 1)
+        #expect(g.kvSource == [4: 2, 5: 3] && g.keyIsValue && g.doubleWideLayers == [4, 5] && g.perLayerInputSize == 8)
+        #expect(c.intermediateSize(layer: 5) == 192 && c.experts == 4 && c.routing == .gemma4 && c.activation == .geluTanh)
+        // proportional rope on full layers: a quarter of the 16 frequency pairs rotate
+        #expect(c.rotaries[1]!.inverseFrequencies.filter { $0 != 0 }.count == 4 && c.rotaries[0]!.dim == 16)
+        #expect(c.finalLogitSoftcap == 5 && c.attentionScale == 1 && c.embeddingScale == 8 && c.tieWordEmbeddings)
+    }
+
+    static let museBase = #"{"model_type":"muse_glimmer","text_config":{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"#
+        + #""num_key_value_heads":2,"head_dim":16,"intermediate_size":32,"vocab_size":100,"sliding_window":8,"#
+    static let gemmaBase = #"{"model_type":"gemma4_text","hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"#
+        + #""num_key_value_heads":2,"head_dim":16,"intermediate_size":32,"vocab_size":100,"sliding_window":8,"#
+
+    /// Muse and Gemma 4 options Ingot cannot compute are refused naming the field.
+    @Test(arguments: [
+        (museBase + #""layer_types":["sliding_attention","chunked_attention"]}}"#, "layer_types"),
+        (museBase + #""layer_rope_theta":[10000, 500000]}}"#, "layer_rope_theta"),
+        (museBase + #""layer_rope_theta":[0]}}"#, "layer_rope_theta"),
+        (museBase + #""hidden_activation":"relu2"}}"#, "hidden_activation"),
+        (museBase + #""final_logit_softcapping":null}}"#, "final_logit_softcapping"),
+        (museBase + #""post_norm_eps":-1}}"#, "post_norm_eps"),
+        (museBase + #""rope_parameters":{"rope_type":"longrope","rope_theta":10000}}}"#, "rope_type"),
+        (#"{"model_type":"muse_glimmer","hidden_size":64}"#, "text_config"),
+        (gemmaBase + #""use_bidirectional_attention":"all"}"#, "use_bidirectional_attention"),
+        (gemmaBase + #""rope_parameters":{"sliding_attention":{"rope_type":"yarn","rope_theta":10000,"factor":2},"full_attention":{"rope_type":"default","rope_theta":10000}}}"#, "rope_parameters.sliding_attention.rope_type"),
+        (gemmaBase + #""rope_parameters":{"sliding_attention":{"rope_type":"default","rope_theta":10000}}}"#, "rope_parameters.full_attention"),
+        (gemmaBase + #""rope_parameters":{"sliding_attention":{"rope_type":"default","rope_theta":10000,"partial_rotary_factor":0.5},"full_attention":{"rope_type":"default","rope_theta":10000}}}"#, "partial_rotary_factor"),
+        (gemmaBase + #""per_layer_config":{"1":{"head_dim":32,"sliding_window":4}}}"#, "per_layer_config.1.sliding_window"),
+        (gemmaBase + #""layer_types":["sliding_attention","full_attention"],"num_kv_shared_layers":1}"#, "num_kv_shared_layers"),
+        (gemmaBase + #""enable_moe_block":true,"num_experts":4}"#, "top_k_experts"),
+        (gemmaBase + #""hidden_activation":"gelu_new"}"#, "hidden_activation"),
+        (gemmaBase + #""final_logit_softcapping":0}"#, "final_logit_softcapping"),
+    ])
+    func sandwichFamilyBadOptionIsNamed(json: String, field: String) throws {
+        do {
+            _ = try ModelConfig(json: JSON.parse(json))
+            Issue.record("accepted \(json)")
         } catch let e as ModelConfig.Failure {
             #expect(e.description.contains(field), "\(e)")
         }

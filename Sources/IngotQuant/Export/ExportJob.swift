@@ -303,8 +303,12 @@ public struct ExportJob {
                                         to: w.settings.map { describe($0) } ?? w.dtype.rawValue + " (kept)"))
         }
         // Modules left in full precision that a runtime would otherwise treat as quantizable linears.
-        var ignored = ws.filter { $0.settings == nil && $0.shape.count == 2 && $0.name.hasSuffix(".weight") && !$0.name.contains("embed")
-            && TensorRole(name: $0.name, shape: $0.shape).isUnquantizedLinear }.map { String($0.name.dropLast(7)) }
+        // (A tower's linears are listed even when named *embed*, e.g. Muse's patch_embedder.patch_embedding.)
+        var ignored = ws.filter { w in
+            guard w.settings == nil, w.shape.count == 2, w.name.hasSuffix(".weight") else { return false }
+            let role = TensorRole(name: w.name, shape: w.shape)
+            return role.isUnquantizedLinear && (role == .visionTower || !w.name.contains("embed"))
+        }.map { String($0.name.dropLast(7)) }
         ignored.append("lm_head")
         var writer = CheckpointWriter(destination: destination)
         writer.overwrite = overwrite

@@ -75,10 +75,20 @@ public enum FloatCodecs {
             throw ConversionError.sizeMismatch(expected: dtype.byteCount(elements: count) ?? -1, actual: src.count)
         }
         guard dst.count >= count * 4 else { throw ConversionError.sizeMismatch(expected: count * 4, actual: dst.count) }
-        if count == 0 { return }
+        // The work is in a non-throwing function with the only normal return at the end: Swift 6.3 (release)
+        // returned a stale error register from this throwing function's early returns (as in `convert`).
+        guard decodeChecked(src, dtype: dtype, count: count, into: dst, threads: threads) else {
+            throw ConversionError.unsupported(from: dtype, to: .f32)
+        }
+    }
+
+    /// `decode` after validation; false when `dtype` has no f32 decoding.
+    static func decodeChecked(_ src: UnsafeRawBufferPointer, dtype: DType, count: Int,
+                              into dst: UnsafeMutableRawBufferPointer, threads: Int) -> Bool {
+        if count == 0 { return true }
         if convertible.contains(dtype) {
             convertChecked(src, from: dtype, to: .f32, into: dst, count: count, threads: threads)
-            return
+            return true
         }
         let o = dst.baseAddress!.assumingMemoryBound(to: Float.self)
         func map<T: BitwiseCopyable>(_: T.Type, _ f: (T) -> Float) {
@@ -96,8 +106,9 @@ public enum FloatCodecs {
         case .i32: map(Int32.self) { Float($0) }
         case .u64: map(UInt64.self) { Float($0) }
         case .i64: map(Int64.self) { Float($0) }
-        default: throw ConversionError.unsupported(from: dtype, to: .f32)
+        default: return false
         }
+        return true
     }
 
     /// Runs `body(lo, hi)` over disjoint ranges covering `0..<count` on `threads` workers (0: the scope's); ranges

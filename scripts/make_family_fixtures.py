@@ -19,6 +19,9 @@ parameter (norm weights 1 + N(0, 0.1²), nonzero biases and sinks, expert weight
   tiny-gemma4/         Gemma4ForCausalLM: sliding (default rope) and full (proportional rope, own head_dim and kv heads,
                        k = v) layers, kv sharing (the last two layers) with double-wide MLPs, per-layer embeddings, an
                        MoE block beside every MLP, layer_scalar, final logit soft-capping
+  tiny-gemma4-mm/      the same decoder as Gemma4ForConditionalGeneration (model_type gemma4: text_config,
+                       model.language_model.*, tied lm_head by the outer config) with a one-layer vision tower; same
+                       logits (checked)
 
 Each directory holds config.json, model.safetensors, reference_logits.safetensors {input_ids int32 [1, N],
 logits f32 [1, N, vocab]} (row 0 of fixtures/peers/data/eval_text.safetensors, first N tokens) and reference.json
@@ -213,7 +216,30 @@ def gemma4():
     write_reference(d, None, changes)
 
 
-FAMILIES = {"gpt-oss": gpt_oss, "muse": muse, "gemma4": gemma4}
+def gemma4_mm():
+    src, d = f"{OUT}/tiny-gemma4", f"{OUT}/tiny-gemma4-mm"
+    text = json.load(open(f"{src}/config.json"))
+    for k in ["architectures", "dtype", "transformers_version"]:
+        text.pop(k, None)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
+                  position_embedding_size=64)
+    torch.manual_seed(SEED)
+    model = transformers.Gemma4ForConditionalGeneration(transformers.Gemma4Config(text_config=text, vision_config=vision)).eval()
+    state = model.state_dict()
+    for k, v in load_file(f"{src}/model.safetensors").items():
+        state[k.replace("model.", "model.language_model.", 1)] = v.float()
+    model.load_state_dict(state)
+    save(model.to(torch.bfloat16), d)
+    m = transformers.Gemma4ForConditionalGeneration.from_pretrained(d, **KW).eval()
+    ref = load_file(f"{src}/reference_logits.safetensors")
+    rel = float((forward_logits(m, ref["input_ids"].long()) - ref["logits"]).norm() / ref["logits"].norm())
+    print(d, "Gemma4ForConditionalGeneration vs tiny-gemma4's Gemma4ForCausalLM logits: rel L2", rel)
+    assert rel < 1e-6, rel
+    shutil.copy(f"{src}/reference.json", f"{d}/reference.json")
+    shutil.copy(f"{src}/reference_logits.safetensors", f"{d}/reference_logits.safetensors")
+
+
+FAMILIES = {"gpt-oss": gpt_oss, "muse": muse, "gemma4": gemma4, "gemma4-mm": gemma4_mm}
 
 if __name__ == "__main__":
     import sys

@@ -10,7 +10,8 @@ extension LinearSite {
     /// nil for a path this forward pass does not compute.
     public init?(inputOf module: String, expert: Int? = nil) {
         switch module {
-        case "self_attn", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.q_a_proj", "self_attn.kv_a_proj_with_mqa":
+        case "self_attn", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.q_a_proj", "self_attn.kv_a_proj_with_mqa",
+             "self_attn.gate_proj":
             self = .attention
         case "self_attn.o_proj": self = .output
         case "self_attn.q_b_proj": self = .qLatent
@@ -47,10 +48,13 @@ extension LayerWeights {
     }
 
     static func keyPath(_ m: String, _ w: LayerWeights) -> WritableKeyPath<LayerWeights, [Float]>? {
-        let latent = w.latent != nil, shared = w.shared != nil, linear = w.linearAttention != nil
+        let latent = w.latent != nil, shared = w.shared != nil, linear = w.linearAttention != nil, sandwich = w.attentionOutputNorm != nil
         let p: WritableKeyPath<LayerWeights, [Float]>? = switch m {
         case "input_layernorm": \.inputNorm
-        case "post_attention_layernorm": \.postNorm
+        // with sandwich norms the MLP's input norm is pre_feedforward_layernorm
+        case "post_attention_layernorm": sandwich ? \.attentionOutputNorm! : \.postNorm
+        case "pre_feedforward_layernorm" where sandwich: \.postNorm
+        case "self_attn.gate_proj" where w.attentionGate != nil: \.attentionGate!
         case "self_attn.q_proj": latent ? \.latent!.q : \.q
         case "self_attn.k_proj": \.k
         case "self_attn.v_proj": \.v
@@ -88,7 +92,7 @@ extension LayerWeights {
 
     /// The linears of the attention block, by path (those this layer has).
     var attentionModules: [String] {
-        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.q_a_proj", "self_attn.q_b_proj",
+        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.gate_proj", "self_attn.q_a_proj", "self_attn.q_b_proj",
          "self_attn.kv_a_proj_with_mqa", "self_attn.kv_b_proj", "self_attn.o_proj"].filter { Self.keyPath($0, self) != nil }
     }
 }

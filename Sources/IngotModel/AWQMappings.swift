@@ -73,6 +73,26 @@ extension ModelConfig {
         if family == .qwen3Next || family == .qwen3_5MoE { return qwen3NextAWQRecipe(layer: layer) }
         var m: [AWQMapping] = []
         var linears: [String] = []
+        if gemma4 != nil {
+            // Declared absent: Gemma 4's experts read pre_feedforward_layernorm_2 of the residual beside the MLP (no
+            // block replays that yet), per_layer_projection's input is a product after a nonlinearity (no smoothing
+            // op), and kv-shared layers have no k/v to balance.
+            return AWQLayerRecipe(mappings: [], linears: [])
+        }
+        if attentionGate {
+            // Muse (llm-compressor's default mappings with the gate and sandwich norms): the centred (1 + w) input
+            // norm feeds q, k, v and the output gate; v → o holds through the gate (it scales channels, as
+            // sigmoid(gate) multiplies them); pre_feedforward_layernorm feeds the MLP. The norms on the attention
+            // and MLP outputs come after the inspected blocks and are not smoothing ops.
+            m = [AWQMapping(smooth: "input_layernorm", normOffset: normWeightOffset,
+                            balance: ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.gate_proj"], inspect: "self_attn"),
+                 AWQMapping(smooth: "self_attn.v_proj", balance: ["self_attn.o_proj"], inspect: "self_attn.o_proj", requiresMatchingShapes: true),
+                 AWQMapping(smooth: "pre_feedforward_layernorm", normOffset: normWeightOffset, balance: ["mlp.gate_proj", "mlp.up_proj"], inspect: "mlp"),
+                 AWQMapping(smooth: "mlp.up_proj", balance: ["mlp.down_proj"], inspect: "mlp.down_proj")]
+            linears = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.gate_proj", "self_attn.o_proj",
+                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+            return AWQLayerRecipe(mappings: m, linears: linears)
+        }
         if let la = latentAttention {
             // DeepSeek MLA (AutoAWQ deepseek_v3.py, llm-compressor _deepseek_mappings): no v → o mapping.
             let first = la.qLoraRank == nil ? "self_attn.q_proj" : "self_attn.q_a_proj"

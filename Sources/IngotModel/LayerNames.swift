@@ -271,7 +271,9 @@ extension LayerNames {
         }
         switch module {
         case "input_layernorm": return whole(inputNorm)
-        case "post_attention_layernorm": return whole(postNorm)
+        case "post_attention_layernorm": return whole(attentionOutputNorm ?? postNorm)
+        case "pre_feedforward_layernorm": return attentionOutputNorm == nil ? nil : whole(postNorm)
+        case "self_attn.gate_proj": return whole(attentionGate)
         case "self_attn.q_proj": return whole(latent.map { $0.q } ?? q)
         case "self_attn.k_proj": return whole(k)
         case "self_attn.v_proj": return whole(v)

@@ -66,7 +66,9 @@ struct FamilyCLITests {
     /// fixture is sensitive by construction: N(0, 1) embeddings/lm_head push logits into the soft-cap, and its
     /// post-attention/post-FFN norms pass each sub-layer's quantization error on at unit scale.
     static let budget: [String: [String: (ratio: Double, kld: Double)]] = [
-        "tiny-muse": ["rtn-int4": (0.03, 0.6), "fp8-e4m3": (0.03, 0.1)],
+        // AWQ does not beat RTN on this random model (measured 1.041 / 0.54 vs 1.014 / 0.47; its folding is exact
+        // and every mapping's loss is at most RTN's, AWQTests)
+        "tiny-muse": ["rtn-int4": (0.03, 0.6), "fp8-e4m3": (0.03, 0.1), "awq-int4": (0.06, 0.6)],
         "tiny-gemma4": ["rtn-int4": (0.01, 0.03), "fp8-e4m3": (0.01, 0.01)],
     ]
 
@@ -110,6 +112,18 @@ struct FamilyCLITests {
             }
         }
         r = try ingot(["quantize", src, "--scheme", "awq-int4", "--calib", d.file("cal.ingot"), "-o", d.file("awq.ingot"), "--quiet"])
-        #expect(r.status == 2 && r.stderr.contains("not implemented"), "\(r.stderr)")
+        if model == "tiny-gemma4" {
+            // Gemma 4 declares its AWQ mappings absent (AWQMappings.swift): refused by name.
+            #expect(r.status == 2 && r.stderr.contains("gemma4 declares no AWQ mappings"), "\(r.stderr)")
+            return
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try ingot(["verify", src, d.file("awq.ingot"), "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = try JSON.parse(FileSystem.read(d.file("v.json")))
+        let ratio = v["ppl_ratio"]!.doubleValue!, kld = v["kld"]!["mean"]!.doubleValue!
+        print("\(model) awq-int4: ppl ratio \(ratio), KLD \(kld)")
+        let limit = Self.budget[model]!["awq-int4"]!
+        #expect(abs(ratio - 1) < limit.ratio && kld < limit.kld, "\(model) awq-int4: ppl ratio \(ratio), KLD \(kld)")
     }
 }

@@ -9,7 +9,7 @@ import IngotModel
 /// transformers' fp32 eager logits, and perplexity over windows longer than the sliding window equal to
 /// transformers' to 1e-5 relative.
 struct FamilyForwardTests {
-    static let families = ["tiny-gpt-oss", "tiny-muse", "tiny-gemma4"]
+    static let families = ["tiny-gpt-oss", "tiny-muse", "tiny-gemma4", "tiny-gemma4-mm"]
 
     /// Relative L2 distance of `model`'s logits to the reference file's.
     static func logitsError(_ model: ReferenceModel, reference: String) throws -> Double {
@@ -101,6 +101,13 @@ struct FamilyForwardTests {
         // proportional rope on full layers: a quarter of the 16 frequency pairs rotate
         #expect(c.rotaries[1]!.inverseFrequencies.filter { $0 != 0 }.count == 4 && c.rotaries[0]!.dim == 16)
         #expect(c.finalLogitSoftcap == 5 && c.attentionScale == 1 && c.embeddingScale == 8 && c.tieWordEmbeddings)
+    }
+
+    /// `gemma4` (Gemma4ForConditionalGeneration): the text decoder under model.language_model., lm_head tied by the
+    /// outer config's default.
+    @Test func gemma4MultimodalConfig() throws {
+        let c = try ModelConfig.load(directory: fixture("families/tiny-gemma4-mm"))
+        #expect(c.family == .gemma4 && c.weightPrefix == "model.language_model." && c.tieWordEmbeddings && c.gemma4?.kvSource == [4: 2, 5: 3])
     }
 
     static let museBase = #"{"model_type":"muse_glimmer","text_config":{"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"#

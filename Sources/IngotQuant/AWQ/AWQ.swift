@@ -118,11 +118,6 @@ public struct AWQ {
         for l in 0..<c.layers where c.awqRecipe(layer: l).mappings.isEmpty {
             throw Failure.unsupported("AWQ: \(c.family.rawValue) declares no AWQ mappings for layer \(l); use rtn-int4 or FP8")
         }
-        if c.sandwichNorms || c.attentionGate || c.gemma4 != nil {
-            // Muse's centered norms and gated attention, Gemma 4's sandwich norms, per-layer inputs and MoE beside
-            // the MLP: this engine's fold and block replay assume the Llama layer; refuse rather than mis-smooth.
-            throw Failure.unsupported("AWQ for \(c.family.rawValue) (sandwich norms / gated attention) is not implemented; use rtn-int4 or FP8")
-        }
         if c.attentionBias || c.expertBias || c.expertActivation != .swiglu {
             // Smoothing v → o and up → down would have to scale the biases of v and up, and the expert search
             // assumes SwiGLU: refuse until the mappings engine covers them.

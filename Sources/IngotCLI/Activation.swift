@@ -58,11 +58,11 @@ struct ActivationAwareOptions: ParsableArguments {
     }
 
     /// After the writer finished: AWQ's and GPTQ's summary lines and `--awq-log`.
-    func finish(_ outcome: ActivationAware.Outcome?, quiet: Bool) throws {
+    func finish(_ outcome: ActivationAware.Outcome?, quiet: Bool, force: Bool) throws {
         if let stream = outcome?.awq {
             let r = stream.result
             if !quiet { emitAWQSummary(r) }
-            if let path = awqLog { try OutputFile.writeText(r.json.serialized(pretty: true) + "\n", to: path) }
+            if let path = awqLog { try OutputFile.writeText(r.json.serialized(pretty: true) + "\n", to: path, overwrite: force) }
         }
         if let gptq = outcome?.gptq, !quiet { FileHandle.standardError.write(Data((gptq.summary + "\n").utf8)) }
     }

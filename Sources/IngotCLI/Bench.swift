@@ -226,7 +226,7 @@ struct BenchTokenize: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let t = try BPETokenizer(path: tokenizer)
-            let s = String(decoding: try FileSystem.read(text), as: UTF8.self)
+            let s = String(decoding: try FileSystem.read(text, streams: true), as: UTF8.self)
             var best = Double.infinity, count = 0
             for _ in 0..<3 {
                 let fresh = try BPETokenizer(path: tokenizer)  // cold cache each time, like a first pass over new text

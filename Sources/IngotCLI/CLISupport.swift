@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IngotCore
+import IngotFormats
 import IngotQuant
 
 /// Exit codes shared by every command: 0 success, 1 a check or gate failed, 2 usage or input error.
@@ -44,7 +45,8 @@ func printWarning(_ message: String) {
 
 /// Options shared by commands that write outputs.
 struct OutputOptions: ParsableArguments {
-    @Flag(help: "Overwrite the destination if it exists.") var force = false
+    @Flag(help: "Overwrite the destination if it exists (never an input; a directory only if Ingot wrote it).") var force = false
+    @Flag(help: "With --force, also replace a directory holding files Ingot did not write.") var forceForeign = false
     @Flag(help: "No progress output.") var quiet = false
     @OptionGroup var parallelism: ThreadOptions
 }
@@ -79,6 +81,22 @@ extension BenchDecode: Threaded {}
 extension BenchEncode: Threaded {}
 extension BenchQuantize: Threaded {}
 
+/// Before any work: registers what the command reads (checkpoints with all their files, and other files), then
+/// claims every destination it will write, main and side outputs (`Destinations.claim`: never an input, not
+/// existing without `--force`, a replaced directory only if Ingot wrote it, writable, locked against other writers).
+func claimOutputs(_ outputs: [(path: String?, kind: Destinations.Kind)], checkpoints: [String?], files: [String?] = [],
+                  force: Bool, foreign: Bool = false) throws {
+    for c in checkpoints.compactMap({ $0 }) { Checkpoint.registerInputs(c) }
+    for f in files.compactMap({ $0 }) { InputFiles.register(f) }
+    Destinations.allowForeign(foreign)
+    for (path, kind) in outputs { if let path { try Destinations.claim(path, kind: kind, overwrite: force) } }
+}
+
+/// How a checkpoint destination is written: one file (.safetensors, .h5) or a model directory.
+func checkpointKind(_ destination: String) -> Destinations.Kind {
+    CheckpointWriter(destination: destination).layout == .directory ? .directory : .file
+}
+
 /// Writes `text` to stdout.
 func emit(_ text: String) { FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8)) }
 
@@ -94,4 +112,30 @@ func table(_ header: [String], _ rows: [[String]], rightAlign: Set<Int> = []) ->
     }
     return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
         .joined(separator: "\n")
+}
+
+/// argument-parser reads `--ctx -5` as two options ("Missing value for '--ctx'"); a negative number after a long
+/// option is attached to it (`--ctx=-5`), so the option's own check names what is wrong with the value.
+public enum NegativeNumbers {
+    public static func attach(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a == "--" { out += args[i...]; break }
+            if a.hasPrefix("--"), !a.contains("="), a.count > 2, i + 1 < args.count, isNegativeNumber(args[i + 1]) {
+                out.append(a + "=" + args[i + 1])
+                i += 2
+                continue
+            }
+            out.append(a)
+            i += 1
+        }
+        return out
+    }
+
+    static func isNegativeNumber(_ s: String) -> Bool {
+        guard s.count > 1, s.hasPrefix("-") else { return false }
+        return Double(s) != nil
+    }
 }

@@ -33,7 +33,9 @@ struct CalibrationOptions: ParsableArguments {
 
     /// Loads the data and runs calibration on `opened` (on one share of the sequences with `share`).
     func calibrate(_ opened: OpenedModel, data: String, quiet: Bool, share: WorkSplit? = nil) throws -> Calibration {
+        try ForwardLimits.check(opened.model.config, length: seqLen, sequences: 1, logits: false, option: "--seq-len")
         let d = try CalibrationData.load(path: data, tokenizer: opened.tokenizer, samples: samples, seqLen: seqLen, seed: seed)
+        if let w = d.shortfall(samples: samples, seqLen: seqLen) { printWarning(w) }
         var c = Calibrator(model: opened.model, settings: settings)
         c.progress = TerminalProgress.make(quiet: quiet)
         var cal = try c.run(d, share: share.map { ($0.index, $0.count) })
@@ -63,11 +65,12 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         do {
+            let split = try shard.map { try WorkSplit(parsing: $0) }
+            let path = split.map { IngotShardSet.shardName(output, index: $0.index, count: $0.count) } ?? output
+            try claimOutputs([(path, .file)], checkpoints: [model], files: [data], force: out.force, foreign: out.forceForeign)
             let opened = try OpenedModel(path: model)
             let t0 = monotonicSeconds()
-            let split = try shard.map { try WorkSplit(parsing: $0) }
             let cal = try calibration.calibrate(opened, data: data, quiet: out.quiet || json, share: split)
-            let path = split.map { IngotShardSet.shardName(output, index: $0.index, count: $0.count) } ?? output
             try CalibrationArtifact.write(cal, to: path, overwrite: out.force)
             let report = CoverageReport(cal)
             let text = split == nil ? report.text

@@ -29,6 +29,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try claimOutputs([(destination, checkpointKind(destination))], checkpoints: [source], force: output.force, foreign: output.forceForeign)
             let src = try Checkpoint.open(source)
             let target = dtype.flatMap { DType(name: $0) }
             var writer = CheckpointWriter(destination: destination)

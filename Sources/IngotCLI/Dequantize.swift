@@ -16,6 +16,7 @@ struct DequantizeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try claimOutputs([(destination, checkpointKind(destination))], checkpoints: [source], force: output.force, foreign: output.forceForeign)
             let src = try DequantizedSource(Checkpoint.open(source))
             let picked: TensorSource = weightsOnly ? FilteredSource(base: src, keep: src.isQuantized) : src
             var writer = CheckpointWriter(destination: destination)

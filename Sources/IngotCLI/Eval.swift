@@ -24,6 +24,8 @@ struct Eval: ParsableCommand {
     func validate() throws {
         guard (text == nil) != (tokensJson == nil) else { throw ValidationError("give exactly one of --text or --tokens-json") }
         guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2") }
+        if let m = maxTokens, m < 2 { throw ValidationError("--max-tokens must be at least 2") }
+        if let s = stride, s < 1 || s > ctx { throw ValidationError("--stride must be between 1 and --ctx") }
     }
 
     func run() throws {
@@ -34,6 +36,7 @@ struct Eval: ParsableCommand {
         // Quantized checkpoints (compressed-tensors, AutoAWQ, FP8, .ingot) run on their dequantized weights.
         let opened = try OpenedModel(path: model)
         let m = opened.model
+        try ForwardLimits.check(m.config, length: ctx, sequences: 1, logits: true, option: "--ctx")
         var ids = try evaluationTokens(text: text, tokensJson: tokensJson, tokenizer: opened.tokenizer)
         if let mx = maxTokens { ids = Array(ids.prefix(mx)) }
         let r = try Perplexity.evaluate(m, tokens: ids, context: ctx, stride: stride, progress: TerminalProgress.make(quiet: quiet || json))

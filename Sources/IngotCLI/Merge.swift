@@ -23,6 +23,7 @@ struct Merge: ParsableCommand {
             guard destination.hasSuffix(".ingot") else { throw ValidationError("the merged file must end in .ingot") }
             let t0 = monotonicSeconds()
             let paths = (1...count).map { IngotShardSet.shardName(name, index: $0, count: count) }
+            try claimOutputs([(destination, .file)], checkpoints: [], files: paths, force: out.force, foreign: out.forceForeign)
             if let missing = paths.first(where: { !FileSystem.exists($0) }) {
                 throw NativeError.missingShard(file: name, shard: FileSystem.baseName(missing))
             }

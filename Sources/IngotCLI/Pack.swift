@@ -26,6 +26,9 @@ struct Pack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // Shard names depend on the sizes: PackJob claims them all before writing any.
+            try claimOutputs([(maxShardSize == nil ? destination : nil, .file)], checkpoints: [source], force: output.force,
+                             foreign: output.forceForeign)
             let src = try Checkpoint.open(source)
             var job = PackJob(source: src, destination: destination)
             job.options.level = level == 0 ? nil : level
@@ -56,6 +59,7 @@ struct Unpack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try claimOutputs([(destination, checkpointKind(destination))], checkpoints: [source], force: output.force, foreign: output.forceForeign)
             let src = try Checkpoint.open(source)
             var writer = CheckpointWriter(destination: destination)
             writer.maxShardSize = Format.parseSize(maxShardSize) ?? 5_000_000_000

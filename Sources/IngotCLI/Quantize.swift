@@ -48,6 +48,7 @@ struct QuantOptions: ParsableArguments {
         for o in override {
             do { try plan.addOverride(o) } catch { throw ValidationError("--override '\(o)': \(error)") }
         }
+        try plan.validatePatterns()
         return plan
     }
 
@@ -55,7 +56,7 @@ struct QuantOptions: ParsableArguments {
     var isAWQ: Bool { scheme.transform == .awq }
 
     /// Prints a summary of what was quantized to what, and writes the JSON report when asked.
-    func emitReport(_ records: [ExportRecord], quiet: Bool) throws {
+    func emitReport(_ records: [ExportRecord], quiet: Bool, force: Bool) throws {
         var counts: [String: Int] = [:]
         for r in records { counts[r.to, default: 0] += 1 }
         for r in records { if let h = r.health { printWarning("tensor '\(r.name)': \(h.summary)") } }
@@ -74,9 +75,7 @@ struct QuantOptions: ParsableArguments {
                 }
                 return .object(o)
             })
-            let f = try OutputFile(path: path, overwrite: true)
-            try f.write(json.serialized(pretty: true) + "\n")
-            try f.commit()
+            try OutputFile.writeText(json.serialized(pretty: true) + "\n", to: path, overwrite: force)
         }
     }
 }
@@ -105,6 +104,9 @@ struct Quantize: ParsableCommand {
                 throw ValidationError("--shard writes .ingot shards: use -o NAME.ingot, then `ingot merge` and `ingot export`")
             }
             var plan = try quant.plan()
+            let main = split.map { IngotShardSet.shardName(output, index: $0.index, count: $0.count) } ?? output
+            try claimOutputs([(main, output.hasSuffix(".ingot") ? .file : .directory), (quant.report, .file), (acts.awqLog, .file)],
+                             checkpoints: [model], files: [acts.calib, acts.data], force: out.force, foreign: out.forceForeign)
             let (src, calibrationMeta, calibrated) = try acts.prepare(model: model, plan: &plan, scheme: quant.scheme, quiet: out.quiet,
                                                                       layerOrdered: output.hasSuffix(".ingot"))
             let dir = FileSystem.isDirectory(model) ? model : FileSystem.directoryName(model)
@@ -126,8 +128,8 @@ struct Quantize: ParsableCommand {
                 job.progress = TerminalProgress.make(quiet: out.quiet)
                 records = try job.run()
             }
-            try acts.finish(calibrated, quiet: out.quiet)
-            try quant.emitReport(records, quiet: out.quiet)
+            try acts.finish(calibrated, quiet: out.quiet, force: out.force)
+            try quant.emitReport(records, quiet: out.quiet, force: out.force)
     }
 }
 
@@ -157,6 +159,8 @@ struct Export: ParsableCommand {
                 throw ValidationError("--to must be compressed-tensors, autoawq, fp8 or gguf")
             }
             var plan = try quant.plan()
+            try claimOutputs([(output, .directory), (quant.report, .file), (acts.awqLog, .file)],
+                             checkpoints: [source], files: [acts.calib, acts.data], force: out.force, foreign: out.forceForeign)
             if format == .autoawq { plan.defaults.convention = .autoawq }
             if format == .fp8 { plan.defaults = QuantizationPlan.Settings(scheme: .fp8E4M3); plan.defaults.fp8Granularity = .block }
             let (src, _, calibrated) = try acts.prepare(model: source, plan: &plan, scheme: quant.scheme, quiet: out.quiet, layerOrdered: false)
@@ -169,8 +173,8 @@ struct Export: ParsableCommand {
             job.progress = TerminalProgress.make(quiet: out.quiet)
             if source.hasSuffix(".ingot") { job.storedCompanions = try src.storedCompanionFiles() }
             let records = try job.run()
-            try acts.finish(calibrated, quiet: out.quiet)
-            try quant.emitReport(records, quiet: out.quiet)
+            try acts.finish(calibrated, quiet: out.quiet, force: out.force)
+            try quant.emitReport(records, quiet: out.quiet, force: out.force)
     }
 
     /// `--to gguf`: the checkpoint as a llama.cpp GGUF file; `--calib` makes the calibration the importance matrix.

@@ -38,10 +38,12 @@ struct Verify: ParsableCommand {
     @Option(help: "Write a self-contained HTML report here.") var html: String?
     @Option(help: "Calibration file, for the expert coverage heat map in the HTML report.") var calib: String?
     @Flag(help: "No progress output.") var quiet = false
+    @Flag(help: "Overwrite the --json and --html files if they exist (never an input).") var force = false
 
     func validate() throws {
         guard (text == nil) != (tokensJson == nil) else { throw ValidationError("give exactly one of --text or --tokens-json") }
         guard ctx >= 2 else { throw ValidationError("--ctx must be at least 2") }
+        if let m = maxTokens, m < 2 { throw ValidationError("--max-tokens must be at least 2") }
     }
 
     func run() throws {
@@ -51,7 +53,9 @@ struct Verify: ParsableCommand {
     }
 
     func execute() throws -> [Gates.Outcome] {
+        try claimOutputs([(json, .file), (html, .file)], checkpoints: [original, quantized], files: [text, tokensJson, calib], force: force)
         let a = try OpenedModel(path: original), b = try OpenedModel(path: quantized)
+        try ForwardLimits.check(a.model.config, length: ctx, sequences: 1, logits: true, option: "--ctx")
         var ids = try evaluationTokens(text: text, tokensJson: tokensJson, tokenizer: a.tokenizer ?? b.tokenizer)
         if let m = maxTokens { ids = Array(ids.prefix(m)) }
         var r = try Verification.run(original: a.model, quantized: b.model, tokens: ids, context: ctx, progress: TerminalProgress.make(quiet: quiet))
@@ -61,10 +65,10 @@ struct Verify: ParsableCommand {
         for g in outcome {
             emit("gate \(g.gate): \(HTMLReport.fmt(g.value)) vs limit \(HTMLReport.fmt(g.limit)): \(g.passed ? "pass" : "FAIL")")
         }
-        if let path = json { try OutputFile.writeText(r.json(gates: outcome).serialized(pretty: true) + "\n", to: path) }
+        if let path = json { try OutputFile.writeText(r.json(gates: outcome).serialized(pretty: true) + "\n", to: path, overwrite: force) }
         if let path = html {
             let coverage = try calib.map { try CalibrationArtifact.read($0).layers.map { $0.experts.map(\.routedTokens) } }
-            try OutputFile.writeText(HTMLReport.render(title: "ingot verify: \(quantized) vs \(original)", result: r, gates: outcome, expertTokens: coverage), to: path)
+            try OutputFile.writeText(HTMLReport.render(title: "ingot verify: \(quantized) vs \(original)", result: r, gates: outcome, expertTokens: coverage), to: path, overwrite: force)
         }
         return outcome
     }

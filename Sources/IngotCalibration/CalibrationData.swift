@@ -37,7 +37,7 @@ public struct CalibrationData: Sendable {
     /// - `.safetensors`: an integer `input_ids` tensor `[sequences, length]` (used as given, in order).
     /// - anything else: UTF-8 text, one document.
     public static func load(path: String, tokenizer: (any Tokenizing)?, samples: Int, seqLen: Int, seed: UInt64) throws -> CalibrationData {
-        let bytes = try FileSystem.read(path)
+        let bytes = try FileSystem.read(path, streams: true)
         var sha = SHA256()
         sha.update(bytes)
         let hash = sha.finalize().map { String(format: "%02x", $0) }.joined()
@@ -119,6 +119,13 @@ public struct CalibrationData: Sendable {
     }
 
     public var tokenCount: Int { sequences.reduce(0) { $0 + $1.count } }
+
+    /// A warning when the data gave fewer sequences than `samples` asked for (calibration uses what there is).
+    public func shortfall(samples: Int, seqLen: Int) -> String? {
+        guard sequences.count < samples else { return nil }
+        return "\(sourcePath): asked for \(samples) samples, the data holds only \(sequences.count) sequence\(sequences.count == 1 ? "" : "s") "
+            + "of \(seqLen) tokens; calibrating on \(sequences.count) (lower --samples or --seq-len, or give more data)"
+    }
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a small, fixed, portable generator, so a seed means the same sample

@@ -21,6 +21,7 @@ public struct Calibrator {
     public func run(_ data: CalibrationData, share: (index: Int, count: Int)? = nil) throws -> Calibration {
         let c = model.config, h = c.hiddenSize
         let all = data.sequences.map(\.count)
+        try ForwardLimits.check(c, length: all.max() ?? 0, sequences: all.count, logits: false, option: "--seq-len")
         // The sample is the first sequences of the whole set, whichever share they fall in.
         var sampleCount = 0, sampleRows = 0
         while sampleCount < all.count, sampleCount == 0 || sampleRows + all[sampleCount] <= settings.sampleTokens {

@@ -125,6 +125,24 @@ public indirect enum JSON: Equatable, Sendable {
     }
 }
 
+/// What is wrong with a file's contents, named by the file's path.
+public struct FileContentError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let reason: String
+    public init(path: String, reason: String) { self.path = path; self.reason = reason }
+    public var description: String { "\(path): \(reason)" }
+}
+
+extension JSON {
+    /// Reads and parses a JSON file (a regular file of at most `limit` bytes); a parse error names the file.
+    public static func parseFile(_ path: String, rejectDuplicateKeys: Bool = true, limit: Int = 1 << 30) throws -> JSON {
+        let bytes = try FileSystem.read(path, limit: limit)
+        do { return try parse(bytes, rejectDuplicateKeys: rejectDuplicateKeys) } catch let e as JSONError {
+            throw FileContentError(path: path, reason: e.description)
+        }
+    }
+}
+
 public struct JSONError: Error, CustomStringConvertible, Equatable {
     public let offset: Int
     public let reason: String

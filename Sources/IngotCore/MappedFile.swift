@@ -16,11 +16,13 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps `path`. An empty file maps to an empty buffer.
     public init(path: String) throws {
         self.path = path
-        let fd = try syscall(.open, path) { open(path, O_RDONLY | O_CLOEXEC) }
+        // O_NONBLOCK: a FIFO under a checkpoint's name must not block the open; only regular files are mapped.
+        let fd = try syscall(.open, path) { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         defer { close(fd) }
         var st = stat()
         try syscall(.stat, path) { fstat(fd, &st) }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw IOError(.open, path: path, errno: EISDIR) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError.isDirectory(path) }
+        if (st.st_mode & S_IFMT) != S_IFREG { throw FileError.notRegular(path, kind: FileSystem.kindName(st.st_mode & S_IFMT)) }
         let size = Int(st.st_size)
         if size == 0 {
             base = nil

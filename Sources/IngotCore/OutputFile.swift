@@ -3,13 +3,20 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// A file written crash-safely: bytes go to a temporary name beside the destination, `commit()` fsyncs and
 /// renames it into place (then fsyncs the directory). If the writer is dropped without `commit()` or any write
 /// fails, the temporary file is removed, so nothing is ever left half-written under the final name.
+///
+/// The destination is claimed first (`Destinations.claim`: never an input, not an existing file without
+/// `overwrite`, locked against other writers); without `overwrite` the final rename never replaces anything.
 public final class OutputFile {
     public let path: String
     public let temporaryPath: String
+    private let overwrite: Bool
+    /// Inside an `OutputDirectory`'s temporary directory: no claim, the directory's commit publishes it.
+    private let staged: Bool
     private var fd: Int32
     private var buffer: UnsafeMutableRawBufferPointer
     private var buffered = 0
@@ -23,17 +30,22 @@ public final class OutputFile {
     public static let temporaryMarker = ".ingot-tmp-"
 
     /// Opens a temporary file for `path`. Refuses when `path` exists unless `overwrite` is set.
-    public init(path: String, overwrite: Bool = false, bufferSize: Int = 8 << 20) throws {
+    public convenience init(path: String, overwrite: Bool = false, bufferSize: Int = 8 << 20) throws {
+        try self.init(path: path, overwrite: overwrite, bufferSize: bufferSize, staged: false)
+    }
+
+    init(path: String, overwrite: Bool, bufferSize: Int, staged: Bool) throws {
         self.path = path
-        if !overwrite, FileSystem.exists(path) { throw OutputError.destinationExists(path) }
-        let dir = FileSystem.directoryName(path)
-        let base = FileSystem.baseName(path)
-        self.temporaryPath = dir + "/." + base + OutputFile.temporaryMarker + String(getpid())
-            + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        self.overwrite = overwrite
+        self.staged = staged
+        if !staged { try Destinations.claim(path, kind: .file, overwrite: overwrite) }
+        self.temporaryPath = Destinations.temporaryName(for: path)
         let tmp = temporaryPath
         do { fd = try syscall(.open, tmp) { open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) } } catch let e as IOError {
+            if !staged { Destinations.release(path) }
             throw IOError(.create, path: path, errno: e.errno)  // name what the user asked for, not our temporary
         }
+        Destinations.temporaries.add(tmp)
         buffer = .allocate(byteCount: bufferSize, alignment: 64)
     }
 
@@ -107,36 +119,67 @@ public final class OutputFile {
             try syscall(.sync, tmp) { fsync(fd) }
             close(fd)
             fd = -1
-            try syscall(.rename, path) { rename(tmp, path) }
+            if staged {
+                try syscall(.rename, path) { rename(tmp, path) }
+                Destinations.temporaries.remove(tmp)
+            } else {
+                try Destinations.publishFile(tmp, at: path, overwrite: overwrite)
+            }
             committed = true
-            FileSystem.syncDirectory(FileSystem.directoryName(path))
-        } catch let e as IOError {
+        } catch {
             discard()
             // Report failures against the destination the user named.
-            throw IOError(e.operation, path: path, errno: e.errno)
+            if let e = error as? IOError { throw IOError(e.operation, path: path, errno: e.errno) }
+            throw error
         }
     }
 
     /// Closes and removes the temporary file.
     public func discard() {
         if fd >= 0 { close(fd); fd = -1 }
-        if !committed { unlink(temporaryPath) }
+        if !committed {
+            unlink(temporaryPath)
+            Destinations.temporaries.remove(temporaryPath)
+            if !staged { Destinations.release(path) }
+        }
         committed = true
     }
 }
 
 public enum OutputError: Error, CustomStringConvertible, Equatable {
     case destinationExists(String)
+    /// Writing the destination would overwrite or remove an input of this run.
+    case isInput(destination: String, input: String)
+    /// Another process holds the destination's lock.
+    case busy(String)
+    /// The destination exists as something the output cannot replace (a directory for a file output).
+    case wrongKind(String, reason: String)
+    /// A directory to replace holds files Ingot did not write.
+    case foreign(String, names: [String])
+    /// Without overwrite, something appeared under the destination while the output was being written.
+    case appeared(String)
 
     public var description: String {
         switch self {
         case .destinationExists(let p): "\(p): destination exists (pass --force to overwrite)"
+        case let .isInput(d, i):
+            d == i || InputFiles.resolve(d) == InputFiles.resolve(i)
+                ? "\(d): is an input of this command; choose another destination (--force never overwrites an input)"
+                : "\(d): would overwrite or remove the input \(i); choose another destination (--force never overwrites an input)"
+        case .busy(let p): "\(p): another ingot process is writing this destination; wait for it or choose another destination"
+        case let .wrongKind(p, r): "\(p): \(r)"
+        case let .foreign(p, names):
+            "\(p): holds files Ingot did not write (\(names.prefix(3).joined(separator: ", "))\(names.count > 3 ? ", …" : "")); "
+                + "choose another destination, or pass --force-foreign to replace it anyway"
+        case .appeared(let p): "\(p): was created by someone else while this output was being written; nothing was replaced"
         }
     }
 }
 
 /// A directory written crash-safely: files are written into a temporary sibling directory, which `commit()`
-/// renames into place. Dropped without `commit()`, the temporary directory is removed.
+/// renames into place, or, replacing an existing directory, swaps with it atomically (the old one is then
+/// removed). Dropped without `commit()`, the temporary directory is removed. The directory gets a marker,
+/// `Destinations.markerName`, listing the files Ingot wrote, which is how `--force` later recognizes it.
 public final class OutputDirectory {
     public let path: String
     public let temporaryPath: String
@@ -146,48 +189,327 @@ public final class OutputDirectory {
     public init(path: String, overwrite: Bool = false) throws {
         self.path = path
         self.overwrite = overwrite
-        if !overwrite, FileSystem.exists(path) { throw OutputError.destinationExists(path) }
-        temporaryPath = FileSystem.directoryName(path) + "/." + FileSystem.baseName(path) + OutputFile.temporaryMarker
-            + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        try Destinations.claim(path, kind: .directory, overwrite: overwrite)
+        temporaryPath = Destinations.temporaryName(for: path)
         let tmp = temporaryPath
         do { try syscall(.mkdir, tmp) { mkdir(tmp, 0o755) } } catch let e as IOError {
+            Destinations.release(path)
             throw IOError(.create, path: path, errno: e.errno)
         }
+        Destinations.temporaries.add(tmp)
     }
 
-    deinit { if !committed { FileSystem.removeTree(temporaryPath) } }
+    deinit { if !committed { discard() } }
 
     /// Path of a file inside the (temporary) directory.
     public func file(_ name: String) -> String { temporaryPath + "/" + name }
 
     /// Opens a crash-safe file inside the directory.
-    public func create(_ name: String) throws -> OutputFile { try OutputFile(path: file(name), overwrite: true) }
+    public func create(_ name: String) throws -> OutputFile {
+        try OutputFile(path: file(name), overwrite: true, bufferSize: 8 << 20, staged: true)
+    }
 
-    /// Renames the temporary directory to `path` (replacing an existing one when overwriting).
+    /// Publishes the directory: renamed into place, or swapped with the existing one when overwriting.
     public func commit() throws {
-        FileSystem.syncDirectory(temporaryPath)
-        if overwrite, FileSystem.exists(path) { FileSystem.removeTree(path) }
-        let tmp = temporaryPath
-        do { try syscall(.rename, path) { rename(tmp, path) } } catch {
-            FileSystem.removeTree(temporaryPath)
-            committed = true
+        do {
+            try Destinations.writeMarker(in: temporaryPath)
+            try Destinations.publishDirectory(temporaryPath, at: path, overwrite: overwrite)
+        } catch {
+            discard()
             throw error
         }
         committed = true
-        FileSystem.syncDirectory(FileSystem.directoryName(path))
     }
 
     public func discard() {
-        if !committed { FileSystem.removeTree(temporaryPath) }
+        if !committed {
+            FileSystem.removeTree(temporaryPath)
+            Destinations.temporaries.remove(temporaryPath)
+            Destinations.release(path)
+        }
         committed = true
     }
 }
 
 extension OutputFile {
-    /// Writes a whole text file crash-safely (temporary name, fsync, rename), replacing any existing file.
-    public static func writeText(_ text: String, to path: String) throws {
-        let f = try OutputFile(path: path, overwrite: true)
+    /// Writes a whole text file crash-safely (temporary name, fsync, rename); an existing file is replaced only
+    /// with `overwrite`.
+    public static func writeText(_ text: String, to path: String, overwrite: Bool) throws {
+        let f = try OutputFile(path: path, overwrite: overwrite)
         try f.write(text)
         try f.commit()
     }
 }
+
+/// The one discipline for every destination a command writes, main output or side output:
+///
+/// - never an input: not a file this process reads (same inode or same resolved path), not a directory holding
+///   one (`InputFiles`), with or without `--force`;
+/// - an existing destination is replaced only with `overwrite` (`--force`), and only the destination: a file by
+///   an atomic rename, a directory by an atomic swap (`renameat2(RENAME_EXCHANGE)`), the old one removed after;
+///   a directory is replaced only if Ingot wrote it (its `markerName` lists every file in it), unless
+///   `allowForeign` (`--force-foreign`);
+/// - claimed before any work (`claim`), which checks all of the above, proves the directory writable and takes
+///   a lock (`.NAME.ingot-lock` beside the destination, `flock`), so of two processes writing one destination
+///   exactly one proceeds and the other fails at once; without `overwrite` the final rename is no-replace
+///   (`RENAME_NOREPLACE`), so nothing that appeared meanwhile is ever replaced;
+/// - temporaries (and locks) are removed on error, at exit and on SIGINT/SIGTERM/SIGHUP (`installSignalCleanup`).
+public enum Destinations {
+    public enum Kind: Sendable {
+        case file, directory
+        /// A directory written in place (a run's output directory): only checked against inputs and locked.
+        case workDirectory
+    }
+
+    /// The marker Ingot writes in every directory it produces: the names of the files it wrote (sorted JSON).
+    public static let markerName = ".ingot-output.json"
+
+    struct Claim { var kind: Kind, lockFD: Int32, lockPath: String }
+
+    final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var claims: [String: Claim] = [:]
+        var allowForeign = false
+    }
+    static let state = State()
+
+    /// Lets `--force` replace directories holding files Ingot did not write (never ones holding an input).
+    public static func allowForeign(_ allow: Bool) {
+        state.lock.lock(); state.allowForeign = allow; state.lock.unlock()
+    }
+
+    /// Checks `path` as a destination and locks it for this process (idempotent: a path already claimed by this
+    /// process is not checked again). Throws `OutputError` or `IOError` naming `path`.
+    public static func claim(_ path: String, kind: Kind, overwrite: Bool) throws {
+        let key = InputFiles.resolve(normalized(path)) ?? InputFiles.absolute(normalized(path))
+        state.lock.lock()
+        let held = state.claims[key] != nil, foreign = state.allowForeign
+        state.lock.unlock()
+        if held { return }
+        let p = normalized(path)
+        if let input = InputFiles.conflict(destination: p, inPlace: kind == .workDirectory) {
+            throw OutputError.isInput(destination: path, input: input)
+        }
+        let dir = FileSystem.directoryName(p)
+        guard FileSystem.isDirectory(dir) else {
+            throw IOError(.create, path: path, errno: FileSystem.exists(dir) ? ENOTDIR : ENOENT)
+        }
+        // The lock file is also the proof that the directory is writable, before any work.
+        let lockPath = dir + "/." + FileSystem.baseName(p) + ".ingot-lock"
+        let fd = try lock(lockPath, for: path)
+        var ok = false
+        defer { if !ok { unlink(lockPath); close(fd) } }
+        var st = stat()
+        if kind != .workDirectory, lstat(p, &st) == 0 {
+            guard overwrite else { throw OutputError.destinationExists(path) }
+            var target = stat()
+            let isDir = stat(p, &target) == 0 && (target.st_mode & S_IFMT) == S_IFDIR
+            switch kind {
+            case .file where isDir:
+                throw OutputError.wrongKind(path, reason: "is a directory; a file output does not replace a directory")
+            case .directory where !foreign:
+                let names = isDir ? foreignNames(in: p) : [FileSystem.baseName(p)]
+                if !names.isEmpty { throw OutputError.foreign(path, names: names) }
+            default: break
+            }
+        }
+        ok = true
+        state.lock.lock()
+        state.claims[key] = Claim(kind: kind, lockFD: fd, lockPath: lockPath)
+        state.lock.unlock()
+    }
+
+    /// Releases this process's claim on `path` (its lock file is removed).
+    public static func release(_ path: String) {
+        let p = normalized(path)
+        let key = InputFiles.resolve(p) ?? InputFiles.absolute(p)
+        state.lock.lock()
+        let c = state.claims.removeValue(forKey: key)
+        state.lock.unlock()
+        if let c { unlink(c.lockPath); close(c.lockFD) }
+    }
+
+    /// Takes the lock file's `flock` without waiting. The lock file is unlinked on release, so after locking it
+    /// must still be the file at `lockPath` (else another process released it meanwhile: try again).
+    static func lock(_ lockPath: String, for path: String) throws -> Int32 {
+        for _ in 0..<100 {
+            let fd: Int32
+            do { fd = try syscall(.create, lockPath) { open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644) } } catch let e as IOError {
+                throw IOError(.create, path: path, errno: e.errno)
+            }
+            if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                let e = errno
+                close(fd)
+                if e == EWOULDBLOCK { throw OutputError.busy(path) }
+                throw IOError(.create, path: path, errno: e)
+            }
+            var a = stat(), b = stat()
+            if fstat(fd, &a) == 0, lstat(lockPath, &b) == 0, a.st_ino == b.st_ino, a.st_dev == b.st_dev { return fd }
+            close(fd)
+        }
+        throw OutputError.busy(path)
+    }
+
+    /// Names in directory `dir` that its marker does not list (everything, when there is no marker).
+    static func foreignNames(in dir: String) -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0 != markerName }.sorted()
+        guard !names.isEmpty else { return [] }
+        var listed = Set<String>()
+        if let bytes = try? FileSystem.read(dir + "/" + markerName, limit: 1 << 20),
+           let j = try? JSON.parse(bytes, rejectDuplicateKeys: false), j["written_by"]?.stringValue == "ingot" {
+            listed = Set(j["files"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
+        return names.filter { !listed.contains($0) }
+    }
+
+    /// Writes the marker listing every file of the (temporary) directory `dir`.
+    static func writeMarker(in dir: String) throws {
+        let names = try FileSystem.list(dir).filter { $0 != markerName }
+        let text = JSON.object([("written_by", .string("ingot")), ("files", .array(names.map { .string($0) }))]).serialized() + "\n"
+        let f = try OutputFile(path: dir + "/" + markerName, overwrite: true, bufferSize: 1 << 16, staged: true)
+        try f.write(text)
+        try f.commit()
+    }
+
+    /// A fresh temporary name beside `path` (`removeStaleTemporaries` recognizes it by the pid).
+    public static func temporaryName(for path: String) -> String {
+        let p = normalized(path)
+        return FileSystem.directoryName(p) + "/." + FileSystem.baseName(p) + OutputFile.temporaryMarker + String(getpid())
+            + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
+    /// Moves the complete temporary file `tmp` to `path`: replacing an existing file only with `overwrite`.
+    public static func publishFile(_ tmp: String, at path: String, overwrite: Bool) throws {
+        let p = normalized(path)
+        defer { release(path) }
+        if let input = InputFiles.conflict(destination: p) {
+            unlink(tmp); temporaries.remove(tmp)
+            throw OutputError.isInput(destination: path, input: input)
+        }
+        if overwrite {
+            try syscall(.rename, path) { rename(tmp, p) }
+        } else {
+            try renameNoReplace(tmp, p, path: path)
+        }
+        temporaries.remove(tmp)
+        FileSystem.syncDirectory(FileSystem.directoryName(p))
+    }
+
+    /// Moves the complete temporary directory `tmp` to `path`; an existing one (only with `overwrite`) is swapped
+    /// out atomically and then removed, so a kill at any moment leaves either the old or the new directory.
+    static func publishDirectory(_ tmp: String, at path: String, overwrite: Bool) throws {
+        let p = normalized(path)
+        defer { release(path) }
+        FileSystem.syncDirectory(tmp)
+        var st = stat()
+        if overwrite, lstat(p, &st) == 0 {
+            if let input = InputFiles.conflict(destination: p) { throw OutputError.isInput(destination: path, input: input) }
+            state.lock.lock(); let foreign = state.allowForeign; state.lock.unlock()
+            if !foreign, (st.st_mode & S_IFMT) == S_IFDIR {
+                let names = foreignNames(in: p)
+                if !names.isEmpty { throw OutputError.foreign(path, names: names) }
+            }
+            if renameat2(AT_FDCWD, tmp, AT_FDCWD, p, renameExchange) == 0 {
+                // `tmp` now names the old directory.
+                FileSystem.syncDirectory(FileSystem.directoryName(p))
+                FileSystem.removeTree(tmp)
+                temporaries.remove(tmp)
+                return
+            }
+            let e = errno
+            guard e == EINVAL || e == ENOSYS else { throw IOError(.rename, path: path, errno: e) }
+            // No atomic exchange on this filesystem: move the old one aside, the new one in, then remove the old.
+            let aside = temporaryName(for: path)
+            temporaries.add(aside)
+            try syscall(.rename, path) { rename(p, aside) }
+            if rename(tmp, p) != 0 {
+                let e = errno
+                rename(aside, p)
+                temporaries.remove(aside)
+                throw IOError(.rename, path: path, errno: e)
+            }
+            temporaries.remove(tmp)
+            FileSystem.syncDirectory(FileSystem.directoryName(p))
+            FileSystem.removeTree(aside)
+            temporaries.remove(aside)
+            return
+        }
+        try renameNoReplace(tmp, p, path: path)
+        temporaries.remove(tmp)
+        FileSystem.syncDirectory(FileSystem.directoryName(p))
+    }
+
+    /// `rename` that fails rather than replace anything (`RENAME_NOREPLACE`; `link` + `unlink` for files on
+    /// filesystems without it; directories there rely on the destination's lock).
+    static func renameNoReplace(_ from: String, _ to: String, path: String) throws {
+        if renameat2(AT_FDCWD, from, AT_FDCWD, to, renameNoReplaceFlag) == 0 { return }
+        var e = errno
+        if e == EINVAL || e == ENOSYS {
+            if FileSystem.isDirectory(from) {
+                if !FileSystem.exists(to), rename(from, to) == 0 { return }
+                e = FileSystem.exists(to) ? EEXIST : errno
+            } else if link(from, to) == 0 {
+                unlink(from)
+                return
+            } else {
+                e = errno
+            }
+        }
+        if e == EEXIST || e == ENOTEMPTY { throw OutputError.appeared(path) }
+        throw IOError(.rename, path: path, errno: e)
+    }
+
+    static func normalized(_ path: String) -> String {
+        var p = path
+        while p.count > 1, p.hasSuffix("/") { p.removeLast() }
+        return p
+    }
+
+    // MARK: temporaries and cleanup
+
+    /// Paths (files or directories) to remove if the process is interrupted or exits before publishing them.
+    public final class Temporaries: @unchecked Sendable {
+        let lock = NSLock()
+        var paths = Set<String>()
+        public func add(_ p: String) { lock.lock(); paths.insert(p); lock.unlock() }
+        public func remove(_ p: String) { lock.lock(); paths.remove(p); lock.unlock() }
+        func drain() -> [String] { lock.lock(); defer { lock.unlock() }; let all = Array(paths); paths = []; return all }
+    }
+    public static let temporaries = Temporaries()
+
+    /// Removes every temporary and lock this process holds (at exit, or on a signal).
+    public static func cleanUp() {
+        for p in temporaries.drain() { FileSystem.removeTree(p) }
+        state.lock.lock()
+        let claims = state.claims
+        state.claims = [:]
+        state.lock.unlock()
+        for (_, c) in claims { unlink(c.lockPath); close(c.lockFD) }
+    }
+
+    nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
+
+    /// On SIGINT, SIGTERM or SIGHUP: remove temporaries and locks, then exit with 128 + the signal number; at
+    /// normal exit too. Call once, early in `main`.
+    public static func installSignalCleanup() {
+        atexit { Destinations.cleanUp() }
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler {
+                Destinations.cleanUp()
+                _exit(128 + sig)
+            }
+            s.resume()
+            signalSources.append(s)
+        }
+    }
+}
+
+#if canImport(Glibc)
+@_silgen_name("renameat2")
+private func renameat2(_ olddirfd: Int32, _ oldpath: UnsafePointer<CChar>, _ newdirfd: Int32, _ newpath: UnsafePointer<CChar>,
+                       _ flags: UInt32) -> Int32
+private let renameNoReplaceFlag: UInt32 = 1  // RENAME_NOREPLACE
+private let renameExchange: UInt32 = 2  // RENAME_EXCHANGE
+#endif

@@ -30,6 +30,20 @@ public enum Checkpoint {
         return try SafetensorsFile(path: path)
     }
 
+    /// Registers as inputs (`InputFiles`) the path and every file a checkpoint at `path` consists of: tensor
+    /// files, shard index and companion files. Unreadable checkpoints register only the path (opening them
+    /// later reports the error).
+    public static func registerInputs(_ path: String) {
+        InputFiles.register(path)
+        let dir = modelDirectory(of: path)
+        for name in ModelFiles.present(in: dir) + [ShardedSafetensors.indexName] { InputFiles.register(dir + "/" + name) }
+        if path.hasSuffix(".ingot"), !FileSystem.exists(path), let n = try? IngotShardSet.shardCount(path) {
+            for i in 1...max(n, 1) { InputFiles.register(IngotShardSet.shardName(path, index: i, count: n)) }
+        }
+        guard let source = try? open(path) else { return }
+        for f in Set(source.tensors.map(\.file)) { InputFiles.register(f) }
+    }
+
     static func isHDF5Path(_ path: String) -> Bool {
         let p = path.lowercased()
         return p.hasSuffix(".h5") || p.hasSuffix(".hdf5") || p.hasSuffix(".hdf")

@@ -20,11 +20,7 @@ public struct ModelConfigSummary: Sendable, Equatable {
     public static func load(directory: String) throws -> ModelConfigSummary? {
         let p = directory + "/config.json"
         guard FileSystem.exists(p) else { return nil }
-        let json: JSON
-        do { json = try JSON.parse(FileSystem.read(p), rejectDuplicateKeys: false) } catch let e as JSONError {
-            throw SourceError.notACheckpoint(path: p, reason: "config.json is not valid JSON (\(e))")
-        }
-        return ModelConfigSummary(json: json)
+        return ModelConfigSummary(json: try JSON.parseFile(p, rejectDuplicateKeys: false))
     }
 
     public init(json: JSON) {

@@ -34,6 +34,7 @@ public enum Perplexity {
         guard tokens.count >= context, context >= 2 else { throw Failure.tooFewTokens(have: tokens.count, need: context) }
         let step = stride ?? context
         guard step >= 1, step <= context else { throw Failure.badStride(step) }
+        try ForwardLimits.check(model.config, length: context, sequences: min(8, tokens.count / context), logits: true, option: "--ctx")
         var result = PerplexityResult()
         result.windowLength = context
         let t0 = monotonicSeconds()

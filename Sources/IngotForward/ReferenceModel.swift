@@ -14,13 +14,16 @@ public final class ReferenceModel: @unchecked Sendable {
 
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case missingTensor(String)
-        case badShape(String, [Int])
+        case badShape(String, [Int], expected: [Int], fields: String)
+        case notFloat(String, DType)
         case tokenOutOfRange(Int)
         case unsupportedBlock(String)
         public var description: String {
             switch self {
             case .missingTensor(let n): "checkpoint has no tensor '\(n)' (or its fused-expert equivalent)"
-            case let .badShape(n, s): "tensor '\(n)' has an unexpected shape \(ShapeMath.describe(s))"
+            case let .badShape(n, s, e, f):
+                "tensor '\(n)' has shape \(ShapeMath.describe(s)), but config.json (\(f)) gives \(ShapeMath.describe(e))"
+            case let .notFloat(n, d): "tensor '\(n)' is \(d.rawValue); a weight must be a floating-point tensor"
             case .tokenOutOfRange(let t): "token id \(t) is outside the vocabulary"
             case .unsupportedBlock(let b): "the forward pass cannot evaluate block '\(b)' on its own"
             }
@@ -43,7 +46,8 @@ public final class ReferenceModel: @unchecked Sendable {
     public func weight(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard source.info(name) != nil else { throw Failure.missingTensor(name) }
         let v = try source.tensor(named: name)
-        guard v.shape == shape else { throw Failure.badShape(name, v.shape) }
+        guard v.dtype.isFloatingPoint else { throw Failure.notFloat(name, v.dtype) }
+        guard v.shape == shape else { throw Failure.badShape(name, v.shape, expected: shape, fields: fieldNames(expected: shape, actual: v.shape)) }
         return try v.floats()
     }
 
@@ -53,6 +57,25 @@ public final class ReferenceModel: @unchecked Sendable {
         var w = try weight(name, shape)
         if config.normWeightOffset != 0 { for i in w.indices { w[i] += config.normWeightOffset } }
         return w
+    }
+
+    /// The config fields behind the dimensions of `expected` that differ from `actual` (e.g. "intermediate_size = 128").
+    func fieldNames(expected: [Int], actual: [Int]) -> String {
+        let c = config
+        var fields: [(String, Int)] = [("hidden_size", c.hiddenSize), ("intermediate_size", c.intermediateSize), ("vocab_size", c.vocabSize),
+                                       ("num_attention_heads × head_dim", c.heads * c.headDim), ("num_key_value_heads × head_dim", c.kvHeads * c.headDim),
+                                       ("head_dim", c.headDim)]
+        if c.isMoE { fields += [("expert intermediate size", c.expertIntermediateSize), ("number of experts", c.experts)] }
+        if let la = c.latentAttention {
+            fields += [("kv_lora_rank", la.kvLoraRank), ("qk_rope_head_dim", la.qkRopeHeadDim), ("v_head_dim", la.vHeadDim)]
+            if let q = la.qLoraRank { fields.append(("q_lora_rank", q)) }
+        }
+        var names: [String] = []
+        for (i, e) in expected.enumerated() where i >= actual.count || actual[i] != e {
+            if let f = fields.first(where: { $0.1 == e }) { names.append("\(f.0) = \(e)") }
+        }
+        if names.isEmpty, expected.count != actual.count { return "\(expected.count) dimensions" }
+        return names.isEmpty ? "its sizes" : names.joined(separator: ", ")
     }
 
     // MARK: forward

@@ -230,21 +230,22 @@ public struct ModelConfig: Sendable, Equatable {
             }
         }
 
-        public var description: String {
+        public var description: String { "config.json: " + reason }
+
+        /// The message without the file name (callers that know the file's path prefix it).
+        public var reason: String {
             switch self {
-            case let .unsupported(f, v): "config.json: \(f) = \(v) is not supported"
-            case let .missing(f): "config.json: required field '\(f)' is missing"
-            case let .invalid(f, r): "config.json: \(f) \(r)"
+            case let .unsupported(f, v): "\(f) = \(v) is not supported"
+            case let .missing(f): "required field '\(f)' is missing"
+            case let .invalid(f, r): "\(f) \(r)"
             }
         }
     }
 
     public static func load(directory: String) throws -> ModelConfig {
-        let json: JSON
-        do { json = try JSON.parse(FileSystem.read(directory + "/config.json"), rejectDuplicateKeys: false) } catch let e as JSONError {
-            throw Failure.invalid(field: "config.json", reason: "is not valid JSON (\(e))")
-        }
-        return try ModelConfig(json: json)
+        let path = directory + "/config.json"
+        let json = try JSON.parseFile(path, rejectDuplicateKeys: false)
+        do { return try ModelConfig(json: json) } catch let e as Failure { throw FileContentError(path: path, reason: e.reason) }
     }
 
     /// Multimodal `model_type`s whose text decoder is read: its fields are in `text_config`, its tensors under
@@ -269,26 +270,28 @@ public struct ModelConfig: Sendable, Equatable {
     }
 
     init(family fam: Family, json j: JSON) throws {
-        func int(_ k: String) throws -> Int {
-            guard let v = j[k] else { throw Failure.missing(field: k) }
-            guard let i = v.intValue, i > 0 else { throw Failure.invalid(field: k, reason: "must be a positive integer") }
-            return i
-        }
+        // Every field the forward pass depends on is read here (or by the family's reader) and validated.
+        let f = ConfigFields(j)
+        func int(_ k: String) throws -> Int { try f.int(k) }
         family = fam
         hiddenSize = try int("hidden_size")
         layers = try int("num_hidden_layers")
         guard layers <= 1 << 20 else { throw Failure.invalid(field: "num_hidden_layers", reason: "must be at most \(1 << 20)") }
         heads = try int("num_attention_heads")
-        kvHeads = j["num_key_value_heads"]?.intValue ?? heads
-        guard kvHeads > 0, heads % kvHeads == 0 else { throw Failure.invalid(field: "num_key_value_heads", reason: "must divide num_attention_heads") }
-        headDim = j["head_dim"]?.intValue ?? hiddenSize / heads
-        guard headDim > 0, headDim % 2 == 0 else { throw Failure.invalid(field: "head_dim", reason: "must be a positive even number") }
+        kvHeads = try f.int("num_key_value_heads", default: heads)!
+        guard heads % kvHeads == 0 else { throw Failure.invalid(field: "num_key_value_heads", reason: "must divide num_attention_heads") }
+        headDim = try f.int("head_dim", default: hiddenSize / heads)!  // transformers: hidden_size // num_attention_heads
+        guard headDim % 2 == 0 else { throw Failure.invalid(field: "head_dim", reason: "must be a positive even number") }
+        // Muse and Gemma 4 read `hidden_activation` themselves.
+        if fam != .museGlimmer && fam != .gemma4 { try readActivation(j, key: "hidden_act", default: .silu) }
         // Qwen3.5-MoE has no dense MLP (and no intermediate_size); Qwen3-Next reads its own below.
         intermediateSize = fam == .qwen3_5MoE || fam == .qwen3Next ? 0 : try int("intermediate_size")
         vocabSize = try int("vocab_size")
-        rmsNormEps = Float(j["rms_norm_eps"]?.doubleValue ?? 1e-6)
+        rmsNormEps = Float(try f.positive("rms_norm_eps", default: 1e-6))
+        guard rmsNormEps > 0, rmsNormEps < 1 else { throw Failure.invalid(field: "rms_norm_eps", reason: "must be in (0, 1) as a float32, got \(rmsNormEps)") }
         let rope = j["rope_parameters"] ?? j["rope_scaling"]
-        maxPositions = j["max_position_embeddings"]?.intValue ?? 0
+        if let r = rope, !r.isNull, r.objectValue == nil { throw Failure.invalid(field: "rope_scaling", reason: "must be an object or null") }
+        maxPositions = try f.int("max_position_embeddings", default: 0)!
         if let rope, !rope.isNull, let t = rope["rope_type"]?.stringValue ?? rope["type"]?.stringValue, t != "default" {
             guard t == "yarn" else { throw Failure.unsupported(field: "rope_type", value: t) }
             guard let f = rope["factor"]?.doubleValue, f >= 1 else { throw Failure.invalid(field: "rope_parameters.factor", reason: "must be a number ≥ 1") }
@@ -299,11 +302,14 @@ public struct ModelConfig: Sendable, Equatable {
                         mscaleAllDim: rope["mscale_all_dim"]?.doubleValue, attentionFactor: rope["attention_factor"]?.doubleValue,
                         truncate: rope["truncate"]?.boolValue ?? true)
         }
-        ropeTheta = Float(rope?["rope_theta"]?.doubleValue ?? j["rope_theta"]?.doubleValue ?? 10000)
-        tieWordEmbeddings = j["tie_word_embeddings"]?.boolValue ?? false
+        let ropeFields = rope.flatMap { $0.isNull ? nil : ConfigFields($0) }
+        ropeTheta = Float(try ropeFields?.value("rope_theta") != nil ? ropeFields!.positive("rope_theta", default: 0) : f.positive("rope_theta", default: 10000))
+        guard ropeTheta.isFinite, ropeTheta > 0 else { throw Failure.invalid(field: "rope_theta", reason: "must be a finite number > 0 as a float32") }
+        tieWordEmbeddings = try f.bool("tie_word_embeddings", default: false)
         layerTypes = Array(repeating: .fullAttention, count: layers)
         if fam != .gptOss && fam != .museGlimmer && fam != .gemma4 {  // these read attention_bias and sliding_window themselves
-            if j["attention_bias"]?.boolValue == true { throw Failure.unsupported(field: "attention_bias", value: "true") }
+            if try f.bool("attention_bias", default: false) { throw Failure.unsupported(field: "attention_bias", value: "true") }
+            if try f.bool("mlp_bias", default: false) { throw Failure.unsupported(field: "mlp_bias", value: "true") }
             if let sw = j["sliding_window"], !sw.isNull, j["use_sliding_window"]?.boolValue != false {
                 throw Failure.unsupported(field: "sliding_window", value: sw.serialized())
             }
@@ -337,8 +343,9 @@ public struct ModelConfig: Sendable, Equatable {
                 throw Failure.invalid(field: "n_group", reason: "must divide n_routed_experts into groups of at least 2, with 1 ≤ topk_group ≤ n_group")
             }
             sharedExpertIntermediateSize = expertIntermediateSize * sharedExperts
+            try f.require("scoring_func", absentOr: .string("sigmoid"))
             routing = .sigmoidGroupLimited(groups: groups, topkGroup: topkGroup,
-                                           routedScalingFactor: Float(j["routed_scaling_factor"]?.doubleValue ?? 1))
+                                           routedScalingFactor: Float(try f.positive("routed_scaling_factor", default: 1)))
             let firstDense = j["first_k_dense_replace"]?.intValue ?? 0, freq = max(1, j["moe_layer_freq"]?.intValue ?? 1)
             denseLayers = Set((0..<layers).filter { $0 < firstDense || $0 % freq != 0 })
             let qLora = j["q_lora_rank"].flatMap { $0.isNull ? nil : $0.intValue }
@@ -354,7 +361,13 @@ public struct ModelConfig: Sendable, Equatable {
         case .museGlimmer: try readMuse(j)
         case .gemma4: try readGemma4(j)
         }
-        if rotaryDim == 0 { rotaryDim = headDim }
+        if rotaryDim == 0 {
+            // Families that rotate part of each head set rotaryDim; for the others only a full rotation is faithful.
+            for p in [ropeFields?.value("partial_rotary_factor"), f.value("partial_rotary_factor")].compactMap({ $0 }) where p.doubleValue != 1 {
+                throw Failure.unsupported(field: "partial_rotary_factor", value: p.serialized())
+            }
+            rotaryDim = headDim
+        }
         guard expertsPerToken <= experts else { throw Failure.invalid(field: "num_experts_per_tok", reason: "exceeds the number of experts") }
     }
 

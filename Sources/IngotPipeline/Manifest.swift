@@ -54,7 +54,7 @@ public enum Manifest {
             ("verify", verify),
             ("passed", .bool(outcome.passed)),
         ])
-        try OutputFile.writeText(m.serialized(pretty: true) + "\n", to: path)
+        try OutputFile.writeText(m.serialized(pretty: true) + "\n", to: path, overwrite: true)
     }
 
     /// Checks every artifact listed in the manifest at `path` against its recorded SHA-256 and size.
@@ -62,7 +62,7 @@ public enum Manifest {
     @discardableResult
     public static func verify(_ path: String) throws -> Int {
         let j: JSON
-        do { j = try JSON.parse(FileSystem.read(path), rejectDuplicateKeys: false) } catch let e as JSONError { throw Failure.malformed("\(path): \(e)") }
+        do { j = try JSON.parse(FileSystem.read(path, limit: 256 << 20), rejectDuplicateKeys: false) } catch let e as JSONError { throw Failure.malformed("\(path): \(e)") }
         guard let arts = j["artifacts"]?.arrayValue else { throw Failure.malformed("\(path) has no 'artifacts' list") }
         let dir = FileSystem.directoryName(path)
         for a in arts {

@@ -39,11 +39,15 @@ public struct PipelineRun {
 
     public func run() throws -> Outcome {
         let t0 = monotonicSeconds()
-        try FileSystem.makeDirectory(out)
-        try FileSystem.makeDirectory(stampDir)
         var outcome = Outcome()
         let sourcePath = recipe.resolve(recipe.source)
         let opened = try OpenedModel(path: sourcePath)
+        if let c = recipe.calibration {
+            try ForwardLimits.check(opened.model.config, length: c.seqLen, sequences: 1, logits: false, option: "calibration.seq_len")
+        }
+        if let v = recipe.verify { try ForwardLimits.check(opened.model.config, length: v.ctx, sequences: 1, logits: true, option: "verify.ctx") }
+        try claimOutputDirectory()
+        try FileSystem.makeDirectory(stampDir)
         let fingerprint = try ModelFingerprint.compute(opened.model.source)
 
         // calibrate
@@ -55,6 +59,7 @@ public struct PipelineRun {
                                              ("data", .string(try ArtifactHash.sha256(data)))])
             outcome.stages.append(try stage("calibrate", key: key, outputs: [path]) {
                 let d = try CalibrationData.load(path: data, tokenizer: opened.tokenizer, samples: c.samples, seqLen: c.seqLen, seed: c.seed)
+                if let w = d.shortfall(samples: c.samples, seqLen: c.seqLen) { log("warning: " + w) }
                 var cal = Calibrator(model: opened.model, settings: c.settings)
                 cal.progress = progress("calibrate")
                 var result = try cal.run(d)
@@ -88,7 +93,7 @@ public struct PipelineRun {
             job.metadata = meta
             job.progress = progress("quantize")
             try job.run()
-            if let stream { try OutputFile.writeText(stream.result.jsonWithoutTimes.serialized(pretty: true) + "\n", to: out + "/awq-log.json") }
+            if let stream { try OutputFile.writeText(stream.result.jsonWithoutTimes.serialized(pretty: true) + "\n", to: out + "/awq-log.json", overwrite: true) }
         })
         let modelHash = try ArtifactHash.sha256(model)
 
@@ -121,10 +126,10 @@ public struct PipelineRun {
                 var r = try Verification.run(original: opened.model, quantized: quantized.model, tokens: ids, context: v.ctx, progress: progress("verify"))
                 r.weightErrors = try Verification.weightErrors(original: opened.model.source, quantized: quantized.model.source)
                 let gates = v.gates.check(r)
-                try OutputFile.writeText(r.json(gates: gates).serialized(pretty: true) + "\n", to: json)
+                try OutputFile.writeText(r.json(gates: gates).serialized(pretty: true) + "\n", to: json, overwrite: true)
                 let coverage = FileSystem.exists(out + "/calibration.ingot")
                     ? try CalibrationArtifact.read(out + "/calibration.ingot").layers.map { $0.experts.map(\.routedTokens) } : nil
-                try OutputFile.writeText(HTMLReport.render(title: "ingot run: \(recipe.output)", result: r, gates: gates, expertTokens: coverage), to: html)
+                try OutputFile.writeText(HTMLReport.render(title: "ingot run: \(recipe.output)", result: r, gates: gates, expertTokens: coverage), to: html, overwrite: true)
             })
             // The gates are applied to the stored report, also when the stage was skipped.
             let report = try JSON.parse(FileSystem.read(json), rejectDuplicateKeys: false)
@@ -137,6 +142,26 @@ public struct PipelineRun {
         outcome.manifestPath = out + "/ingot-manifest.json"
         try Manifest.write(to: outcome.manifestPath, recipe: recipe, fingerprint: fingerprint, outcome: outcome, seconds: monotonicSeconds() - t0)
         return outcome
+    }
+
+    /// Registers the recipe's inputs, then takes the output directory for this run: new, empty, or one a run
+    /// wrote (it holds `.ingot-run`), never one holding an input; locked so two runs never share it.
+    func claimOutputDirectory() throws {
+        Checkpoint.registerInputs(recipe.resolve(recipe.source))
+        InputFiles.register(recipe.path)
+        if let c = recipe.calibration { InputFiles.register(recipe.resolve(c.data)) }
+        if let v = recipe.verify { InputFiles.register(recipe.resolve(v.text)) }
+        if FileSystem.exists(out), !FileSystem.exists(stampDir) {
+            guard FileSystem.isDirectory(out) else { throw OutputError.wrongKind(out, reason: "is a file; a run writes a directory") }
+            let names = try FileSystem.list(out)
+            if !names.isEmpty { throw OutputError.foreign(out, names: names) }
+        }
+        try FileSystem.makeDirectory(FileSystem.directoryName(out))
+        try Destinations.claim(out, kind: .workDirectory, overwrite: true)
+        try FileSystem.makeDirectory(out)
+        // Everything inside a run's directory is the run's: a stage replaces its export directory even if an
+        // older Ingot wrote it without a marker.
+        Destinations.allowForeign(true)
     }
 
     /// Runs `body` unless the stamp says its outputs are current.
@@ -153,7 +178,7 @@ public struct PipelineRun {
         try? FileManager.default.removeItem(atPath: stamp)
         try body()
         let seconds = monotonicSeconds() - t0
-        try OutputFile.writeText(JSON.object([("key", .string(key)), ("outputs", .string(try outputHash(outputs)))]).serialized(pretty: true) + "\n", to: stamp)
+        try OutputFile.writeText(JSON.object([("key", .string(key)), ("outputs", .string(try outputHash(outputs)))]).serialized(pretty: true) + "\n", to: stamp, overwrite: true)
         log(String(format: "stage=%@ status=done seconds=%.2f", name, seconds))
         return StageRecord(name: name, skipped: false, seconds: seconds, outputs: outputs)
     }
@@ -177,7 +202,7 @@ public func evaluationTokens(_ path: String, tokenizer: BPETokenizer?, tokenIDs:
     }
     if tokenIDs || path.hasSuffix(".json") {
         let j: JSON
-        do { j = try JSON.parse(FileSystem.read(path)) } catch let e as JSONError {
+        do { j = try JSON.parse(FileSystem.read(path, streams: true)) } catch let e as JSONError {
             throw CalibrationData.Failure.badTokens(path: path, reason: "not JSON (\(e))")
         }
         let rows = j.arrayValue?.map { $0.arrayValue ?? [$0] } ?? []
@@ -188,7 +213,7 @@ public func evaluationTokens(_ path: String, tokenizer: BPETokenizer?, tokenIDs:
         return ids
     }
     guard let tokenizer else { throw CalibrationData.Failure.needsTokenizer(path) }
-    return try tokenizer.encode(String(decoding: try FileSystem.read(path), as: UTF8.self), addSpecialTokens: false)
+    return try tokenizer.encode(String(decoding: try FileSystem.read(path, streams: true), as: UTF8.self), addSpecialTokens: false)
 }
 
 

@@ -73,16 +73,40 @@ public struct Recipe: Sendable {
     }
 
     public static func load(path: String) throws -> Recipe {
-        try parse(yaml: String(decoding: try FileSystem.read(path), as: UTF8.self), path: path)
+        try parse(yaml: String(decoding: try FileSystem.read(path, limit: 1 << 20), as: UTF8.self), path: path)
     }
 
     /// Parses recipe text; `path` names it in errors and anchors relative paths.
     public static func parse(yaml text: String, path: String) throws -> Recipe {
         try checkNesting(text, path: path)
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch { throw Failure.yaml(path: path, reason: "\(error)") }
+        do { node = try Yams.compose(yaml: text) } catch {
+            // Yams' message continues with the offending line and a caret: the first line says it.
+            throw Failure.yaml(path: path, reason: "\(error)".split(separator: "\n").first.map(String.init) ?? "cannot parse")
+        }
         guard let node else { throw Failure.yaml(path: path, reason: "empty document") }
+        var budget = maxNodes
+        try checkSize(node, path: path, budget: &budget, depth: 0)
         return try Recipe(json: try toJSON(node, path: path, at: "recipe"), path: path)
+    }
+
+    /// Most values a recipe may hold once aliases are expanded (a real one has under a hundred).
+    static let maxNodes = 10_000
+
+    /// Aliases share one composed node, but converting expands every use: an alias bomb (each level referring to
+    /// the previous one ten times) would allocate without bound. Counts the expanded values first, stopping at
+    /// the budget, so the cost is bounded whatever the document.
+    static func checkSize(_ n: Node, path: String, budget: inout Int, depth: Int) throws {
+        budget -= 1
+        guard budget >= 0 else {
+            throw Failure.yaml(path: path, reason: "expands to more than \(maxNodes) values (aliases?); a recipe is much smaller")
+        }
+        guard depth <= 32 else { throw Failure.yaml(path: path, reason: "nested deeper than a recipe can be (over 32 levels)") }
+        switch n {
+        case .mapping(let m): for (k, v) in m { try checkSize(k, path: path, budget: &budget, depth: depth + 1); try checkSize(v, path: path, budget: &budget, depth: depth + 1) }
+        case .sequence(let seq): for v in seq { try checkSize(v, path: path, budget: &budget, depth: depth + 1) }
+        default: break
+        }
     }
 
     /// Yams loads nested collections recursively, so deep nesting overflows the stack (found by fuzzing):
@@ -229,6 +253,9 @@ public struct Recipe: Sendable {
                       let p = try str(o, "pattern", at) else { throw bad(at + ".pattern", "is required") }
                 plan.overrides.append((p, try settings(o, at, base: defaults)))
             }
+        }
+        do { try plan.validatePatterns() } catch let e as QuantizationPlan.BadPattern {
+            throw Failure.field(path: path, field: e.origin == "--ignore" ? "quantize.ignore" : "quantize.overrides", reason: "pattern '\(e.pattern)': \(e.reason)")
         }
         var qs = QuantizeStep(scheme: defaults.scheme, plan: plan)
         if let a = try str(q, "activations", "quantize") {

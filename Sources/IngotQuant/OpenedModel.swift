@@ -25,11 +25,24 @@ public struct OpenedModel {
         guard let configBytes = try companion("config.json") else {
             throw SourceError.notACheckpoint(path: path, reason: "no config.json beside the weights (or stored in the .ingot file)")
         }
-        let config = try ModelConfig(json: JSON.parse(configBytes, rejectDuplicateKeys: false))
+        // Errors name the file: the one beside the weights, or the copy stored in the .ingot file.
+        func name(_ file: String) -> String { stored.contains { $0.name == file } ? "\(path) (stored \(file))" : dir + "/" + file }
+        let config: ModelConfig
+        do { config = try ModelConfig(json: JSON.parse(configBytes, rejectDuplicateKeys: false)) } catch let e as JSONError {
+            throw FileContentError(path: name("config.json"), reason: e.description)
+        } catch let e as ModelConfig.Failure {
+            throw FileContentError(path: name("config.json"), reason: e.reason)
+        }
         self.checkpoint = checkpoint
         quantizationSource = try LinearizedExperts.wrap(checkpoint, config: config)
         model = ReferenceModel(source: try DequantizedSource(checkpoint), config: config)
-        tokenizer = try companion("tokenizer.json").map { try BPETokenizer(json: JSON.parse($0, rejectDuplicateKeys: false), file: "tokenizer.json") }
+        tokenizer = try companion("tokenizer.json").map { bytes in
+            let json: JSON
+            do { json = try JSON.parse(bytes, rejectDuplicateKeys: false) } catch let e as JSONError {
+                throw FileContentError(path: name("tokenizer.json"), reason: e.description)
+            }
+            return try BPETokenizer(json: json, file: name("tokenizer.json"))
+        }
     }
 
     /// The source `quantize`/`export` read from `path`: the checkpoint itself, or with gpt-oss's fused experts

@@ -63,6 +63,29 @@ public struct QuantizationPlan: Sendable {
         return s.scheme == .none ? nil : s
     }
 
+    /// A pattern that is not a valid regular expression or glob, named with where it came from.
+    public struct BadPattern: Error, CustomStringConvertible, Equatable {
+        public let pattern: String, origin: String, reason: String
+        public var description: String { "\(origin) '\(pattern)': \(reason)" }
+    }
+
+    /// Checks every ignore and override pattern (an invalid one would otherwise match nothing, silently).
+    public func validatePatterns() throws {
+        for p in ignore { try Self.validate(p, origin: "--ignore") }
+        for o in overrides { try Self.validate(o.pattern, origin: "--override") }
+    }
+
+    public static func validate(_ pattern: String, origin: String) throws {
+        guard !pattern.isEmpty, pattern != "re:" else { throw BadPattern(pattern: pattern, origin: origin, reason: "empty pattern") }
+        if pattern.hasPrefix("re:") {
+            do { _ = try NSRegularExpression(pattern: String(pattern.dropFirst(3))) } catch {
+                throw BadPattern(pattern: pattern, origin: origin, reason: "not a valid regular expression")
+            }
+        } else if pattern.filter({ $0 == "[" }).count != pattern.filter({ $0 == "]" }).count {
+            throw BadPattern(pattern: pattern, origin: origin, reason: "unbalanced [ ] in the glob")
+        }
+    }
+
     /// `re:` regular expression (searched anywhere, as llm-compressor's `re.match` from the start), else a glob
     /// over the whole name; a pattern with neither wildcard nor prefix also matches as a name suffix (`lm_head`).
     public static func matches(_ pattern: String, _ name: String) -> Bool {

@@ -60,6 +60,7 @@ public enum Verification {
             throw Failure.configMismatch("vocab \(a.vocabSize)/\(b.vocabSize), hidden \(a.hiddenSize)/\(b.hiddenSize), layers \(a.layers)/\(b.layers)")
         }
         guard tokens.count >= context, context >= 2 else { throw Failure.tooFewTokens(have: tokens.count, need: context) }
+        try ForwardLimits.check(a, length: context, sequences: 8, logits: true, option: "--ctx")
         let t0 = monotonicSeconds()
         var r = VerifyResult()
         r.context = context

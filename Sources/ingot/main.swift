@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import IngotCLI
+import IngotCore
 import IngotForward
 
 // OpenBLAS falls back to SSE3 kernels on CPUs it does not know (2.6× slower here); ask for the right ones.
@@ -20,14 +21,19 @@ let M_MMAP_THRESHOLD: Int32 = -3  // <malloc.h>
 _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
 #endif
 
+// Temporaries and destination locks are removed on SIGINT/SIGTERM/SIGHUP and at exit.
+Destinations.installSignalCleanup()
+
 // Exit codes: 0 success, 1 a check or gate failed, 2 usage or input error (argument-parser's own usage errors
 // would exit 64; scripts expect one code for "bad input").
 do {
-    var command = try IngotCommand.parseAsRoot()
+    var command = try IngotCommand.parseAsRoot(NegativeNumbers.attach(Array(CommandLine.arguments.dropFirst())))
     try IngotCommand.execute(&command)
 } catch {
     if IngotCommand.exitCode(for: error) == .validationFailure {
-        FileHandle.standardError.write(Data((IngotCommand.fullMessage(for: error) + "\n").utf8))
+        // One line, as for every other input error (`ingot COMMAND --help` shows the usage).
+        let message = IngotCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+        FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
         exit(2)
     }
     IngotCommand.exit(withError: error)

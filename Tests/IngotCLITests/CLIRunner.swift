@@ -12,8 +12,10 @@ let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().delet
 
 func fixture(_ relative: String) -> String { repoRoot + "/fixtures/" + relative }
 
-/// The `ingot` executable next to the test bundle.
+/// The `ingot` executable next to the test bundle (`INGOT_BINARY` overrides it, e.g. to run a suite against an
+/// older build for comparison).
 let ingotBinary: String = {
+    if let p = ProcessInfo.processInfo.environment["INGOT_BINARY"], !p.isEmpty { return p }
     var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<3 {
         let candidate = dir.appendingPathComponent("ingot").path

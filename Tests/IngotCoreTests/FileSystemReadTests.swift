@@ -15,6 +15,6 @@ import Testing
             close(fd)
         }
         writer.start()
-        #expect(try FileSystem.read(path) == payload)
+        #expect(try FileSystem.read(path, streams: true) == payload)
     }
 }

@@ -77,7 +77,7 @@ struct NativeCorruptionTests {
     @Test func truncatedFile() throws {
         let b = try Self.smallFile()
         expectError(Array(b[0..<100])) { if case .truncated = $0 { true } else { false } }
-        expectError(Array(b[0..<(b.count - 10)])) { if case .badMagic(_, "trailer") = $0 { true } else { false } }
+        expectError(Array(b[0..<(b.count - 10)])) { if case .truncatedEnd = $0 { true } else { false } }
     }
 
     @Test func wrongMagicAndVersion() throws {

@@ -7,6 +7,9 @@ import IngotCore
 enum HDF5Library {
     private static let lock = NSLock()
     private static let initialised: Bool = {
+        // No library shutdown at exit: after a failed write (disk full, file size limit) libhdf5's cleanup would
+        // flush the broken file's caches and crash. Files are closed explicitly; the OS reclaims the rest.
+        H5dont_atexit()
         H5open()
         H5Eset_auto2(0, nil, nil)  // H5E_DEFAULT: silence libhdf5's stack printing; failures become thrown errors
         return true

@@ -6,31 +6,43 @@ import Glibc
 
 /// Writes a checkpoint as HDF5, one contiguous dataset per tensor (path = name with `.` → `/`, original name in a
 /// `name` attribute, dtype in a `dtype` attribute; bf16/FP8 stored as unsigned integers), metadata as root string
-/// attributes. libhdf5 writes a temporary file beside the destination; `commit()` fsyncs and renames it.
+/// attributes. libhdf5 writes a temporary file beside the destination; `commit()` fsyncs and renames it
+/// (`Destinations` rules). After any failed call the file is abandoned without calling libhdf5 on it again
+/// (closing a file whose writes failed crashes inside the library): the temporary is simply removed.
 public final class HDF5Writer {
     public let path: String
     let temporaryPath: String
+    private let overwrite: Bool
     private var fid: hid_t
     private var committed = false
 
     public init(path: String, metadata: [(key: String, value: String)] = [], overwrite: Bool = false) throws {
         self.path = path
-        if !overwrite, FileSystem.exists(path) { throw OutputError.destinationExists(path) }
-        temporaryPath = FileSystem.directoryName(path) + "/." + FileSystem.baseName(path) + OutputFile.temporaryMarker
-            + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        self.overwrite = overwrite
+        try Destinations.claim(path, kind: .file, overwrite: overwrite)
+        temporaryPath = Destinations.temporaryName(for: path)
         let tmp = temporaryPath
+        errno = 0
         fid = HDF5Library.withLock { H5Fcreate(tmp, HDF5Library.accExclusive, 0, 0) }
         guard fid >= 0 else {
             let e = errno
-            throw e != 0 ? IOError(.open, path: path, errno: e) : HDF5Error.cannotCreate(file: path)
+            Destinations.release(path)
+            throw e != 0 ? IOError(.create, path: path, errno: e) : HDF5Error.cannotCreate(file: path)
         }
+        Destinations.temporaries.add(tmp)
         for (k, v) in metadata where !HDF5Library.withLock({ HDF5Attributes.writeString(fid, k, v) }) {
-            discard()
+            abandon()
             throw HDF5Error.call(file: path, dataset: "/", operation: "write attribute '\(k)'")
         }
     }
 
     deinit { if !committed { discard() } }
+
+    /// Gives up on a file after a failed libhdf5 call: never touches it through the library again.
+    private func abandon() {
+        fid = -1
+        discard()
+    }
 
     /// Adds one tensor with all its bytes.
     public func add(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
@@ -38,6 +50,14 @@ public final class HDF5Writer {
             throw HDF5Error.sizeMismatch(file: path, dataset: name, expected: ShapeMath.byteCount(shape, dtype) ?? -1, actual: bytes.count)
         }
         let h5Path = name.split(separator: ".", omittingEmptySubsequences: false).joined(separator: "/")
+        guard fid >= 0 else { throw HDF5Error.call(file: path, dataset: h5Path, operation: "write (the file was abandoned after an earlier failure)") }
+        do { try write(h5Path, name: name, dtype: dtype, shape: shape, bytes: bytes, byteCount: n) } catch {
+            abandon()
+            throw error
+        }
+    }
+
+    private func write(_ h5Path: String, name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, byteCount n: Int) throws {
         try HDF5Library.withLock {
             let type = try Self.fileType(dtype, file: path, dataset: name)
             defer { H5Tclose(type) }
@@ -62,6 +82,7 @@ public final class HDF5Writer {
     /// Closes the file, fsyncs and renames it into place.
     public func commit() throws {
         let tmp = temporaryPath
+        guard fid >= 0 else { throw HDF5Error.call(file: path, dataset: "/", operation: "close (the file was abandoned after an earlier failure)") }
         let ok = HDF5Library.withLock { H5Fclose(fid) >= 0 }
         fid = -1
         guard ok else { discard(); throw HDF5Error.call(file: path, dataset: "/", operation: "close (disk full?)") }
@@ -72,18 +93,20 @@ public final class HDF5Writer {
             close(fd)
             if r != 0 { discard(); throw IOError(.sync, path: path, errno: e) }
         }
-        guard rename(tmp, path) == 0 else {
-            let e = errno
+        do { try Destinations.publishFile(tmp, at: path, overwrite: overwrite) } catch {
             discard()
-            throw IOError(.rename, path: path, errno: e)
+            throw error
         }
         committed = true
-        FileSystem.syncDirectory(FileSystem.directoryName(path))
     }
 
     public func discard() {
         if fid >= 0 { HDF5Library.withLock { _ = H5Fclose(fid) }; fid = -1 }
-        if !committed { unlink(temporaryPath) }
+        if !committed {
+            unlink(temporaryPath)
+            Destinations.temporaries.remove(temporaryPath)
+            Destinations.release(path)
+        }
         committed = true
     }
 

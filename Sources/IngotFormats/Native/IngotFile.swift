@@ -32,7 +32,10 @@ public final class IngotFile: TensorSource, FormatNamed, TensorDetailsProviding,
         let b = file.bytes
         guard b.count >= NativeLayout.headerSize + NativeLayout.trailerSize else { throw NativeError.truncated(file: f, size: b.count) }
         let header = try NativeLayout.Header.decode(b, file: f)
-        let trailer = try NativeLayout.Trailer.decode(b, file: f)
+        let trailer: NativeLayout.Trailer
+        do { trailer = try NativeLayout.Trailer.decode(b, file: f) } catch NativeError.badMagic(_, "trailer") {
+            throw NativeError.truncatedEnd(file: f, size: b.count)
+        }
         guard trailer.fileLength == UInt64(b.count) else {
             throw NativeError.fileLengthMismatch(file: f, recorded: trailer.fileLength, actual: b.count)
         }

@@ -3,6 +3,8 @@
 public enum NativeError: Error, CustomStringConvertible, Equatable {
     case truncated(file: String, size: Int)
     case badMagic(file: String, at: String)
+    /// A valid header but no trailer at the end: the file was cut short (an interrupted copy) or its end damaged.
+    case truncatedEnd(file: String, size: Int)
     case unsupportedVersion(file: String, major: Int, minor: Int)
     case headerChecksum(file: String)
     case trailerChecksum(file: String)
@@ -27,6 +29,8 @@ public enum NativeError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .truncated(f, s): "\(f): truncated: \(s) bytes is shorter than an .ingot header and trailer (128 bytes)"
         case let .badMagic(f, w): "\(f): not an .ingot file (wrong magic in the \(w))"
+        case let .truncatedEnd(f, s):
+            "\(f): truncated (or its end damaged): the header is valid but the file's last 64 bytes are not an .ingot trailer (\(s) bytes; an interrupted copy?)"
         case let .unsupportedVersion(f, a, b): "\(f): format version \(a).\(b) is not supported (this reader reads 1.x)"
         case let .headerChecksum(f): "\(f): header checksum mismatch (header corrupted)"
         case let .trailerChecksum(f): "\(f): trailer checksum mismatch (trailer corrupted)"

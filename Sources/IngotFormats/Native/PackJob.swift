@@ -28,7 +28,7 @@ public struct PackJob {
         let plan = maxShardSize.map { CheckpointWriter.plan(entries, maxShardSize: $0) } ?? [entries]
         let paths = plan.count == 1 ? [destination]
             : plan.indices.map { IngotShardSet.shardName(destination, index: $0 + 1, count: plan.count) }
-        if !overwrite { for p in paths where FileSystem.exists(p) { throw OutputError.destinationExists(p) } }
+        for p in paths { try Destinations.claim(p, kind: .file, overwrite: overwrite) }
         var meta: [(key: String, value: JSON)] = [("created_by", .string("ingot")),
             ("safetensors_metadata", .object(source.metadata.map { ($0.key, JSON.string($0.value)) }))]
         meta += metadata

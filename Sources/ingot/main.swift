@@ -32,7 +32,8 @@ do {
 } catch {
     if IngotCommand.exitCode(for: error) == .validationFailure {
         // One line, as for every other input error (`ingot COMMAND --help` shows the usage).
-        let message = IngotCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+        let message = IngotCommand.message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
         FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
         exit(2)
     }

@@ -26,9 +26,12 @@ import Testing
     @Test func calibrationErrorsAreNamed() throws {
         let dir = TempDir()
         writeBytes(Array("{\"text\": 3}\n".utf8), to: dir.file("bad.jsonl"))
+        writeBytes(Array("Emma Woodhouse, handsome, clever, and rich.".utf8), to: dir.file("short.txt"))
         for (args, message) in [
             (["calibrate", fixture("tiny-moe-austen"), "--data", dir.file("bad.jsonl"), "-o", dir.file("c.ingot")], "bad.jsonl:1: no string field 'text'"),
-            (["calibrate", fixture("tiny-moe-austen"), "--data", fixture("texts/persuasion-heldout.txt"), "--seq-len", "100000", "-o", dir.file("c.ingot")], "fewer than one sequence"),
+            (["calibrate", fixture("tiny-moe-austen"), "--data", dir.file("short.txt"), "--seq-len", "256", "-o", dir.file("c.ingot")], "fewer than one sequence"),
+            (["calibrate", fixture("tiny-moe-austen"), "--data", fixture("texts/persuasion-heldout.txt"), "--seq-len", "100000", "-o", dir.file("c.ingot")],
+             "--seq-len 100000 exceeds max_position_embeddings 512"),
             (["quantize", fixture("tiny-moe-austen"), "--scheme", "awq-int4", "-o", dir.file("q.ingot")], "needs calibration"),
             (["quantize", fixture("tiny-moe-austen"), "--scheme", "fp8-e4m3", "--fp8-granularity", "block", "--activations", "static",
               "--data", fixture("texts/persuasion-heldout.txt"), "-o", dir.file("q.ingot")], "dynamic activations"),

@@ -359,7 +359,7 @@ enum HostileCases {
         c("message", "negative-max-shard-size", "--max-shard-size") { w in ["convert", w.model, w.path("o"), "--max-shard-size", "-5GB"] },
         c("message", "negative-chunk-size", "--chunk-size") { w in ["pack", w.model, w.path("a.ingot"), "--chunk-size", "-4096"] },
         c("message", "negative-max-ppl-delta-is-a-number", "fewer than one window") { w in ["verify", w.model, w.model, "--tokens-json", w.write("ids.json", "[1]"), "--max-ppl-delta", "-1", "--quiet"] },
-        c("message", "unknown-scheme", "unknown scheme 'rtn-int3'") { w in ["quantize", w.model, "--scheme", "rtn-int3", "-o", w.path("q.ingot")] },
+        c("message", "unknown-scheme", "'rtn-int3' is invalid for '--scheme") { w in ["quantize", w.model, "--scheme", "rtn-int3", "-o", w.path("q.ingot")] },
         c("message", "unknown-export-format", "--to must be") { w in ["export", w.model, "--to", "onnx", "-o", w.path("e")] },
         c("message", "calib-and-data", "give --calib or --data, not both") { w in
             ["quantize", w.model, "--scheme", "awq-int4", "--calib", w.heldout, "--data", w.heldout, "-o", w.path("q.ingot")]

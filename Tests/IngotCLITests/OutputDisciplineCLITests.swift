@@ -22,12 +22,13 @@ import Testing
     @Test func concurrentWritersToOneDestinationExactlyOneWins() throws {
         let d = TempDir()
         let args = ["pack", fixture("tiny-moe-austen"), d.file("o.ingot"), "--level", "19", "--quiet"]
-        var results: [CLIResult?] = [nil, nil]
-        let lock = NSLock()
+        final class Results: @unchecked Sendable { let lock = NSLock(); var all: [CLIResult?] = [nil, nil] }
+        let box = Results()
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let r = try? ingot(args)
-            lock.lock(); results[i] = r; lock.unlock()
+            box.lock.lock(); box.all[i] = r; box.lock.unlock()
         }
+        let results = box.all
         let statuses = results.compactMap { $0?.status }.sorted()
         #expect(statuses == [0, 2], "\(results.map { $0?.stderr ?? "-" })")
         let loser = results.first { $0?.status == 2 }??.stderr ?? ""

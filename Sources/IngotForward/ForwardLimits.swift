@@ -42,8 +42,7 @@ public enum ForwardLimits {
         let n = Double(length), rows = n * Double(max(sequences, 1))
         let width = Double(c.hiddenSize) * 4 + Double(c.heads + 2 * c.kvHeads) * Double(c.headDim)
             + 3 * Double(max(c.intermediateSize, c.expertIntermediateSize))
-        let cores = Parallelism.serial ? 1 : ProcessInfo.processInfo.activeProcessorCount
-        let threads = Double(max(1, min(cores, c.heads)))
+        let threads = Double(max(1, min(Parallelism.resolvedWorkers, c.heads)))
         let scores = threads * n * n
         let head = logits ? 2 * n * Double(c.vocabSize) : 0
         return 4 * (rows * width + scores + head)

@@ -117,6 +117,7 @@ public struct QuantizeJob {
             try writer.addTensor(view)
             return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: t.dtype.rawValue + " (kept)")
         }
+        guard t.dtype.isFloatingPoint else { throw ExportJob.Failure.notFloat(tensor: t.name, dtype: t.dtype) }
         let rows = t.shape[0], cols = t.shape[1]
         let values = try view.floats()
         let health = values.withUnsafeBufferPointer {

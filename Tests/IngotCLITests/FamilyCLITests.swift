@@ -49,7 +49,7 @@ struct FamilyCLITests {
             #expect(r.stdout.contains("mlp.experts.3.down_proj.weight") && r.stdout.contains("self_attn.sinks")
                     && r.stdout.contains("mlp.experts.3.down_proj.bias") && !r.stdout.contains("gate_up_proj"))
             for q in [d.file("\(scheme).ingot"), d.file(scheme)] {
-                r = try ingot(["verify", src, q, "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--quiet"])
+                r = try ingot(["verify", src, q, "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--force", "--quiet"])
                 #expect(r.status == 0, "\(r.stderr)")
                 let v = try JSON.parse(FileSystem.read(d.file("v.json")))
                 let ratio = v["ppl_ratio"]!.doubleValue!, kld = v["kld"]!["mean"]!.doubleValue!

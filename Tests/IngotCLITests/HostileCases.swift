@@ -297,6 +297,14 @@ enum HostileCases {
             FileManager.default.createFile(atPath: p, contents: Data(bytes))
             return ["eval", m, "--text", w.heldout, "--ctx", "64", "--max-tokens", "128", "--quiet"]
         },
+        c("misread", "integer-tensor-quantized", "only floating-point weights are quantized") { w in
+            let header = #"{"layer.up_proj.weight":{"dtype":"I32","shape":[4,4],"data_offsets":[0,64]}}"#
+            return ["quantize", w.write("i.safetensors", w.safetensors(header, [UInt8](repeating: 1, count: 64))), "--group-size", "4", "-o", w.path("q.ingot")]
+        },
+        c("misread", "integer-tensor-exported", "only floating-point weights are quantized") { w in
+            let header = #"{"layer.up_proj.weight":{"dtype":"I32","shape":[4,4],"data_offsets":[0,64]}}"#
+            return ["export", w.write("i.safetensors", w.safetensors(header, [UInt8](repeating: 1, count: 64))), "--to", "fp8", "-o", w.path("e")]
+        },
         c("misread", "ignore-invalid-regex", "--ignore 're:([': not a valid regular expression") { w in
             ["quantize", w.model, "--ignore", "re:([", "-o", w.path("q.ingot"), "--quiet"]
         },

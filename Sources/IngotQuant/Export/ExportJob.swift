@@ -66,8 +66,11 @@ public struct ExportJob {
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case unsupported(tensor: String, reason: String)
         case invalidConfig(String)
+        /// An integer tensor where a weight to quantize belongs (its values are not weights).
+        case notFloat(tensor: String, dtype: DType)
         public var description: String {
             switch self {
+            case let .notFloat(t, d): "tensor '\(t)' is \(d.rawValue); only floating-point weights are quantized"
             case let .unsupported(t, r): "tensor '\(t)': \(r)"
             case let .invalidConfig(r): "config.json: \(r)"
             }
@@ -117,6 +120,9 @@ public struct ExportJob {
             if format == .compressedTensors { name = Self.llmCompressorName(name) }
             out.append(ExportWeight(name: name, source: t.name, dtype: t.dtype, shape: t.shape, byteOffset: 0,
                                     byteCount: t.byteCount, settings: plan.settings(for: t.name, shape: t.shape)))
+        }
+        if let w = out.first(where: { $0.settings != nil && $0.stored == nil && !$0.dtype.isFloatingPoint }) {
+            throw Failure.notFloat(tensor: w.source, dtype: w.dtype)
         }
         return out
     }

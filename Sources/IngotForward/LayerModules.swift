@@ -144,8 +144,12 @@ extension ReferenceModel {
         guard let range = ref.slice else { return try weight(ref.name, shape) }
         guard source.info(ref.name) != nil else { throw Failure.missingTensor(ref.name) }
         let v = try source.tensor(named: ref.name)
+        guard v.dtype.isFloatingPoint else { throw Failure.notFloat(ref.name, v.dtype) }
         guard let width = v.dtype.byteWidth, range.lowerBound >= 0, range.upperBound <= v.elementCount,
-              range.count == ShapeMath.elementCount(shape) else { throw Failure.badShape(ref.name, v.shape) }
+              range.count == ShapeMath.elementCount(shape) else {
+            throw Failure.badShape(ref.name + " (a slice)", [range.count], expected: [ShapeMath.elementCount(shape) ?? -1],
+                                   fields: fieldNames(expected: shape, actual: []))
+        }
         return try v.withBytes { b in
             try FloatCodecs.decodeToF32(UnsafeRawBufferPointer(rebasing: b[(range.lowerBound * width)..<(range.upperBound * width)]),
                                         dtype: v.dtype, count: range.count)

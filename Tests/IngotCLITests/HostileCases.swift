@@ -80,23 +80,24 @@ enum HostileCases {
         },
         c("data-loss", "verify-json-onto-quantized-model", "input") { w in
             try setup(["pack", w.model, w.path("b.ingot"), "--level", "0"])
-            return ["verify", w.model, w.path("b.ingot"), "--text", w.heldout, "--json", w.path("b.ingot"), "--force", "--quiet"]
+            return ["verify", w.model, w.path("b.ingot"), "--text", w.heldout, "--ctx", "64", "--max-tokens", "256", "--json", w.path("b.ingot"), "--quiet"]
         },
         c("data-loss", "verify-json-onto-config", "input") { w in
-            let m = try w.model(); return ["verify", m, m, "--text", w.heldout, "--json", m + "/config.json", "--quiet"]
+            let m = try w.model(); return ["verify", m, m, "--text", w.heldout, "--ctx", "64", "--max-tokens", "256", "--json", m + "/config.json", "--quiet"]
         },
         c("data-loss", "verify-json-exists-no-force", "destination exists") { w in
-            w.write("r.json", "{}"); return ["verify", w.model, w.model, "--text", w.heldout, "--json", w.path("r.json"), "--quiet"]
+            w.write("r.json", "{}")
+            return ["verify", w.model, w.model, "--text", w.heldout, "--ctx", "64", "--max-tokens", "256", "--json", w.path("r.json"), "--quiet"]
         },
         c("data-loss", "verify-html-onto-text", "input") { w in
             let t = w.write("t.txt", String(repeating: "It was a truth universally acknowledged. ", count: 50))
-            return ["verify", w.model, w.model, "--text", t, "--html", t, "--force", "--quiet"]
+            return ["verify", w.model, w.model, "--text", t, "--ctx", "64", "--max-tokens", "256", "--html", t, "--quiet"]
         },
         c("data-loss", "verify-json-unwritable-before-work", "cannot create") { w in
-            ["verify", w.model, w.model, "--text", w.heldout, "--json", "/proc/ingot-r.json", "--quiet"]
+            ["verify", w.model, w.model, "--text", w.heldout, "--ctx", "64", "--max-tokens", "256", "--json", "/proc/ingot-r.json", "--quiet"]
         },
         c("data-loss", "verify-html-missing-dir-before-work", "No such file or directory") { w in
-            ["verify", w.model, w.model, "--text", w.heldout, "--html", w.path("no/such/r.html"), "--quiet"]
+            ["verify", w.model, w.model, "--text", w.heldout, "--ctx", "64", "--max-tokens", "256", "--html", w.path("no/such/r.html"), "--quiet"]
         },
         c("data-loss", "quantize-report-onto-config", "input") { w in
             let m = try w.model(); return ["quantize", m, "-o", w.path("q.ingot"), "--report", m + "/config.json", "--force", "--quiet"]
@@ -110,11 +111,12 @@ enum HostileCases {
         c("data-loss", "quantize-onto-source-dir", "input") { w in let m = try w.model(); return ["quantize", m, "-o", m, "--force", "--quiet"] },
         c("data-loss", "quantize-awq-log-exists-no-force", "destination exists") { w in
             w.write("log.json", "{}")
-            return ["quantize", w.model, "--scheme", "awq-int4", "--data", w.heldout, "--awq-log", w.path("log.json"), "-o", w.path("q.ingot"), "--quiet"]
+            return ["quantize", w.model, "--scheme", "awq-int4", "--data", w.heldout, "--samples", "2", "--seq-len", "64", "--awq-log", w.path("log.json"),
+                    "-o", w.path("q.ingot"), "--quiet"]
         },
         c("data-loss", "quantize-awq-log-onto-data", "input") { w in
             let t = w.write("t.txt", "Emma Woodhouse, handsome, clever, and rich. ")
-            return ["quantize", w.model, "--scheme", "awq-int4", "--data", t, "--awq-log", t, "-o", w.path("q.ingot"), "--force", "--quiet"]
+            return ["quantize", w.model, "--scheme", "awq-int4", "--data", t, "--seq-len", "8", "--awq-log", t, "-o", w.path("q.ingot"), "--force", "--quiet"]
         },
         c("data-loss", "export-into-parent-of-source", "input") { w in
             let m = try w.model("p/m"); return ["export", m, "--to", "compressed-tensors", "-o", w.path("p"), "--force", "--quiet"]
@@ -127,7 +129,7 @@ enum HostileCases {
         },
         c("data-loss", "calibrate-onto-data", "input") { w in
             let t = w.write("t.txt", "Emma Woodhouse, handsome, clever, and rich. ")
-            return ["calibrate", w.model, "--data", t, "-o", t, "--force", "--quiet"]
+            return ["calibrate", w.model, "--data", t, "--seq-len", "8", "-o", t, "--force", "--quiet"]
         },
         c("data-loss", "calibrate-exists-no-force", "destination exists") { w in
             w.write("c.ingot", "x"); return ["calibrate", w.model, "--data", w.heldout, "-o", w.path("c.ingot"), "--quiet"]
@@ -165,11 +167,11 @@ enum HostileCases {
         c("crash", "recipe-alias-bomb", "expands to more than") { w in ["run", w.write("r.yaml", aliasBomb), "--quiet"] },
         c("crash", "recipe-2MB", "larger than 1 MiB") { w in ["run", w.write("r.yaml", "# " + String(repeating: "x", count: 2 << 20) + "\n"), "--quiet"] },
         c("crash", "recipe-deep-nesting", "nested deeper") { w in ["run", w.write("r.yaml", "a: " + String(repeating: "[", count: 200)), "--quiet"] },
-        c("crash", "eval-ctx-100000", "exceeds max_position_embeddings 512") { w in ["eval", w.model, "--text", w.heldout, "--ctx", "100000", "--quiet"] },
+        c("crash", "eval-ctx-100000", "exceeds max_position_embeddings 512") { w in ["eval", w.model, "--text", w.long, "--ctx", "100000", "--quiet"] },
         c("crash", "calibrate-seq-len-100000", "exceeds max_position_embeddings 512") { w in
-            ["calibrate", w.model, "--data", w.heldout, "--seq-len", "100000", "-o", w.path("c.ingot"), "--quiet"]
+            ["calibrate", w.model, "--data", w.long, "--seq-len", "100000", "--samples", "1", "-o", w.path("c.ingot"), "--quiet"]
         },
-        c("crash", "verify-ctx-100000", "exceeds max_position_embeddings") { w in ["verify", w.model, w.model, "--text", w.heldout, "--ctx", "100000", "--quiet"] },
+        c("crash", "verify-ctx-100000", "exceeds max_position_embeddings") { w in ["verify", w.model, w.model, "--text", w.long, "--ctx", "100000", "--quiet"] },
         c("crash", "eval-ctx-needs-more-memory-than-machine", "of memory for the forward pass") { w in
             ["eval", try w.model(config: ["max_position_embeddings": 100_000_000]), "--text", w.heldout, "--ctx", "3000000", "--quiet"]
         },
@@ -185,6 +187,7 @@ enum HostileCases {
         },
         c("crash", "directory-write-fails-file-size-limit", "disk full", shell: "ulimit -f 256;") { w in ["convert", w.model, w.path("full"), "--quiet"] },
         c("crash", "eval-max-tokens-negative", "--max-tokens must be at least 2") { w in ["eval", w.model, "--text", w.heldout, "--max-tokens", "-3"] },
+        c("crash", "eval-max-tokens-negative-attached", "--max-tokens must be at least 2") { w in ["eval", w.model, "--text", w.heldout, "--max-tokens=-3"] },
         c("crash", "verify-max-tokens-zero", "--max-tokens must be at least 2") { w in ["verify", w.model, w.model, "--text", w.heldout, "--max-tokens", "0"] },
         c("crash", "eval-stride-zero", "--stride") { w in ["eval", w.model, "--text", w.heldout, "--stride", "0"] },
         c("crash", "eval-token-id-beyond-vocab", "outside the vocabulary") { w in

@@ -47,6 +47,8 @@ final class Workspace: @unchecked Sendable {
     let root: String
     let model = fixture("tiny-moe-austen")
     let heldout = fixture("texts/persuasion-heldout.txt")
+    /// Over 100,000 tokens (what a long --ctx needs before anything is allocated).
+    let long = fixture("texts/persuasion.txt")
 
     init(_ id: String) throws {
         root = NSTemporaryDirectory() + "ingot-hostile-\(id)-\(UUID().uuidString.prefix(8))"

@@ -57,7 +57,7 @@ struct HybridCLITests {
                 #expect(ignore.contains(String(name.dropLast(7))), "\(model) \(scheme): \(name) not in ignore \(ignore)")
             }
             for q in [d.file("\(scheme).ingot"), d.file(scheme)] {
-                r = try ingot(["verify", src, q, "--tokens-json", t.tokens, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--quiet"])
+                r = try ingot(["verify", src, q, "--tokens-json", t.tokens, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--force", "--quiet"])
                 #expect(r.status == 0, "\(r.stderr)")
                 let v = try JSON.parse(FileSystem.read(d.file("v.json")))
                 let ratio = v["ppl_ratio"]!.doubleValue!, kld = v["kld"]!["mean"]!.doubleValue!
@@ -80,6 +80,6 @@ struct HybridCLITests {
         try Data(text.utf8).write(to: URL(fileURLWithPath: d.file("m/config.json")))
         let r = try ingot(["eval", d.file("m"), "--tokens-json", fixture("families/tiny-qwen3.5-moe/eval_tokens.json"), "--ctx", "128"])
         #expect(r.status == 2)
-        #expect(r.stderr == "error: config.json: text_config.layer_types[3] = \"chunked_attention\" is not supported\n", "\(r.stderr)")
+        #expect(r.stderr == "error: \(d.file("m/config.json")): text_config.layer_types[3] = \"chunked_attention\" is not supported\n", "\(r.stderr)")
     }
 }

@@ -186,6 +186,7 @@ struct Export: ParsableCommand {
         guard acts.data == nil, !quant.isAWQ, acts.activations == "dynamic" else {
             throw ValidationError("--to gguf takes --calib (as the importance matrix) only; AWQ and static activations do not apply")
         }
+        try claimOutputs([(output, .file), (quant.report, .file)], checkpoints: [source], files: [acts.calib], force: out.force)
         let src = try Checkpoint.open(source)
         var job = GGUFExportJob(source: src, modelDirectory: FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source),
                                 fileType: fileType, destination: output)
@@ -201,6 +202,6 @@ struct Export: ParsableCommand {
             job.importance = { name, expert in imatrix.values(name, expert) }
         }
         let records = try job.run()
-        try quant.emitReport(records, quiet: out.quiet)
+        try quant.emitReport(records, quiet: out.quiet, force: out.force)
     }
 }

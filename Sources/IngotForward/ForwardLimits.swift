@@ -36,14 +36,14 @@ public enum ForwardLimits {
         if have > 0, need > 0.9 * have { throw Failure.needsMemory(option: option, length: length, bytes: need, available: have) }
     }
 
-    /// f32 bytes: activations of every row (hidden states, q/k/v, MLP intermediate), one `length²` attention
-    /// score matrix per worker thread, and the logits (with their softmax) of one sequence.
+    /// f32 bytes: activations of every row (hidden states, q/k/v, MLP intermediate), the scores of one block of
+    /// query rows per worker (`Kernels.attentionBlock` × `length`), and the logits (with their softmax) of one
+    /// sequence.
     static func estimate(_ c: ModelConfig, length: Int, sequences: Int, logits: Bool) -> Double {
         let n = Double(length), rows = n * Double(max(sequences, 1))
         let width = Double(c.hiddenSize) * 4 + Double(c.heads + 2 * c.kvHeads) * Double(c.headDim)
             + 3 * Double(max(c.intermediateSize, c.expertIntermediateSize))
-        let threads = Double(max(1, min(Parallelism.resolvedWorkers, c.heads)))
-        let scores = threads * n * n
+        let scores = Double(max(1, Parallelism.resolvedWorkers)) * Double(Kernels.attentionBlock) * n
         let head = logits ? 2 * n * Double(c.vocabSize) : 0
         return 4 * (rows * width + scores + head)
     }

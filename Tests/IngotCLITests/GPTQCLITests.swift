@@ -16,7 +16,7 @@ import Testing
 
     /// Perplexity and mean KLD of `q` against the original on the held-out text.
     func verify(_ dir: TempDir, _ q: String) throws -> (ppl: Double, kld: Double) {
-        let r = try ingot(["verify", fixture("tiny-moe-austen"), q, "--text", Self.heldOut, "--ctx", "128", "--json", dir.file("v.json"), "--quiet"])
+        let r = try ingot(["verify", fixture("tiny-moe-austen"), q, "--text", Self.heldOut, "--ctx", "128", "--json", dir.file("v.json"), "--force", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("v.json")))) as! [String: Any]
         return (j["ppl_quantized"] as! Double, (j["kld"] as! [String: Any])["mean"] as! Double)

@@ -102,7 +102,7 @@ struct FamilyCLITests {
             for n in want.keptTensors { #expect(!r.stdout.contains(String(n.dropLast(7)) + ".weight_scale"), "\(model) \(scheme): \(n) quantized") }
             #expect(!r.stdout.contains("gate_up_proj"))
             for q in [d.file("\(scheme).ingot"), d.file(scheme)] {
-                r = try ingot(["verify", src, q, "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--quiet"])
+                r = try ingot(["verify", src, q, "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--force", "--quiet"])
                 #expect(r.status == 0, "\(r.stderr)")
                 let v = try JSON.parse(FileSystem.read(d.file("v.json")))
                 let ratio = v["ppl_ratio"]!.doubleValue!, kld = v["kld"]!["mean"]!.doubleValue!

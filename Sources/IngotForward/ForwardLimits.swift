@@ -41,8 +41,10 @@ public enum ForwardLimits {
     /// sequence.
     static func estimate(_ c: ModelConfig, length: Int, sequences: Int, logits: Bool) -> Double {
         let n = Double(length), rows = n * Double(max(sequences, 1))
-        let width = Double(c.hiddenSize) * 4 + Double(c.heads + 2 * c.kvHeads) * Double(c.headDim)
-            + 3 * Double(max(c.intermediateSize, c.expertIntermediateSize))
+        let hidden: Double = 4 * Double(c.hiddenSize)
+        let qkv: Double = Double(c.heads + 2 * c.kvHeads) * Double(c.headDim)
+        let mlp: Double = 3 * Double(max(c.intermediateSize, c.expertIntermediateSize))
+        let width = hidden + qkv + mlp
         let scores = Double(max(1, Parallelism.resolvedWorkers)) * Double(Kernels.attentionBlock) * n
         let head = logits ? 2 * n * Double(c.vocabSize) : 0
         return 4 * (rows * width + scores + head)

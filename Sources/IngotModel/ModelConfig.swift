@@ -282,8 +282,6 @@ public struct ModelConfig: Sendable, Equatable {
         guard heads % kvHeads == 0 else { throw Failure.invalid(field: "num_key_value_heads", reason: "must divide num_attention_heads") }
         headDim = try f.int("head_dim", default: hiddenSize / heads)!  // transformers: hidden_size // num_attention_heads
         guard headDim % 2 == 0 else { throw Failure.invalid(field: "head_dim", reason: "must be a positive even number") }
-        // Muse and Gemma 4 read `hidden_activation` themselves.
-        if fam != .museGlimmer && fam != .gemma4 { try readActivation(j, key: "hidden_act", default: .silu) }
         // Qwen3.5-MoE has no dense MLP (and no intermediate_size); Qwen3-Next reads its own below.
         intermediateSize = fam == .qwen3_5MoE || fam == .qwen3Next ? 0 : try int("intermediate_size")
         vocabSize = try int("vocab_size")
@@ -361,6 +359,8 @@ public struct ModelConfig: Sendable, Equatable {
         case .museGlimmer: try readMuse(j)
         case .gemma4: try readGemma4(j)
         }
+        // Muse and Gemma 4 read `hidden_activation` themselves.
+        if fam != .museGlimmer && fam != .gemma4 { try readActivation(j, key: "hidden_act", default: .silu) }
         if rotaryDim == 0 {
             // Families that rotate part of each head set rotaryDim; for the others only a full rotation is faithful.
             for p in [ropeFields?.value("partial_rotary_factor"), f.value("partial_rotary_factor")].compactMap({ $0 }) where p.doubleValue != 1 {

@@ -118,7 +118,7 @@ struct FamilyCLITests {
             return
         }
         #expect(r.status == 0, "\(r.stderr)")
-        r = try ingot(["verify", src, d.file("awq.ingot"), "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--quiet"])
+        r = try ingot(["verify", src, d.file("awq.ingot"), "--tokens-json", t.path, "--ctx", "\(t.ctx)", "--json", d.file("v.json"), "--force", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
         let v = try JSON.parse(FileSystem.read(d.file("v.json")))
         let ratio = v["ppl_ratio"]!.doubleValue!, kld = v["kld"]!["mean"]!.doubleValue!

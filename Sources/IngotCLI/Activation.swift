@@ -3,6 +3,7 @@ import Foundation
 import IngotCalibration
 import IngotCore
 import IngotFormats
+import IngotForward
 import IngotQuant
 
 /// Calibration-driven options of `quantize` and `export`: `--scheme awq-int4` / `gptq-int4`, `--rounding gptq` and

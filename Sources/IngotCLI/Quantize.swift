@@ -3,6 +3,7 @@ import Foundation
 import IngotCalibration
 import IngotCore
 import IngotFormats
+import IngotForward
 import IngotQuant
 
 /// Schemes are named on the command line by their kebab names.

@@ -1,5 +1,4 @@
 import IngotCore
-import IngotFormats
 
 /// Reads quantized checkpoints back to f32 weights: compressed-tensors (`pack-quantized`, `float-quantized`),
 /// AutoAWQ GEMM, DeepSeek FP8, gpt-oss MXFP4 experts and `.ingot` quantized tensors, whoever wrote them.

@@ -1,6 +1,5 @@
 import IngotCore
 import IngotFormats
-import IngotForward
 import IngotModel
 
 /// A checkpoint opened for the reference forward pass: any readable container (quantized ones on their

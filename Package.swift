@@ -3,8 +3,8 @@ import PackageDescription
 
 // Ingot: LLM checkpoints -> deployable quantized artifacts.
 // One target per pipeline stage; dependencies flow downward only:
-//   IngotCore <- IngotFormats <- IngotModel <- IngotForward <- IngotCalibration <- IngotQuant <- IngotVerify
-//   <- IngotPipeline <- IngotCLI <- ingot
+//   IngotCore <- IngotFormats <- IngotModel <- IngotForward <- IngotCalibration <- IngotQuant
+//   IngotForward <- IngotVerify;  IngotQuant, IngotVerify <- IngotPipeline <- IngotCLI <- ingot
 // The numeric stages are compiled optimized in debug builds too: the test suite runs real forward passes and AWQ
 // searches, which are 20-50× slower unoptimized. Release builds are unaffected.
 let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
@@ -37,8 +37,7 @@ let package = Package(
         .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"], swiftSettings: optimizedInDebug),
         .target(name: "IngotQuant", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
                                                    "IngotCalibration", "COpenBLAS", "CKernels"], swiftSettings: optimizedInDebug),
-        .target(name: "IngotVerify", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
-                                                    "IngotQuant"]),
+        .target(name: "IngotVerify", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"]),
         .target(name: "IngotPipeline", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward",
                                                       "IngotCalibration", "IngotQuant", "IngotVerify",
                                                       .product(name: "Yams", package: "Yams")]),

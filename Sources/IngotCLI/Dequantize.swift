@@ -1,7 +1,6 @@
 import ArgumentParser
 import IngotCore
 import IngotFormats
-import IngotQuant
 
 /// `ingot dequantize SRC DST`: any quantized checkpoint (compressed-tensors, AutoAWQ, DeepSeek FP8, `.ingot`) to
 /// plain f32 weights, for inspection and for loading where the quantized layout is not supported.

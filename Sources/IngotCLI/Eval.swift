@@ -4,7 +4,6 @@ import IngotCore
 import IngotForward
 import IngotFormats
 import IngotModel
-import IngotQuant
 
 /// `ingot eval MODEL --text FILE`: perplexity with the reference forward pass.
 struct Eval: ParsableCommand {

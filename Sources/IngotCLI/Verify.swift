@@ -3,7 +3,6 @@ import Foundation
 import IngotCalibration
 import IngotCore
 import IngotForward
-import IngotQuant
 import IngotPipeline
 import IngotVerify
 

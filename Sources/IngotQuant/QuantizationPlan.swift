@@ -40,24 +40,11 @@ public struct QuantizationPlan: Sendable {
 
     public init(defaults: Settings) { self.defaults = defaults }
 
-    /// Built-in: only 2-D `.weight` tensors of linear layers (`TensorRole.linear`); embeddings, `lm_head`, norms,
-    /// routers, shared-expert gates, linear attention's decay projections and state parameters, and vision towers
-    /// stay.
-    public static func isLinearWeight(_ name: String, shape: [Int]) -> Bool {
-        TensorRole(name: name, shape: shape) == .linear
-    }
-
-    /// MoE routers (and Qwen's shared-expert gate): full precision, since routing decisions hinge on them.
-    /// gpt-oss names its router `mlp.router`, Gemma 4 `router.proj`.
-    public static func isRouter(_ module: String) -> Bool {
-        let role = TensorRole(name: module + ".weight", shape: [1, 1])
-        return role == .router || role == .sharedExpertGate
-    }
-
-    /// Settings for a tensor, or nil when it stays as is.
+    /// Settings for a tensor, or nil when it stays as is (only `TensorRole.linear` weights are quantized: embeddings,
+    /// `lm_head`, norms, routers, shared-expert gates, linear attention's decay projections and state parameters,
+    /// and vision towers stay).
     public func settings(for name: String, shape: [Int]) -> Settings? {
-        guard Self.isLinearWeight(name, shape: shape) else { return nil }
-        let module = String(name.dropLast(7))
+        guard TensorRole(name: name, shape: shape) == .linear, let module = WeightNames.module(of: name) else { return nil }
         if ignore.contains(where: { Self.matches($0, module) }) { return nil }
         let s = overrides.first { Self.matches($0.pattern, module) }?.settings ?? defaults
         return s.scheme == .none ? nil : s

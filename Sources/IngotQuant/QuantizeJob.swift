@@ -164,17 +164,7 @@ extension QuantizedWeight {
     /// A quantized weight stored in an `.ingot` file (codes, scales, zero points), as the quantizer made it.
     public static func load(_ name: String, info q: QuantizationInfo, from source: TensorSource) throws -> QuantizedWeight {
         let rows = q.originalShape[0], cols = q.originalShape[1]
-        let codesView = try source.tensor(named: name)
-        var codes = [UInt8](repeating: 0, count: rows * cols)
-        try codesView.withBytes { b in
-            if codesView.dtype == .u4 || codesView.dtype == .i4 {
-                guard b.count * 2 == rows * cols else { throw Dequantize.Failure.shape(tensor: name, reason: "code count") }
-                for i in 0..<(rows * cols) { codes[i] = i % 2 == 0 ? b[i / 2] & 0xF : b[i / 2] >> 4 }
-            } else {
-                guard b.count == rows * cols else { throw Dequantize.Failure.shape(tensor: name, reason: "code count") }
-                for i in 0..<(rows * cols) { codes[i] = b[i] }
-            }
-        }
+        let codes = try Dequantize.codes(name, info: q, in: source)
         let scaleView = try source.tensor(named: q.scale)
         let zeros = try q.zeroPoint.map { z in try source.tensor(named: z).withBytes { Array($0) } }
         return QuantizedWeight(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize, block: q.block,

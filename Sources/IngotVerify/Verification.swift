@@ -2,7 +2,7 @@ import Foundation
 import IngotCore
 import IngotFormats
 import IngotForward
-import IngotQuant
+import IngotModel
 
 /// Fidelity of a quantized model against its original, computed online over windows of real text (no logit
 /// dump), with the metrics llama.cpp's `llama-perplexity --kl-divergence` reports.
@@ -110,7 +110,7 @@ public enum Verification {
         var out: [(String, Double)] = []
         let names = Set(quantized.tensors.map(\.name))
         for t in original.tensors where t.shape.count == 2 {
-            let qn = names.contains(t.name) ? t.name : ExportJob.llmCompressorName(t.name)
+            let qn = names.contains(t.name) ? t.name : WeightNames.llmCompressorName(t.name)
             guard names.contains(qn), let qi = quantized.info(qn), qi.shape == t.shape else { continue }
             let w = try original.tensor(named: t.name).floats(), q = try quantized.tensor(named: qn).floats()
             var num = 0.0, den = 0.0

@@ -139,7 +139,7 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
             }
         }
         let scales = try StaticActivationScales.compute(model: m, calibration: c2, format: .e4m3)
-        let linears = m.source.tensors.filter { QuantizationPlan.isLinearWeight($0.name, shape: $0.shape) }
+        let linears = m.source.tensors.filter { TensorRole(name: $0.name, shape: $0.shape) == .linear }
         #expect(linears.allSatisfy { scales[$0.name].map { $0 > 0 && $0.isFinite } ?? false })
     }
 

@@ -9,42 +9,55 @@ public enum Dequantize {
         }
     }
 
+    /// The stored codes of a quantized tensor, one byte per element `[out, in]`: 4-bit codes are two per byte (element
+    /// 2k of a row in the low nibble, rows padded to whole bytes), 8-bit codes one per byte. The one unpacker of
+    /// stored codes.
+    public static func codes(_ name: String, info q: QuantizationInfo, in source: TensorSource) throws -> [UInt8] {
+        let view = try source.tensor(named: name)
+        let out = q.originalShape[0], inputs = q.originalShape[1]
+        let rowBytes = (inputs * q.bits + 7) / 8
+        return try view.withBytes { b in
+            guard b.count == out * rowBytes else {
+                throw Failure.shape(tensor: name, reason: "codes hold \(b.count) bytes, \(out * rowBytes) expected")
+            }
+            guard q.bits == 4 else { return Array(b) }
+            return [UInt8](unsafeUninitializedCapacity: out * inputs) { c, n in
+                for r in 0..<out {
+                    for i in 0..<inputs {
+                        let byte = b[r * rowBytes + i / 2]
+                        c[r * inputs + i] = i % 2 == 0 ? byte & 0xF : byte >> 4
+                    }
+                }
+                n = out * inputs
+            }
+        }
+    }
+
     /// The f32 weights `[out, in]` of a quantized tensor whose codes, scales and zero points are in `source`.
     public static func weights(_ name: String, info q: QuantizationInfo, in source: TensorSource) throws -> [Float] {
-        let codes = try source.tensor(named: name)
         let out = q.originalShape[0], inputs = q.originalShape[1]
         let scales = try source.tensor(named: q.scale).floats()
         func bad(_ r: String) -> Failure { .shape(tensor: name, reason: r) }
         var w = [Float](repeating: 0, count: out * inputs)
+        let codes = try Self.codes(name, info: q, in: source)
         switch q.scheme {
         case .intAffine, .intSymmetric:
             let groups = q.groupsPerRow
             let gs = q.granularity == .group ? q.groupSize! : inputs
             guard scales.count == out * groups else { throw bad("scale has \(scales.count) values, \(out * groups) expected") }
-            let rowBytes = (inputs * q.bits + 7) / 8
-            guard codes.bytes.count == out * rowBytes else { throw bad("codes hold \(codes.bytes.count) bytes, \(out * rowBytes) expected") }
             var zeros = [Float](repeating: Float(1 << (q.bits - 1)), count: out * groups)
             if q.scheme == .intAffine {
                 zeros = try source.tensor(named: q.zeroPoint!).floats()
                 guard zeros.count == out * groups else { throw bad("zero point has \(zeros.count) values, \(out * groups) expected") }
             }
-            let b = codes.bytes
             for r in 0..<out {
                 for c in 0..<inputs {
-                    let qv: Int
-                    if q.bits == 4 {
-                        let byte = b[r * rowBytes + c / 2]
-                        qv = Int(c % 2 == 0 ? byte & 0xF : byte >> 4)
-                    } else {
-                        qv = Int(b[r * rowBytes + c])
-                    }
                     let g = r * groups + c / gs
-                    w[r * inputs + c] = (Float(qv) - zeros[g]) * scales[g]
+                    w[r * inputs + c] = (Float(codes[r * inputs + c]) - zeros[g]) * scales[g]
                 }
             }
         case .fp8E4M3, .fp8E5M2:
             let table = q.scheme == .fp8E4M3 ? FP8.e4m3Table : FP8.e5m2Table
-            guard codes.bytes.count == out * inputs else { throw bad("codes hold \(codes.bytes.count) bytes") }
             let expected: Int
             switch q.granularity {
             case .tensor: expected = 1
@@ -64,11 +77,10 @@ public enum Dequantize {
                         s = scales[(r / q.block![0]) * bc + c / q.block![1]]
                     case .group: s = scales[r * q.groupsPerRow + c / q.groupSize!]
                     }
-                    w[r * inputs + c] = table[Int(codes.bytes[r * inputs + c])] * s
+                    w[r * inputs + c] = table[Int(codes[r * inputs + c])] * s
                 }
             }
         }
-        withExtendedLifetime(codes) {}
         return w
     }
 }

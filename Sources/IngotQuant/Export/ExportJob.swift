@@ -90,34 +90,22 @@ public struct ExportJob {
                 st.groupSize = q.groupSize
                 st.symmetric = q.scheme != .intAffine
                 st.fp8Granularity = q.granularity
-                let name = format == .compressedTensors ? Self.llmCompressorName(t.name) : t.name
+                let name = format == .compressedTensors ? WeightNames.llmCompressorName(t.name) : t.name
                 out.append(ExportWeight(name: name, source: t.name, dtype: q.originalDType, shape: q.originalShape, byteOffset: 0,
                                         byteCount: t.byteCount, settings: st, stored: q))
                 continue
             }
-            if t.shape.count == 3, t.name.hasSuffix("experts.gate_up_proj") || t.name.hasSuffix("experts.down_proj") {
-                let (e, rows, cols) = (t.shape[0], t.shape[1], t.shape[2])
-                let prefix = String(t.name.dropLast(t.name.hasSuffix("gate_up_proj") ? 12 : 9))
-                let w = t.dtype.byteWidth ?? 1
-                for x in 0..<e {
-                    if t.name.hasSuffix("gate_up_proj") {
-                        for (k, part) in ["gate_proj", "up_proj"].enumerated() {
-                            let n = prefix + "\(x).\(part).weight"
-                            out.append(ExportWeight(name: n, source: t.name, dtype: t.dtype, shape: [rows / 2, cols],
-                                                    byteOffset: (x * rows + k * rows / 2) * cols * w, byteCount: rows / 2 * cols * w,
-                                                    settings: plan.settings(for: n, shape: [rows / 2, cols])))
-                        }
-                    } else {
-                        let n = prefix + "\(x).down_proj.weight"
-                        out.append(ExportWeight(name: n, source: t.name, dtype: t.dtype, shape: [rows, cols],
-                                                byteOffset: x * rows * cols * w, byteCount: rows * cols * w,
-                                                settings: plan.settings(for: n, shape: [rows, cols])))
-                    }
+            if let slices = WeightNames.fusedExpertSlices(t.name, shape: t.shape) {
+                let cols = t.shape[2], w = t.dtype.byteWidth ?? 1
+                for e in slices {
+                    out.append(ExportWeight(name: e.name, source: t.name, dtype: t.dtype, shape: [e.rows, cols],
+                                            byteOffset: e.firstRow * cols * w, byteCount: e.rows * cols * w,
+                                            settings: plan.settings(for: e.name, shape: [e.rows, cols])))
                 }
                 continue
             }
             var name = t.name
-            if format == .compressedTensors { name = Self.llmCompressorName(name) }
+            if format == .compressedTensors { name = WeightNames.llmCompressorName(name) }
             out.append(ExportWeight(name: name, source: t.name, dtype: t.dtype, shape: t.shape, byteOffset: 0,
                                     byteCount: t.byteCount, settings: plan.settings(for: t.name, shape: t.shape)))
         }
@@ -125,14 +113,6 @@ public struct ExportJob {
             throw Failure.notFloat(tensor: w.source, dtype: w.dtype)
         }
         return out
-    }
-
-    /// llm-compressor names Mixtral's experts `gate_proj`/`up_proj`/`down_proj` (from `w1`/`w3`/`w2`).
-    public static func llmCompressorName(_ n: String) -> String {
-        guard n.contains("block_sparse_moe.experts.") else { return n }
-        return n.replacingOccurrences(of: ".w1.weight", with: ".gate_proj.weight")
-            .replacingOccurrences(of: ".w3.weight", with: ".up_proj.weight")
-            .replacingOccurrences(of: ".w2.weight", with: ".down_proj.weight")
     }
 
     /// The output tensors of one weight (names, dtypes, shapes), in write order.
@@ -311,11 +291,11 @@ public struct ExportJob {
         // Modules left in full precision that a runtime would otherwise treat as quantizable linears.
         // (A tower's linears are listed even when named *embed*, e.g. Muse's patch_embedder.patch_embedding.)
         var ignored = ws.filter { w in
-            guard w.settings == nil, w.shape.count == 2, w.name.hasSuffix(".weight") else { return false }
+            guard w.settings == nil, w.shape.count == 2 else { return false }
             let role = TensorRole(name: w.name, shape: w.shape)
             return role.isUnquantizedLinear && (role == .visionTower || !w.name.contains("embed"))
-        }.map { String($0.name.dropLast(7)) }
-        ignored.append("lm_head")
+        }.compactMap { WeightNames.module(of: $0.name) }
+        ignored.append(WeightNames.outputHead)
         var writer = CheckpointWriter(destination: destination)
         writer.overwrite = overwrite
         writer.maxShardSize = maxShardSize

@@ -1,6 +1,5 @@
 import IngotCore
 import IngotFormats
-import IngotModel
 
 /// gpt-oss's and Gemma 4's fused experts as per-expert linears, the way llm-compressor linearizes them for
 /// quantization (`GptOssLinearExperts`, its Gemma 4 conversion mapping): `mlp.experts.E.{gate,up,down}_proj.{weight,bias}`
@@ -175,26 +174,6 @@ public final class LinearizedExperts: TensorSource, @unchecked Sendable {
             case .missing(let n): "fused experts: tensor '\(n)' is missing"
             case let .shape(n, s, e): "fused experts: tensor '\(n)' has shape \(ShapeMath.describe(s)), expected \(ShapeMath.describe(e))"
             case let .dtype(n, d): "fused experts: tensor '\(n)' has dtype \(d.rawValue), expected a float type shared by gate_up_proj and down_proj"
-            }
-        }
-    }
-}
-
-/// MXFP4 (OCP microscaling FP4): 32 E2M1 codes per block, two per byte (low nibble first), one E8M0 scale
-/// `2^(e − 127)` per block. Every value is exact in f32 and bf16.
-public enum MXFP4 {
-    /// The E2M1 values of codes 0…15 (sign in bit 3).
-    public static let values: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
-
-    /// Decodes `groups` consecutive blocks starting at block `unit` into `row` (`groups × 32` values).
-    public static func decodeRow(_ blocks: UnsafeRawBufferPointer, _ scales: UnsafeRawBufferPointer, unit: Int, groups: Int,
-                                 into row: inout [Float]) {
-        for g in 0..<groups {
-            let scale = Float(sign: .plus, exponent: Int(scales[unit + g]) - 127, significand: 1)
-            for k in 0..<16 {
-                let byte = blocks[(unit + g) * 16 + k]
-                row[g * 32 + 2 * k] = values[Int(byte & 0xF)] * scale
-                row[g * 32 + 2 * k + 1] = values[Int(byte >> 4)] * scale
             }
         }
     }

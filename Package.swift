@@ -5,9 +5,14 @@ import PackageDescription
 // One target per pipeline stage; dependencies flow downward only:
 //   IngotCore <- IngotFormats <- IngotModel <- IngotForward <- IngotCalibration <- IngotQuant
 //   IngotForward <- IngotVerify;  IngotQuant, IngotVerify <- IngotPipeline <- IngotCLI <- ingot
-// The numeric stages are compiled optimized in debug builds too: the test suite runs real forward passes and AWQ
-// searches, which are 20-50× slower unoptimized. Release builds are unaffected.
+// The numeric stages (forward, calibration, quantization) are compiled optimized in debug builds too: the test suite
+// runs real forward passes and AWQ searches, which are 20-50× slower unoptimized. Release builds are unaffected.
+// Only targets outside the library products get the flag: SwiftPM refuses unsafe flags in a package used as a
+// dependency, and IngotCore/IngotFormats are published for that.
 let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+// The library products (IngotCore, IngotFormats) carry no unsafe flags by default, so other packages can depend on
+// them; INGOT_OPTIMIZE_DEBUG=1 (set by .ci/run) compiles them optimized in debug too, for fast local test runs.
+let productOptimizedInDebug: [SwiftSetting] = Context.environment["INGOT_OPTIMIZE_DEBUG"] == "1" ? optimizedInDebug : []
 
 let package = Package(
     name: "Ingot",
@@ -30,8 +35,8 @@ let package = Package(
         // Ingot's own SIMD kernels (AVX2 + FMA chosen at run time, portable bodies otherwise), optimized in debug too.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
-        .target(name: "IngotCore", dependencies: ["CMalloc"], swiftSettings: optimizedInDebug),
-        .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"], swiftSettings: optimizedInDebug),
+        .target(name: "IngotCore", dependencies: ["CMalloc"], swiftSettings: productOptimizedInDebug),
+        .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"], swiftSettings: productOptimizedInDebug),
         .target(name: "IngotModel", dependencies: ["IngotCore", "IngotFormats"]),
         .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS", "CKernels"], swiftSettings: optimizedInDebug),
         .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"], swiftSettings: optimizedInDebug),
@@ -50,10 +55,18 @@ let package = Package(
         .target(name: "IngotFuzzTargets", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotQuant", "IngotForward", "IngotPipeline"]),
         .executableTarget(name: "ingot-fuzz", dependencies: ["IngotFuzzTargets"]),
 
-        .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore"]),
-        .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets"]),
-        .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "CKernels"]),
-        .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "IngotCalibration", "IngotQuant", "CKernels"]),
-        .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotForward", "IngotCore", "IngotFormats", "IngotCalibration", "IngotQuant", "ingot"]),
+        // Helpers every test target shares: the repository root, fixtures, temporary directories.
+        .target(name: "IngotTestSupport", path: "Tests/IngotTestSupport"),
+        .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore", "IngotTestSupport"]),
+        .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets", "IngotTestSupport"]),
+        .testTarget(name: "IngotModelTests", dependencies: ["IngotModel"]),
+        .testTarget(name: "IngotForwardTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "CKernels", "IngotTestSupport"]),
+        .testTarget(name: "IngotCalibrationTests", dependencies: ["IngotCore", "IngotFormats", "IngotCalibration", "IngotTestSupport"]),
+        .testTarget(name: "IngotQuantTests", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward", "IngotCalibration", "IngotQuant",
+                                                            "CKernels", "IngotTestSupport"]),
+        .testTarget(name: "IngotVerifyTests", dependencies: ["IngotCore", "IngotFormats", "IngotForward", "IngotVerify", "IngotTestSupport"]),
+        .testTarget(name: "IngotPipelineTests", dependencies: ["IngotQuant", "IngotPipeline"]),
+        .testTarget(name: "IngotCLITests", dependencies: ["IngotCLI", "IngotForward", "IngotCore", "IngotFormats", "IngotCalibration", "IngotQuant", "ingot",
+                                                          "IngotTestSupport"]),
     ]
 )

@@ -141,7 +141,7 @@ struct Export: ParsableCommand {
         abstract: "Export compressed-tensors, AutoAWQ GEMM or DeepSeek-style FP8 safetensors (+ config.json), or a llama.cpp GGUF file.")
 
     @Argument(help: "Source checkpoint or quantized .ingot.") var source: String
-    @Option(help: "compressed-tensors, autoawq, fp8 or gguf.") var to: String
+    @Option(help: ArgumentHelp("The runtime layout: \(RuntimeLayouts.names), or gguf.", valueName: "layout")) var to: String
     @Option(name: .shortAndLong, help: "Output directory (a .gguf file for --to gguf).") var output: String
     @Option(help: "GGUF: \(GGUFFileType.allCases.map(\.rawValue).joined(separator: ", ")) (single types as llama-quantize --pure, K_M mixes as llama-quantize).")
     var type: String?
@@ -156,14 +156,10 @@ struct Export: ParsableCommand {
 
     func execute() throws {
             if to == "gguf" { return try exportGGUF() }
-            guard let format = ExportFormat(rawValue: to) else {
-                throw ValidationError("--to must be compressed-tensors, autoawq, fp8 or gguf")
-            }
-            var plan = try quant.plan()
+            guard let format = RuntimeLayouts.named(to) else { throw ValidationError("--to must be one of \(RuntimeLayouts.names) or gguf") }
+            var plan = format.adapt(try quant.plan())
             try claimOutputs([(output, .directory), (quant.report, .file), (acts.awqLog, .file)],
                              checkpoints: [source], files: [acts.calib, acts.data], force: out.force, foreign: out.forceForeign)
-            if format == .autoawq { plan.defaults.convention = .autoawq }
-            if format == .fp8 { plan.defaults = QuantizationPlan.Settings(scheme: .fp8E4M3); plan.defaults.fp8Granularity = .block }
             let (src, _, calibrated) = try acts.prepare(model: source, plan: &plan, scheme: quant.scheme, quiet: out.quiet, layerOrdered: false)
             let dir = FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source)
             var job = ExportJob(source: src, modelDirectory: source.hasSuffix(".ingot") ? nil : dir, format: format, plan: plan,

@@ -99,13 +99,11 @@ public struct PipelineRun {
 
         // exports (repacking the stored codes of model.ingot)
         for f in recipe.exports {
-            let dir = out + "/" + f.rawValue
-            let key = stageKey("export", [("format", .string(f.rawValue)), ("model", .string(modelHash))])
-            outcome.stages.append(try stage("export-" + f.rawValue, key: key, outputs: [dir]) {
+            let dir = out + "/" + f.name
+            let key = stageKey("export", [("format", .string(f.name)), ("model", .string(modelHash))])
+            outcome.stages.append(try stage("export-" + f.name, key: key, outputs: [dir]) {
                 let src = try Checkpoint.open(model)
-                var plan = q.plan
-                if f == .autoawq { plan.defaults.convention = .autoawq }
-                var job = ExportJob(source: src, modelDirectory: nil, format: f, plan: plan, destination: dir)
+                var job = ExportJob(source: src, modelDirectory: nil, format: f, plan: q.plan, destination: dir)
                 job.overwrite = true
                 job.storedCompanions = try src.storedCompanionFiles()
                 job.progress = progress("export")

@@ -56,7 +56,7 @@ public struct Recipe: Sendable {
     public var output: String
     public var calibration: CalibrationStep?
     public var quantize: QuantizeStep
-    public var exports: [ExportFormat] = []
+    public var exports: [any RuntimeLayout] = []
     public var verify: VerifyStep?
     /// The recipe as parsed (canonical JSON), for hashing and the manifest.
     public var json: JSON
@@ -275,8 +275,8 @@ public struct Recipe: Sendable {
         if let e = root["exports"] {
             guard let a = e.arrayValue else { throw bad("exports", "must be a list") }
             exports = try a.enumerated().map { i, v in
-                guard let s = v.stringValue, let f = ExportFormat(rawValue: s) else {
-                    throw bad("exports[\(i)]", "must be one of \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+                guard let s = v.stringValue, let f = RuntimeLayouts.named(s) else {
+                    throw bad("exports[\(i)]", "must be one of \(RuntimeLayouts.names)")
                 }
                 return f
             }

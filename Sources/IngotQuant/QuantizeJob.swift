@@ -155,7 +155,7 @@ public struct QuantizeJob {
         if let a = plan.activationScales[t.name] {
             try [a].withUnsafeBytes { try writer.addTensor(name: String(t.name.dropLast(7)) + ".input_scale", dtype: .f32, shape: [1], bytes: $0) }
         }
-        return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s, format: nil),
+        return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s),
                             health: health.isClean ? nil : health)
     }
 }

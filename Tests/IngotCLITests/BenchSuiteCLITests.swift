@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import IngotTestSupport
 
 /// `ingot bench suite` runs every row in a child process and reports it; the figures are not checked (speed belongs
 /// in the benchmark's output), only that each row ran and measured something consistent.

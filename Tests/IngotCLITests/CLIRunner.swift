@@ -1,4 +1,5 @@
 import Foundation
+import IngotTestSupport
 
 /// Runs the built `ingot` binary as a user would and captures what it prints.
 struct CLIResult {
@@ -6,11 +7,6 @@ struct CLIResult {
     let stdout: String
     let stderr: String
 }
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
-func fixture(_ relative: String) -> String { repoRoot + "/fixtures/" + relative }
 
 /// The `ingot` executable next to the test bundle (`INGOT_BINARY` overrides it, e.g. to run a suite against an
 /// older build for comparison).
@@ -47,17 +43,3 @@ func ingot(_ args: [String], shellPrefix: String? = nil) throws -> CLIResult {
                      stderr: String(decoding: e, as: UTF8.self))
 }
 
-final class TempDir {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "ingot-cli-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { path + "/" + name }
-    var entries: [String] { (try? FileManager.default.contentsOfDirectory(atPath: path).sorted()) ?? [] }
-}
-
-func writeBytes(_ bytes: [UInt8], to path: String) {
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
-}

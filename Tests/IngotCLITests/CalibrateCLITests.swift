@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import IngotTestSupport
 
 @Suite struct CalibrateCLITests {
     /// Three tokens leave experts without routed tokens: the coverage report names them and what was done.

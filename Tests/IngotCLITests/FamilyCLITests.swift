@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import IngotCore
+import IngotTestSupport
 
 /// The pipeline on the 2025–26 families' tiny models (fixtures/families): `eval --tokens-json` perplexity equal to
 /// transformers' to 1e-5 relative (windows of 64 over sliding windows of 8), then calibrate, RTN INT4, FP8,

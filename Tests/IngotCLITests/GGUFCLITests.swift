@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IngotCore
 import IngotFormats
+import IngotTestSupport
 
 /// GGUF in and out from the command line: export, inspect, verify against the original, convert back, and one
 /// clear error for a broken file.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import IngotCore
+import IngotTestSupport
 
 /// The pipeline on the hybrid linear-attention models (fixtures/families/tiny-qwen3-next, tiny-qwen3.5-moe):
 /// `eval --tokens-json` perplexity equal to transformers' to 1e-5 relative, then calibrate, RTN INT4, FP8, AWQ INT4,

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IngotCore
 import IngotFormats
+import IngotTestSupport
 
 /// `ingot inspect` and `ingot convert` as a user runs them: output, exit codes, one-line errors, nothing written
 /// on failure.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IngotCore
 import IngotFormats
+import IngotTestSupport
 
 /// `pack` / `unpack` / `verify-file` / `inspect --check` on good and corrupted files, as a user runs them.
 @Suite(.serialized) struct NativeCLITests {

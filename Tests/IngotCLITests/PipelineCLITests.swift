@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import IngotTestSupport
 
 /// `ingot run` end to end on the tiny Llama fixture (token-id calibration and evaluation data).
 @Suite(.serialized) struct PipelineCLITests {

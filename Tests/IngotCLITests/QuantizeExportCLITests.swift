@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IngotCore
 import IngotFormats
+import IngotTestSupport
 
 /// `ingot quantize` / `ingot export` / `ingot dequantize` as a user runs them.
 @Suite(.serialized) struct QuantizeExportCLITests {

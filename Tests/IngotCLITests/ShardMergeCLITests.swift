@@ -94,6 +94,7 @@ import Testing
 
 import IngotCalibration
 import IngotForward
+import IngotTestSupport
 
 /// `calibrate --shard i/N` over the data, then `ingot merge`.
 @Suite(.serialized) struct CalibrationShareCLITests {

@@ -1,6 +1,7 @@
 import Testing
 import IngotCore
 @testable import IngotFormats
+import IngotTestSupport
 
 /// safetensors ⇄ sharded safetensors ⇄ HDF5 round trips keep every tensor's bytes and the metadata.
 struct ConversionRoundTripTests {
@@ -106,7 +107,7 @@ struct AtomicWriteTests {
 
     @Test func refusesExistingDestination() throws {
         let d = TempDir()
-        write([1], to: d.file("x.safetensors"))
+        writeBytes([1], to: d.file("x.safetensors"))
         #expect(throws: OutputError.destinationExists(d.file("x.safetensors"))) {
             _ = try SafetensorsWriter(path: d.file("x.safetensors"), entries: [])
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import IngotFuzzTargets
+import IngotTestSupport
 
 /// Replays the fuzz seed corpora and every past crash input through each parser: none may crash.
 struct FuzzReplayTests {

@@ -1,6 +1,7 @@
 import Testing
 import IngotCore
 @testable import IngotFormats
+import IngotTestSupport
 
 /// Ingot's ggml block encoders and decoders against ggml's own output (fixtures/gguf/blocks.safetensors, made by
 /// scripts/make-gguf-block-fixtures from llama.cpp's ggml-base): bytes identical, decoded floats bit-identical.

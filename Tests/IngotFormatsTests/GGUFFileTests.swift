@@ -1,6 +1,7 @@
 import Testing
 import IngotCore
 @testable import IngotFormats
+import IngotTestSupport
 
 /// GGUF reading and writing: a round trip through `GGUFWriter`, and every malformed-file case the reader rejects
 /// with its own error (never a crash or a huge allocation).

@@ -1,6 +1,7 @@
 import Testing
 import IngotCore
 @testable import IngotFormats
+import IngotTestSupport
 
 /// HDF5 files written by h5py (scripts/make_h5_fixtures.py) and malformed inputs.
 struct HDF5Tests {
@@ -33,10 +34,10 @@ struct HDF5Tests {
 
     @Test func notHDF5IsRejectedBeforeLibhdf5() throws {
         let d = TempDir()
-        write(Array("definitely not hdf5, just text that goes on for a while".utf8), to: d.file("x.h5"))
+        writeBytes(Array("definitely not hdf5, just text that goes on for a while".utf8), to: d.file("x.h5"))
         #expect(throws: HDF5Error.notHDF5(file: d.file("x.h5"))) { _ = try Checkpoint.open(d.file("x.h5")) }
         // Signature present but the rest is garbage: libhdf5 fails, we report it.
-        write([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] + [UInt8](repeating: 0xAB, count: 600), to: d.file("y.h5"))
+        writeBytes([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] + [UInt8](repeating: 0xAB, count: 600), to: d.file("y.h5"))
         #expect(throws: HDF5Error.cannotOpen(file: d.file("y.h5"))) { _ = try Checkpoint.open(d.file("y.h5")) }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IngotCore
 @testable import IngotFormats
+import IngotTestSupport
 
 /// Every byte of a small `.ingot` file is flipped, one at a time: each flip must be reported by `verifyAll`
 /// (padding is verified to be zero), and reading never crashes. Plus crafted bad files, each with its error.

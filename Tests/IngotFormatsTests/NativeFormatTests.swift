@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IngotCore
 @testable import IngotFormats
+import IngotTestSupport
 
 /// The `.ingot` container: lossless round trips, determinism, and rejection of every malformed input.
 struct NativeFormatTests {

@@ -1,6 +1,7 @@
 import Testing
 import IngotCore
 @testable import IngotFormats
+import IngotTestSupport
 
 /// Every malformed-file case the reader must reject, each with its own error.
 struct SafetensorsValidationTests {
@@ -118,12 +119,12 @@ struct ShardedIndexTests {
     func makeShard(_ dir: TempDir, _ name: String, tensors: [String]) {
         var header: [String] = []
         for (i, t) in tensors.enumerated() { header.append(#""\#(t)":{"dtype":"U8","shape":[1],"data_offsets":[\#(i),\#(i + 1)]}"#) }
-        write(safetensorsBytes(header: "{" + header.joined(separator: ",") + "}", data: [UInt8](repeating: 7, count: tensors.count)), to: dir.file(name))
+        writeBytes(safetensorsBytes(header: "{" + header.joined(separator: ",") + "}", data: [UInt8](repeating: 7, count: tensors.count)), to: dir.file(name))
     }
 
     func index(_ dir: TempDir, _ map: [(String, String)]) {
         let body = map.map { #""\#($0.0)":"\#($0.1)""# }.joined(separator: ",")
-        write(Array(#"{"metadata":{"total_size":3},"weight_map":{\#(body)}}"#.utf8), to: dir.file(ShardedSafetensors.indexName))
+        writeBytes(Array(#"{"metadata":{"total_size":3},"weight_map":{\#(body)}}"#.utf8), to: dir.file(ShardedSafetensors.indexName))
     }
 
     func expectError(_ dir: TempDir, _ check: (SafetensorsError) -> Bool) {

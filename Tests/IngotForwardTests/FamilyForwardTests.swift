@@ -4,6 +4,7 @@ import IngotCore
 import IngotFormats
 import IngotModel
 @testable import IngotForward
+import IngotTestSupport
 
 /// The 2025–26 families (fixtures/families, made by scripts/make_family_fixtures.py): logits within 1e-5 rel. L2 of
 /// transformers' fp32 eager logits, and perplexity over windows longer than the sliding window equal to

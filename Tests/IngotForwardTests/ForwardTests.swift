@@ -4,6 +4,7 @@ import IngotCore
 import IngotFormats
 import IngotModel
 @testable import IngotForward
+import IngotTestSupport
 
 /// Logits against transformers' fp32 eager logits (fixtures/peers README, fixtures/tiny-moe-austen).
 struct ForwardTests {

@@ -4,6 +4,7 @@ import IngotCore
 import IngotFormats
 import IngotModel
 @testable import IngotForward
+import IngotTestSupport
 
 /// Qwen3-Next and Qwen3.5-MoE (scripts/make_hybrid_fixtures.py): perplexity against transformers', and the
 /// config options Ingot refuses by name.

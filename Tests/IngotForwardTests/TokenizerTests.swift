@@ -2,12 +2,7 @@ import Foundation
 import Testing
 import IngotCore
 @testable import IngotForward
-
-/// The repository root (three levels above this file); shared by the IngotForward test files.
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-/// Path of `p` under fixtures/.
-func fixture(_ p: String) -> String { repoRoot + "/fixtures/" + p }
+import IngotTestSupport
 
 /// Fixture access for the tokenizer tests (paths relative to the repository root).
 enum TokenizerFixtures {

@@ -6,6 +6,7 @@ import IngotForward
 import IngotModel
 @testable import IngotQuant
 import Testing
+import IngotTestSupport
 
 /// Relative L2 distance ‖a − b‖ / ‖b‖.
 func relL2(_ a: [Float], _ b: [Float]) -> Double {

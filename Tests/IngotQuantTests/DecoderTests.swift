@@ -2,6 +2,7 @@ import Testing
 import IngotCore
 import IngotFormats
 @testable import IngotQuant
+import IngotTestSupport
 
 /// Reading the peers' quantized checkpoints back gives the weights their own decoders give.
 struct DecoderTests {

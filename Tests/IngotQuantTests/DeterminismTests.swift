@@ -3,6 +3,7 @@ import Testing
 import IngotCore
 import IngotFormats
 @testable import IngotQuant
+import IngotTestSupport
 
 /// Same input, same bytes: every worker count (1, 3, all cores) gives identical files for every scheme.
 @Suite struct DeterminismTests {

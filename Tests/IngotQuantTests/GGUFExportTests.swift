@@ -6,6 +6,7 @@ import IngotForward
 import IngotModel
 @testable import IngotQuant
 import Testing
+import IngotTestSupport
 
 /// `export --to gguf`: names, permutation, stacking and metadata checked by reading the file back as a Hugging
 /// Face checkpoint; per-tensor types against llama-quantize's own choices (fixtures/gguf/llama-quantize-types.json,

@@ -4,6 +4,7 @@ import IngotCore
 import IngotFormats
 import IngotForward
 @testable import IngotQuant
+import IngotTestSupport
 
 /// gpt-oss's MXFP4 experts read as a source: dequantized exactly into transformers' layout.
 struct MXFP4SourceTests {

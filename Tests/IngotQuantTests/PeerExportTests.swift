@@ -3,17 +3,7 @@ import Testing
 import IngotCore
 import IngotFormats
 @testable import IngotQuant
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-func fixture(_ p: String) -> String { repoRoot + "/fixtures/" + p }
-
-final class TempDir {
-    let path = NSTemporaryDirectory() + "ingot-quant-" + UUID().uuidString
-    init() { try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ n: String) -> String { path + "/" + n }
-}
+import IngotTestSupport
 
 /// Ingot's exports against the peers' own outputs on the same weights: byte for byte.
 struct PeerExportTests {

@@ -2,6 +2,7 @@ import Testing
 import IngotCore
 import IngotFormats
 @testable import IngotQuant
+import IngotTestSupport
 
 /// Quantized `.ingot` files: the same numbers as the direct export, repackable into every runtime layout.
 struct QuantizeIngotTests {

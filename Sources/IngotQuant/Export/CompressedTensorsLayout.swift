@@ -1,0 +1,106 @@
+import IngotCore
+import IngotFormats
+import IngotModel
+
+/// llm-compressor / compressed-tensors, which vLLM and transformers read: `pack-quantized` INT4/INT8
+/// (`weight_packed` int32 along the input dimension, `weight_scale`, `weight_zero_point` packed along dim 0,
+/// `weight_shape`) and `float-quantized` FP8 (`weight`, `weight_scale`, optional static `input_scale`).
+public struct CompressedTensorsLayout: RuntimeLayout {
+    public init() {}
+    public var name: String { "compressed-tensors" }
+
+    public func exportedName(_ name: String) -> String { WeightNames.llmCompressorName(name) }
+
+    public func outputs(_ w: ExportWeight) throws -> [SafetensorsWriter.Entry] {
+        let s = w.settings!, m = w.module, rows = w.shape[0], cols = w.shape[1]
+        let storeType = ComputePrecision(dtype: w.dtype).dtype
+        switch s.scheme.codes {
+        case .int(let bits):
+            let g = s.groupWidth(columns: cols), groups = (cols + g - 1) / g
+            var e = [try SafetensorsWriter.Entry(name: m + ".weight_packed", dtype: .i32, shape: [rows, (cols * bits + 31) / 32]),
+                     try .init(name: m + ".weight_scale", dtype: storeType, shape: [rows, groups])]
+            if !s.symmetric { e.append(try .init(name: m + ".weight_zero_point", dtype: .i32, shape: [(rows * bits + 31) / 32, groups])) }
+            e.append(try .init(name: m + ".weight_shape", dtype: .i64, shape: [2]))
+            return e
+        case .fp8:
+            let sc = s.fp8Granularity == .block ? [(rows + 127) / 128, (cols + 127) / 128] : s.fp8Granularity == .channel ? [rows, 1] : [1]
+            var e = [try SafetensorsWriter.Entry(name: m + ".weight", dtype: s.scheme.codeDType!, shape: [rows, cols]),
+                     try .init(name: m + ".weight_scale", dtype: storeType, shape: sc)]
+            if w.inputScale != nil { e.append(try .init(name: m + ".input_scale", dtype: .f32, shape: [1])) }
+            return e
+        case .kept:
+            throw unsupported(w, "scheme \(s.scheme) cannot be exported as \(name)")
+        }
+    }
+
+    /// compressed-tensors' own arithmetic, whatever convention the plan asked for.
+    public func rounding(_ w: ExportWeight) -> (quantizer: IntQuantizer, precision: ComputePrecision)? {
+        var s = w.settings!
+        s.convention = .compressedTensors
+        return s.intQuantizer.map { ($0, ComputePrecision(dtype: w.dtype)) }
+    }
+
+    public func quantize(_ values: UnsafeBufferPointer<Float>, _ w: ExportWeight) throws -> QuantizedWeight {
+        var s = w.settings!
+        s.convention = .compressedTensors
+        return try QuantizeJob.quantize(values, rows: w.shape[0], columns: w.shape[1], dtype: w.dtype, settings: s)
+    }
+
+    public func package(_ q: QuantizedWeight, _ w: ExportWeight) throws -> [[UInt8]] {
+        let rows = w.shape[0], cols = w.shape[1]
+        switch w.settings!.scheme.codes {
+        case .int(let bits):
+            let packed = bits == 4 ? Packing.compressedTensors(q.codes, rows: rows, columns: cols)
+                : Packing.packBytes(q.codes, rows: rows, columns: cols)
+            var out = [Packing.bytes(packed), Packing.floatBytes(q.scales, as: q.scaleDType)]
+            if let z = q.zeros {
+                out.append(Packing.bytes(bits == 4 ? Packing.compressedTensorsZeros(z, rows: rows, groups: q.scaleColumns)
+                                         : Packing.packBytesDim0(z, rows: rows, columns: q.scaleColumns)))
+            }
+            out.append(Packing.bytes([Int64(rows), Int64(cols)]))
+            return out
+        default:
+            return [q.codes, Packing.floatBytes(q.scales, as: q.scaleDType)] + (w.inputScale.map { [Packing.floatBytes([$0], as: .f32)] } ?? [])
+        }
+    }
+
+    public func quantizationConfig(_ plan: QuantizationPlan, staticActivations: Bool, ignored: [String]) -> JSON {
+        let s = plan.defaults
+        let fp8 = s.scheme.fp8Format != nil
+        var weights: [(key: String, value: JSON)] = [("actorder", .null)]
+        weights.append(("block_structure", fp8 && s.fp8Granularity == .block ? .array([.int(128), .int(128)]) : .null))
+        weights += [("dynamic", .bool(false)),
+                    ("group_size", !fp8 && s.groupSize != nil ? .int(s.groupSize!) : .null),
+                    ("num_bits", .int(s.scheme.bits)), ("observer", .string("memoryless_minmax")), ("observer_kwargs", .object([])),
+                    ("scale_dtype", .null),
+                    ("strategy", .string(fp8 ? s.fp8Granularity.rawValue : (s.groupSize == nil ? "channel" : "group"))),
+                    ("symmetric", .bool(fp8 || s.symmetric)), ("type", .string(fp8 ? "float" : "int")),
+                    ("zp_dtype", !fp8 && !s.symmetric ? .string("torch.int8") : .null)]
+        var inputActs: JSON = .null
+        if fp8 && staticActivations {
+            inputActs = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(false)),
+                                 ("group_size", .null), ("num_bits", .int(8)), ("observer", .string("minmax")),
+                                 ("observer_kwargs", .object([])), ("scale_dtype", .null), ("strategy", .string("tensor")),
+                                 ("symmetric", .bool(true)), ("type", .string("float")), ("zp_dtype", .null)])
+        } else if fp8 {
+            let block = s.fp8Granularity == .block
+            inputActs = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(true)),
+                                 ("group_size", block ? .int(128) : .null), ("num_bits", .int(8)), ("observer", .null),
+                                 ("observer_kwargs", .object([])), ("scale_dtype", .null),
+                                 ("strategy", .string(block ? "group" : "token")), ("symmetric", .bool(true)),
+                                 ("type", .string("float")), ("zp_dtype", .null)])
+        }
+        let fmt = fp8 ? "float-quantized" : "pack-quantized"
+        let group = JSON.object([("format", .string(fmt)), ("input_activations", inputActs), ("output_activations", .null),
+                                 ("targets", .array([.string("Linear")])), ("weights", .object(weights))])
+        return .object([("config_groups", .object([("group_0", group)])), ("format", .string(fmt)),
+                        ("global_compression_ratio", .null), ("ignore", .array(ignored.map { .string($0) })),
+                        ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")),
+                        ("quantization_status", .string("compressed")), ("sparsity_config", .object([])),
+                        ("transform_config", .object([])), ("version", .string("0.19.0"))])
+    }
+}
+
+extension RuntimeLayout where Self == CompressedTensorsLayout {
+    public static var compressedTensors: CompressedTensorsLayout { CompressedTensorsLayout() }
+}

@@ -35,6 +35,7 @@ struct QuantOptions: ParsableArguments {
         if let g = groupSize, g <= 0 { throw ValidationError("--group-size must be positive") }
         var d = QuantizationPlan.Settings(scheme: scheme)
         if perChannel { d.groupSize = nil } else if let g = groupSize { d.groupSize = g }
+        do { try scheme.check(groupSize: d.groupSize) } catch { throw ValidationError("--group-size: \(error)") }
         d.symmetric = symmetric
         guard let c = IntQuantizer.Convention(rawValue: convention) else {
             throw ValidationError("--convention must be compressed-tensors or autoawq")

@@ -228,6 +228,7 @@ public struct Recipe: Sendable {
                 throw bad(at + ".scheme", "must be one of \(QuantScheme.names)")
             }
             if let g = o["group_size"] { s.groupSize = g.isNull ? nil : try int(o, "group_size", at) }
+            do { try s.scheme.check(groupSize: s.groupSize) } catch { throw bad(at + ".group_size", "\(error)") }
             s.symmetric = try bool(o, "symmetric", at) ?? s.symmetric
             if let c = try str(o, "convention", at) {
                 guard let v = IntQuantizer.Convention(rawValue: c) else { throw bad(at + ".convention", "must be compressed-tensors or autoawq") }

@@ -11,6 +11,8 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         case int(bits: Int)
         /// FP8 values with tensor, channel or block scales.
         case fp8(FP8.Format)
+        /// FP4 E2M1 values in fixed groups with power-of-two E8M0 scales (OCP MX).
+        case mxfp4
         /// The weights stay as they are (`none`, for overrides).
         case kept
     }
@@ -55,10 +57,12 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
                                             summary: "INT8 round-to-nearest, groups of 128")
     public static let fp8E4M3 = QuantScheme(name: "fp8-e4m3", codes: .fp8(.e4m3), summary: "FP8 E4M3")
     public static let fp8E5M2 = QuantScheme(name: "fp8-e5m2", codes: .fp8(.e5m2), summary: "FP8 E5M2")
+    public static let mxfp4 = QuantScheme(name: "mxfp4", codes: .mxfp4, defaultGroupSize: MXFP4Quantizer.groupSize,
+                                          summary: "MXFP4: FP4 E2M1 in groups of 32 with E8M0 scales")
     public static let none = QuantScheme(name: "none", codes: .kept, summary: "kept in full precision")
 
     /// Every scheme, in the order help texts list them.
-    public static let all: [QuantScheme] = [.rtnInt4, .awqInt4, .gptqInt4, .rtnInt8, .fp8E4M3, .fp8E5M2, .none]
+    public static let all: [QuantScheme] = [.rtnInt4, .awqInt4, .gptqInt4, .rtnInt8, .fp8E4M3, .fp8E5M2, .mxfp4, .none]
 
     public init?(name: String) {
         guard let s = Self.all.first(where: { $0.name == name }) else { return nil }
@@ -83,6 +87,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         switch codes {
         case .int(let b): b
         case .fp8: 8
+        case .mxfp4: 4
         case .kept: 0
         }
     }
@@ -92,6 +97,14 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether the codes are integers (group-quantized with a zero point or symmetric).
     public var isInteger: Bool { if case .int = codes { true } else { false } }
+
+    /// Whether the format fixes the group size (MX formats), so no other may be asked for.
+    public var groupSizeIsFixed: Bool { codes == .mxfp4 }
+
+    /// Refuses a group size the scheme cannot have.
+    public func check(groupSize: Int?) throws {
+        if groupSizeIsFixed, groupSize != defaultGroupSize { throw Failure.fixedGroup(scheme: name, group: defaultGroupSize ?? 0) }
+    }
 
     /// Whether calibration data is needed to apply the scheme.
     public var needsCalibration: Bool { transform != nil || rounding == .gptq }
@@ -109,6 +122,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         switch codes {
         case .int(let b): b == 4 ? .u4 : .u8
         case .fp8(let f): f == .e4m3 ? .f8e4m3 : .f8e5m2
+        case .mxfp4: .u4
         case .kept: nil
         }
     }
@@ -118,6 +132,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         switch q.scheme {
         case .fp8E4M3: .fp8E4M3
         case .fp8E5M2: .fp8E5M2
+        case .fp4E2M1: .mxfp4
         case .intAffine, .intSymmetric: q.bits == 4 ? .rtnInt4 : .rtnInt8
         }
     }
@@ -128,6 +143,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         case wholeModel(String)
         case groupSize(spec: String)
         case rounding(scheme: String, rounding: String)
+        case fixedGroup(scheme: String, group: Int)
         public var description: String {
             switch self {
             case .unknown(let n): "unknown scheme '\(n)' (use \(QuantScheme.names))"
@@ -135,6 +151,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
             case .wholeModel(let n): "\(n) needs calibration over the whole model; override with a round-to-nearest scheme"
             case .groupSize(let s): "'\(s)': the group size must be positive"
             case let .rounding(s, r): "\(s) cannot round with \(r) (gptq rounding applies to awq-int4; gptq-int4 always rounds with GPTQ)"
+            case let .fixedGroup(s, g): "\(s) has groups of \(g) columns, no other group size"
             }
         }
     }
@@ -159,6 +176,7 @@ extension QuantizationPlan.Settings {
                 groupSize = n
             } else { throw QuantScheme.Failure.modifier(spec: spec, modifier: p) }
         }
+        try scheme.check(groupSize: groupSize)
     }
 }
 

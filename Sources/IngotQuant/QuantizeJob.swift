@@ -43,6 +43,11 @@ public struct QuantizeJob {
             return s.intQuantizer!.quantize(values, rows: rows, columns: columns, precision: precision)
         case .fp8(let format):
             return FP8Quantizer(format: format, granularity: s.fp8Granularity).quantize(values, rows: rows, columns: columns, precision: precision)
+        case .mxfp4:
+            guard s.groupSize == MXFP4Quantizer.groupSize else {
+                throw ExportJob.Failure.unsupported(tensor: "", reason: "mxfp4 has groups of \(MXFP4Quantizer.groupSize) columns, not \(s.groupSize.map(String.init) ?? "per-channel")")
+            }
+            return MXFP4Quantizer().quantize(values, rows: rows, columns: columns, precision: precision)
         case .kept:
             throw ExportJob.Failure.unsupported(tensor: "", reason: "scheme 'none' keeps a weight unquantized; there is nothing to quantize")
         }
@@ -146,7 +151,7 @@ public struct QuantizeJob {
         }
         try codeBytes.withUnsafeBytes { try writer.addTensor(name: t.name, dtype: codeType, shape: t.shape, bytes: $0, quantization: info) }
         let scaleShape = q.granularity == .tensor ? [1] : [q.granularity == .block ? (rows + q.block![0] - 1) / q.block![0] : rows, q.scaleColumns]
-        try Packing.floatBytes(q.scales, as: q.scaleDType).withUnsafeBytes {
+        try Packing.scaleBytes(q.scales, as: q.scaleDType).withUnsafeBytes {
             try writer.addTensor(name: scaleName, dtype: q.scaleDType, shape: scaleShape, bytes: $0)
         }
         if let z = q.zeros {
@@ -168,7 +173,9 @@ extension QuantizedWeight {
         let scaleView = try source.tensor(named: q.scale)
         let zeros = try q.zeroPoint.map { z in try source.tensor(named: z).withBytes { Array($0) } }
         return QuantizedWeight(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize, block: q.block,
-                               rows: rows, columns: cols, codes: codes, scales: try scaleView.floats(), scaleDType: scaleView.dtype,
-                               zeros: zeros, codeOffset: q.bits == 8 && q.scheme != .fp8E4M3 && q.scheme != .fp8E5M2 ? 128 : (q.bits == 4 ? 8 : 0))
+                               rows: rows, columns: cols, codes: codes,
+                               scales: q.scheme == .fp4E2M1 ? scaleView.withBytes { $0.map { FP4.e8m0($0) } } : try scaleView.floats(),
+                               scaleDType: scaleView.dtype, zeros: zeros,
+                               codeOffset: q.scheme == .intAffine || q.scheme == .intSymmetric ? 1 << (q.bits - 1) : 0)
     }
 }

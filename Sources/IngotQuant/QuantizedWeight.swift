@@ -51,7 +51,9 @@ public struct QuantizedWeight: Sendable, Equatable {
         for r in 0..<rows {
             for c in 0..<columns {
                 let i = r * columns + c, s = scales[scaleIndex(r, c)]
-                if let f = fp8 {
+                if scheme == .fp4E2M1 {
+                    w[i] = FP4.e2m1[Int(codes[i] & 0xF)] * s
+                } else if let f = fp8 {
                     w[i] = FP8Codec.decode(codes[i], f) * s
                 } else {
                     let z = zeros.map { Float($0[scaleIndex(r, c)]) } ?? Float(codeOffset)

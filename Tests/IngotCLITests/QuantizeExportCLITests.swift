@@ -43,6 +43,7 @@ import IngotTestSupport
     @Test(arguments: [
         (["quantize", "MODEL", "--scheme", "rtn-int3", "-o", "OUT/x.ingot"], "'rtn-int3' is invalid for '--scheme"),
         (["quantize", "MODEL", "--group-size", "0", "-o", "OUT/x.ingot"], "--group-size must be positive"),
+        (["quantize", "MODEL", "--scheme", "mxfp4", "--group-size", "64", "-o", "OUT/x.ingot"], "mxfp4 has groups of 32"),
         (["quantize", "MODEL", "--override", "nonsense", "-o", "OUT/x.ingot"], "expected PATTERN=SCHEME"),
         (["export", "MODEL", "--to", "exl2", "-o", "OUT/x"], "--to must be"),
         (["export", "MODEL", "--to", "gguf", "-o", "OUT/x"], "--to gguf needs --type"),

@@ -16,6 +16,7 @@ struct PeerExportTests {
         ("tiny-llama", "tiny-llama-fp8-block", .fp8E4M3, true, .block),
         ("tiny-mixtral", "tiny-mixtral-fp8-dynamic", .fp8E4M3, true, .channel),
         ("tiny-mixtral", "tiny-mixtral-fp8-block", .fp8E4M3, true, .block),
+        ("tiny-llama", "tiny-llama-mxfp4a16", .mxfp4, true, .channel),
     ]
 
     @Test(arguments: 0..<cases.count)

@@ -34,6 +34,8 @@ import Testing
         }
         #expect(throws: QuantScheme.Failure.groupSize(spec: "rtn-int4:g0")) { try QuantizationPlan.Settings(spec: "rtn-int4:g0", base: base) }
         #expect(throws: QuantScheme.Failure.wholeModel("awq-int4")) { try QuantizationPlan.Settings(spec: "awq-int4", base: base) }
+        #expect(try QuantizationPlan.Settings(spec: "mxfp4", base: base).groupSize == 32, "MX formats have their own group")
+        #expect(throws: QuantScheme.Failure.fixedGroup(scheme: "mxfp4", group: 32)) { try QuantizationPlan.Settings(spec: "mxfp4:g64", base: base) }
     }
 
     @Test func overridesSplitAtTheLastEquals() throws {

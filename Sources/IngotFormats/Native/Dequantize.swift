@@ -36,7 +36,7 @@ public enum Dequantize {
     /// The f32 weights `[out, in]` of a quantized tensor whose codes, scales and zero points are in `source`.
     public static func weights(_ name: String, info q: QuantizationInfo, in source: TensorSource) throws -> [Float] {
         let out = q.originalShape[0], inputs = q.originalShape[1]
-        let scales = try source.tensor(named: q.scale).floats()
+        let scales = q.scheme == .fp4E2M1 ? [] : try source.tensor(named: q.scale).floats()
         func bad(_ r: String) -> Failure { .shape(tensor: name, reason: r) }
         var w = [Float](repeating: 0, count: out * inputs)
         let codes = try Self.codes(name, info: q, in: source)
@@ -55,6 +55,14 @@ public enum Dequantize {
                     let g = r * groups + c / gs
                     w[r * inputs + c] = (Float(codes[r * inputs + c]) - zeros[g]) * scales[g]
                 }
+            }
+        case .fp4E2M1:
+            let groups = q.groupsPerRow, gs = q.groupSize!
+            let sv = try source.tensor(named: q.scale)
+            guard sv.dtype == .u8, sv.byteCount == out * groups else { throw bad("an fp4-e2m1 scale is U8 E8M0 [out, groups]") }
+            let e = sv.withBytes { Array($0) }
+            for r in 0..<out {
+                for c in 0..<inputs { w[r * inputs + c] = FP4.e2m1[Int(codes[r * inputs + c] & 0xF)] * FP4.e8m0(e[r * groups + c / gs]) }
             }
         case .fp8E4M3, .fp8E5M2:
             let table = q.scheme == .fp8E4M3 ? FP8.e4m3Table : FP8.e5m2Table

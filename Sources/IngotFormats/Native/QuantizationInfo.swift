@@ -9,9 +9,11 @@ import IngotCore
 ///   covering `groupSize` consecutive input columns (the last one may be shorter; per-channel = one group).
 /// - `fp8-e4m3` / `fp8-e5m2`: codes `F8_E4M3`/`F8_E5M2` `[out, in]`; `w = fp8 · s` with `s` of shape `[1]`
 ///   (tensor), `[out, 1]` (channel) or `[⌈out/b0⌉, ⌈in/b1⌉]` (block `[b0, b1]`).
+/// - `fp4-e2m1`: codes are FP4 E2M1 (`U4`, two per byte as for integers), `w = e2m1 · s` per group; a `U8` scale
+///   tensor `[out, groups]` holds E8M0 exponents, `s = 2^(e − 127)` (MXFP4: groups of 32).
 public struct QuantizationInfo: Sendable, Equatable {
     public enum Scheme: String, Sendable { case intAffine = "int-affine", intSymmetric = "int-symmetric",
-                                              fp8E4M3 = "fp8-e4m3", fp8E5M2 = "fp8-e5m2" }
+                                              fp8E4M3 = "fp8-e4m3", fp8E5M2 = "fp8-e5m2", fp4E2M1 = "fp4-e2m1" }
     public enum Granularity: String, Sendable { case tensor, channel, group, block }
 
     public var scheme: Scheme
@@ -61,6 +63,7 @@ public struct QuantizationInfo: Sendable, Equatable {
         if gr == .block { guard let bl = block, bl.count == 2, bl.allSatisfy({ $0 > 0 }) else { throw bad("block must be [rows, cols]") } }
         if sc == .intAffine, zeroPoint == nil { throw bad("int-affine needs a zero_point tensor") }
         if sc == .fp8E4M3 || sc == .fp8E5M2 { guard b == 8 else { throw bad("fp8 schemes have 8 bits") } }
+        if sc == .fp4E2M1 { guard b == 4, gr == .group else { throw bad("fp4-e2m1 has 4 bits in groups") } }
     }
 
     /// Number of scale columns for a row of `in` inputs.

@@ -18,6 +18,7 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
     enum Recipe {
         case ct(module: String, bits: Int, rows: Int, cols: Int, asym: Bool)
         case ctFP8(module: String, rows: Int, cols: Int)
+        case ctMXFP4(module: String, rows: Int, cols: Int)
         case awq(module: String, rows: Int, cols: Int, groups: Int)
         case deepseek(module: String, rows: Int, cols: Int)
         case mxfp4(module: String, experts: Int, rows: Int, cols: Int)
@@ -42,7 +43,16 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                 infos.append(TensorInfo(name: module + ".weight", dtype: .f32, shape: [rows, cols], byteCount: rows * cols * 4,
                                         file: t.file, fileOffset: nil))
             }
-            if t.name.hasSuffix(".weight_packed") {
+            if t.name.hasSuffix(".weight_packed"), t.dtype == .u8, t.shape.count == 2 {
+                // compressed-tensors mxfp4-pack-quantized: E2M1 codes two per byte, E8M0 scales per 32 columns.
+                let m = String(t.name.dropLast(14))
+                let rows = t.shape[0], cols = t.shape[1] * 2
+                guard let sc = base.info(m + ".weight_scale"), sc.dtype == .u8, sc.shape == [rows, (cols + 31) / 32] else {
+                    throw Failure.malformed("\(t.name): FP4 codes without a U8 weight_scale [\(rows), \((cols + 31) / 32)]")
+                }
+                add(m, rows, cols, .ctMXFP4(module: m, rows: rows, cols: cols))
+                hidden.formUnion([m + ".weight_packed", m + ".weight_scale"])
+            } else if t.name.hasSuffix(".weight_packed") {
                 let m = String(t.name.dropLast(14))
                 guard let shapeT = base.info(m + ".weight_shape"), let sc = base.info(m + ".weight_scale") else {
                     throw Failure.malformed("\(t.name) without weight_shape / weight_scale")
@@ -164,6 +174,18 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                     w[r * cols + c] = table[Int(b[r * cols + c])] * scales[k]
                 } }
             }
+            return w
+        case let .ctMXFP4(m, rows, cols):
+            let packed = try load(m + ".weight_packed"), scales = try load(m + ".weight_scale")
+            let groups = (cols + 31) / 32
+            guard packed.byteCount == rows * cols / 2, scales.byteCount == rows * groups else { throw Failure.malformed("\(m): MXFP4 sizes") }
+            var w = [Float](repeating: 0, count: rows * cols)
+            packed.withBytes { p in scales.withBytes { s in
+                for r in 0..<rows { for c in 0..<cols {
+                    let byte = p[r * cols / 2 + c / 2]
+                    w[r * cols + c] = FP4.e2m1[Int(c % 2 == 0 ? byte & 0xF : byte >> 4)] * FP4.e8m0(s[r * groups + c / 32])
+                } }
+            } }
             return w
         case let .awq(m, rows, cols, groups):
             let qw = try load(m + ".qweight"), qz = try load(m + ".qzeros"), s = try load(m + ".scales").floats()

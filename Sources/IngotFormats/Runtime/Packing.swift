@@ -78,6 +78,22 @@ public enum Packing {
 
     public static func bytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
 
+    /// Scales in their stored dtype: floats (`floatBytes`), or for `U8` the E8M0 exponents of power-of-two scales.
+    public static func scaleBytes(_ v: [Float], as dtype: DType) -> [UInt8] {
+        dtype == .u8 ? v.map { UInt8(clamping: Int($0.exponent) + 127) } : floatBytes(v, as: dtype)
+    }
+
+    /// FP4 codes `[rows, columns]` two per byte along each row, element 2k in the low nibble (compressed-tensors'
+    /// `weight_packed` for FP4, and the `.ingot` U4 layout); `columns` must be even.
+    public static func nibbles(_ codes: [UInt8], rows: Int, columns: Int) -> [UInt8] {
+        let perRow = columns / 2
+        var out = [UInt8](repeating: 0, count: rows * perRow)
+        for r in 0..<rows {
+            for k in 0..<perRow { out[r * perRow + k] = codes[r * columns + 2 * k] & 0xF | (codes[r * columns + 2 * k + 1] & 0xF) << 4 }
+        }
+        return out
+    }
+
     /// 8-bit codes in compressed-tensors `pack-quantized`: four per int32 along the input dimension.
     public static func packBytes(_ codes: [UInt8], rows: Int, columns: Int) -> [Int32] {
         let words = (columns + 3) / 4

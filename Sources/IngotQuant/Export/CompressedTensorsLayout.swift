@@ -4,7 +4,8 @@ import IngotModel
 
 /// llm-compressor / compressed-tensors, which vLLM and transformers read: `pack-quantized` INT4/INT8
 /// (`weight_packed` int32 along the input dimension, `weight_scale`, `weight_zero_point` packed along dim 0,
-/// `weight_shape`) and `float-quantized` FP8 (`weight`, `weight_scale`, optional static `input_scale`).
+/// `weight_shape`), `float-quantized` FP8 (`weight`, `weight_scale`, optional static `input_scale`) and
+/// `mxfp4-pack-quantized` (`weight_packed` U8, two E2M1 codes per byte, low nibble first; `weight_scale` U8 E8M0).
 public struct CompressedTensorsLayout: RuntimeLayout {
     public init() {}
     public var name: String { "compressed-tensors" }
@@ -28,6 +29,10 @@ public struct CompressedTensorsLayout: RuntimeLayout {
                      try .init(name: m + ".weight_scale", dtype: storeType, shape: sc)]
             if w.inputScale != nil { e.append(try .init(name: m + ".input_scale", dtype: .f32, shape: [1])) }
             return e
+        case .mxfp4:
+            guard cols % 2 == 0 else { throw unsupported(w, "FP4 rows must have an even number of columns") }
+            return [try .init(name: m + ".weight_packed", dtype: .u8, shape: [rows, cols / 2]),
+                    try .init(name: m + ".weight_scale", dtype: .u8, shape: [rows, (cols + 31) / 32])]
         case .kept:
             throw unsupported(w, "scheme \(s.scheme) cannot be exported as \(name)")
         }
@@ -59,6 +64,8 @@ public struct CompressedTensorsLayout: RuntimeLayout {
             }
             out.append(Packing.bytes([Int64(rows), Int64(cols)]))
             return out
+        case .mxfp4:
+            return [Packing.nibbles(q.codes, rows: rows, columns: cols), Packing.scaleBytes(q.scales, as: .u8)]
         default:
             return [q.codes, Packing.floatBytes(q.scales, as: q.scaleDType)] + (w.inputScale.map { [Packing.floatBytes([$0], as: .f32)] } ?? [])
         }
@@ -66,6 +73,7 @@ public struct CompressedTensorsLayout: RuntimeLayout {
 
     public func quantizationConfig(_ plan: QuantizationPlan, staticActivations: Bool, ignored: [String]) -> JSON {
         let s = plan.defaults
+        if s.scheme.codes == .mxfp4 { return mxfp4Config(ignored: ignored) }
         let fp8 = s.scheme.fp8Format != nil
         var weights: [(key: String, value: JSON)] = [("actorder", .null)]
         weights.append(("block_structure", fp8 && s.fp8Granularity == .block ? .array([.int(128), .int(128)]) : .null))
@@ -93,6 +101,25 @@ public struct CompressedTensorsLayout: RuntimeLayout {
         let fmt = fp8 ? "float-quantized" : "pack-quantized"
         let group = JSON.object([("format", .string(fmt)), ("input_activations", inputActs), ("output_activations", .null),
                                  ("targets", .array([.string("Linear")])), ("weights", .object(weights))])
+        return .object([("config_groups", .object([("group_0", group)])), ("format", .string(fmt)),
+                        ("global_compression_ratio", .null), ("ignore", .array(ignored.map { .string($0) })),
+                        ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")),
+                        ("quantization_status", .string("compressed")), ("sparsity_config", .object([])),
+                        ("transform_config", .object([])), ("version", .string("0.19.0"))])
+    }
+}
+
+extension CompressedTensorsLayout {
+    /// llm-compressor's `MXFP4A16` preset: weight-only, groups of 32, E8M0 (`torch.uint8`) scales.
+    func mxfp4Config(ignored: [String]) -> JSON {
+        let weights: JSON = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(false)),
+                                     ("group_size", .int(MXFP4Quantizer.groupSize)), ("num_bits", .int(4)),
+                                     ("observer", .string("memoryless_minmax")), ("observer_kwargs", .object([])),
+                                     ("scale_dtype", .string("torch.uint8")), ("strategy", .string("group")), ("symmetric", .bool(true)),
+                                     ("type", .string("float")), ("zp_dtype", .null)])
+        let fmt = "mxfp4-pack-quantized"
+        let group = JSON.object([("format", .string(fmt)), ("input_activations", .null), ("output_activations", .null),
+                                 ("targets", .array([.string("Linear")])), ("weights", weights)])
         return .object([("config_groups", .object([("group_0", group)])), ("format", .string(fmt)),
                         ("global_compression_ratio", .null), ("ignore", .array(ignored.map { .string($0) })),
                         ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")),

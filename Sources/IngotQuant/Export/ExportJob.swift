@@ -126,7 +126,7 @@ public struct ExportJob {
         writer.maxShardSize = maxShardSize
         writer.metadata = source.metadata
         writer.extraFiles = storedCompanions.filter { $0.name != "config.json" }
-        let config = try configFile(ignored: ignored)
+        let config = try configFile(ignored: ignored, stored: ws.first { $0.stored != nil }?.settings)
         if let c = config { writer.extraFiles.append(("config.json", c)) }
         if let dir = modelDirectory { writer.companionsFrom = dir }
         var cache: (index: Int, parts: [[UInt8]])? = nil
@@ -171,12 +171,15 @@ public struct ExportJob {
             "int\(bits) \(s.symmetric ? "sym" : "asym") " + (s.groupSize.map { "g\($0)" } ?? "per-channel")
                 + (s.convention == .autoawq ? " (autoawq)" : "")
         case .fp8(let f): "fp8-\(f.rawValue) \(s.fp8Granularity.rawValue)"
+        case .mxfp4: "mxfp4 g\(MXFP4Quantizer.groupSize)"
         case .kept: "kept"
         }
     }
 
     /// The source's config.json with the quantization config added (nil when the source has none).
-    func configFile(ignored: [String]) throws -> [UInt8]? {
+    /// `stored`: the settings of a weight a quantized `.ingot` holds, which the config then describes (the codes are
+    /// repacked as they are, whatever scheme the plan names).
+    func configFile(ignored: [String], stored: QuantizationPlan.Settings? = nil) throws -> [UInt8]? {
         let raw: [UInt8]
         if let dir = modelDirectory, FileSystem.exists(dir + "/config.json") { raw = try FileSystem.read(dir + "/config.json") }
         else if let c = storedCompanions.first(where: { $0.name == "config.json" }) { raw = c.bytes }
@@ -187,7 +190,9 @@ public struct ExportJob {
         }
         guard var kv = json.objectValue else { throw Failure.invalidConfig("not a JSON object") }
         kv.removeAll { $0.key == "quantization_config" }
-        kv.append(("quantization_config", format.quantizationConfig(plan, staticActivations: staticActivations, ignored: ignored)))
+        var described = plan
+        if let stored { described.defaults = stored }
+        kv.append(("quantization_config", format.quantizationConfig(described, staticActivations: staticActivations, ignored: ignored)))
         return Array((JSON.object(kv).serialized(pretty: true) + "\n").utf8)
     }
 }

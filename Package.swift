@@ -11,7 +11,7 @@ import PackageDescription
 // dependency, and IngotCore/IngotFormats are published for that.
 let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 // The library products (IngotCore, IngotFormats) carry no unsafe flags by default, so other packages can depend on
-// them; INGOT_OPTIMIZE_DEBUG=1 (set by .ci/run) compiles them optimized in debug too, for fast local test runs.
+// them; INGOT_OPTIMIZE_DEBUG=1 compiles them optimized in debug too (e.g. `INGOT_OPTIMIZE_DEBUG=1 swift test`).
 let productOptimizedInDebug: [SwiftSetting] = Context.environment["INGOT_OPTIMIZE_DEBUG"] == "1" ? optimizedInDebug : []
 
 let package = Package(

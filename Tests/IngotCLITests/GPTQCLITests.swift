@@ -1,4 +1,5 @@
 import Foundation
+import IngotTestSupport
 import IngotCalibration
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import IngotTestSupport
 
 /// The cases of `HostileInputCLITests`, by class: data loss (outputs), crashes, hangs and unbounded reads, silent
 /// misreads of a config, unclear messages, and the parsers of untrusted bytes.

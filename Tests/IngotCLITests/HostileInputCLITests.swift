@@ -1,4 +1,5 @@
 import Foundation
+import IngotTestSupport
 import Testing
 
 /// Hostile and careless inputs across every command, as a new user would give them: each case must exit with

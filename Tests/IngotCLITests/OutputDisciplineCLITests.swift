@@ -1,4 +1,5 @@
 import Foundation
+import IngotTestSupport
 import Testing
 
 /// The output discipline (`Destinations`) as a user meets it: `--force` replaces only directories Ingot wrote,

@@ -31,7 +31,7 @@ import IngotQuant
     @Test(arguments: [
         ("quantize: {scheme: int3}", "quantize.scheme"),
         ("quantize: {scheme: awq-int4}", "calibration"),
-        ("quantize: {scheme: rtn-int4, overrides: [{pattern: x, scheme: awq-int4}]}", "transforms the whole model"),
+        ("quantize: {scheme: rtn-int4, overrides: [{pattern: x, scheme: awq-int4}]}", "needs calibration over the whole model"),
         ("quantize: {scheme: rtn-int4, group_sise: 3}", "group_sise"),
         ("quantize: {scheme: rtn-int4}\nexports: [gguff]", "exports[0]"),
         ("quantize: {scheme: rtn-int4, group_size: 0}", "group_size"),

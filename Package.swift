@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(name: "ingot-fuzz", dependencies: ["IngotFuzzTargets"]),
 
         // Helpers every test target shares: the repository root, fixtures, temporary directories.
-        .target(name: "IngotTestSupport", path: "Tests/IngotTestSupport"),
+        .target(name: "IngotTestSupport", dependencies: ["IngotCore"], path: "Tests/IngotTestSupport"),
         .testTarget(name: "IngotCoreTests", dependencies: ["IngotCore", "IngotTestSupport"]),
         .testTarget(name: "IngotFormatsTests", dependencies: ["IngotCore", "IngotFormats", "IngotFuzzTargets", "IngotTestSupport"]),
         .testTarget(name: "IngotModelTests", dependencies: ["IngotModel"]),

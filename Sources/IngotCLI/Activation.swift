@@ -44,7 +44,7 @@ struct ActivationAwareOptions: ParsableArguments {
         let awq = scheme.transform == .awq
         let rounding = try scheme.rounding(self.rounding)
         let src = try OpenedModel.quantizationSource(path: model)
-        guard awq || rounding == .gptq || activations == "static" else { return (src, [], nil) }
+        guard awq || rounding == .gptq || activations == "static" || scheme.calibratedActivations else { return (src, [], nil) }
         let opened = try OpenedModel(path: model)
         let cal = try loadCalibration(opened, quiet: quiet)
         let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq, rounding: rounding,

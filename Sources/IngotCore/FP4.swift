@@ -28,4 +28,17 @@ public enum FP4 {
     /// The scale an E8M0 code stands for: `2^(e − 127)` (code 255, NaN in OCP MX, decodes as `2^128` = inf).
     @inlinable
     public static func e8m0(_ e: UInt8) -> Float { Float(sign: .plus, exponent: Int(e) - 127, significand: 1) }
+
+    /// The multiplier of each group of FP4 codes, from the stored scale tensor: `U8` E8M0 exponents (MXFP4) are
+    /// `2^(e − 127)`; `F8_E4M3` scales (NVFP4) are divided by the weight's global scale, `s / g` in f32 as
+    /// compressed-tensors dequantizes. nil for any other dtype, or E4M3 scales without a global scale.
+    public static func groupMultipliers(_ bytes: UnsafeRawBufferPointer, dtype: DType, globalScale: Float?) -> [Float]? {
+        switch dtype {
+        case .u8: return bytes.map { e8m0($0) }
+        case .f8e4m3:
+            guard let g = globalScale else { return nil }
+            return bytes.map { FP8.e4m3ToF32($0) / g }
+        default: return nil
+        }
+    }
 }

@@ -20,6 +20,18 @@ public enum FP8 {
     /// f32 value of an E5M2 code (exact).
     public static func e5m2ToF32(_ c: UInt8) -> Float { HalfFloat.f16ToF32(UInt16(c) << 8) }
 
+    /// The E4M3FN code of a value E4M3 represents exactly (a scale decoded from a code): sign, then the exponent and 3
+    /// mantissa bits read off the f32 (subnormals in steps of 2⁻⁹). NaN gives 0x7F; other values are truncated, so
+    /// only exact values round-trip (quantizers encode with `FP8Codec`).
+    public static func e4m3Code(exact x: Float) -> UInt8 {
+        if x.isNaN { return 0x7F }
+        let sign: UInt8 = x.sign == .minus ? 0x80 : 0
+        let a = x.magnitude
+        if a < 0x1p-6 { return sign | UInt8(a * 512) }
+        let e = Int(a.exponent) + 7, m = Int((a.significand - 1) * 8)
+        return sign | UInt8(clamping: min(e, 15) << 3 | m)
+    }
+
     public static let e4m3Table: [Float] = (0..<256).map { e4m3ToF32(UInt8($0)) }
     public static let e5m2Table: [Float] = (0..<256).map { e5m2ToF32(UInt8($0)) }
 

@@ -10,6 +10,21 @@ public enum WeightNames {
     /// The output head's module name, which runtimes keep unquantized.
     public static let outputHead = "lm_head"
 
+    /// Linears runtimes fuse into one (vLLM's `QKVParallelLinear`, merged gate/up, MLA's fused q_a/kv_a, Mixtral's
+    /// w1/w3): groups of sibling module names under one parent, as llm-compressor's `FUSED_LAYER_NAMES` lists them.
+    public static let fusedGroups: [[String]] = [["gate_proj", "up_proj"], ["q_proj", "k_proj", "v_proj"],
+                                                 ["q_a_proj", "kv_a_proj_with_mqa"], ["w1", "w3"]]
+
+    /// The weights fused with `name` (a `….weight`, itself included, in group order) when every member of its group
+    /// exists under the same parent (`exists`); nil when it is not part of a complete group.
+    public static func fusedSiblings(of name: String, exists: (String) -> Bool) -> [String]? {
+        guard let module = module(of: name), let dot = module.lastIndex(of: ".") else { return nil }
+        let parent = module[..<dot], leaf = String(module[module.index(after: dot)...])
+        guard let group = fusedGroups.first(where: { $0.contains(leaf) }) else { return nil }
+        let names = group.map { "\(parent).\($0).weight" }
+        return names.allSatisfy(exists) ? names : nil
+    }
+
     /// llm-compressor names Mixtral's experts `gate_proj`/`up_proj`/`down_proj` (from `w1`/`w3`/`w2`).
     public static func llmCompressorName(_ n: String) -> String {
         guard n.contains("block_sparse_moe.experts.") else { return n }

@@ -41,7 +41,7 @@ public struct Recipe: Sendable {
         public var rounding: QuantScheme.Rounding = .nearest
         public var awq: Bool { scheme.transform == .awq }
         /// Whether the step reads the calibration (AWQ, GPTQ rounding or static activations).
-        public var usesCalibration: Bool { awq || rounding == .gptq || activations == "static" }
+        public var usesCalibration: Bool { scheme.needsCalibration || rounding == .gptq || activations == "static" }
     }
 
     public struct VerifyStep: Sendable {

@@ -43,7 +43,10 @@ public enum ActivationAware {
                                clip: Bool = true, layerOrderedWriter: Bool = true,
                                progress: ProgressReporter = SilentProgress()) throws -> Outcome {
         var meta: [(key: String, value: JSON)] = [("calibration", .object(cal.provenance + [("tokens", .int(cal.tokens))]))]
-        if staticActivations {
+        if plan.defaults.scheme.calibratedActivations {
+            plan.activationScales = try StaticActivationScales.nvfp4(model: model, calibration: cal)
+            meta.append(("activations", .string("static global scales")))
+        } else if staticActivations {
             let s = plan.defaults
             guard let format = s.scheme.fp8Format else { throw Failure.wrongScheme("static activations apply to FP8 schemes") }
             guard s.fp8Granularity != .block else {

@@ -13,6 +13,8 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         case fp8(FP8.Format)
         /// FP4 E2M1 values in fixed groups with power-of-two E8M0 scales (OCP MX).
         case mxfp4
+        /// FP4 E2M1 values in groups of 16 with E4M3 scales under a per-tensor global scale (NVIDIA NVFP4).
+        case nvfp4
         /// The weights stay as they are (`none`, for overrides).
         case kept
     }
@@ -38,13 +40,16 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
     public let transform: Transform?
     /// The rounding the scheme uses unless asked otherwise (`rounding(_:)`).
     public let rounding: Rounding
+    /// Whether the runtime also quantizes activations, with per-tensor scales from calibration (NVFP4's
+    /// `input_global_scale`); FP8 schemes get static activations with `--activations static` instead.
+    public let calibratedActivations: Bool
     /// One line for `--help` and error messages.
     public let summary: String
 
     public init(name: String, codes: Codes, defaultGroupSize: Int? = nil, transform: Transform? = nil, rounding: Rounding = .nearest,
-                summary: String) {
+                calibratedActivations: Bool = false, summary: String) {
         self.name = name; self.codes = codes; self.defaultGroupSize = defaultGroupSize; self.transform = transform
-        self.rounding = rounding; self.summary = summary
+        self.rounding = rounding; self.calibratedActivations = calibratedActivations; self.summary = summary
     }
 
     public static let rtnInt4 = QuantScheme(name: "rtn-int4", codes: .int(bits: 4), defaultGroupSize: 128,
@@ -59,10 +64,15 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
     public static let fp8E5M2 = QuantScheme(name: "fp8-e5m2", codes: .fp8(.e5m2), summary: "FP8 E5M2")
     public static let mxfp4 = QuantScheme(name: "mxfp4", codes: .mxfp4, defaultGroupSize: MXFP4Quantizer.groupSize,
                                           summary: "MXFP4: FP4 E2M1 in groups of 32 with E8M0 scales")
+    public static let nvfp4a16 = QuantScheme(name: "nvfp4a16", codes: .nvfp4, defaultGroupSize: NVFP4Quantizer.groupSize,
+                                             summary: "NVFP4 weights: FP4 E2M1 in groups of 16, E4M3 scales, a global scale per tensor")
+    public static let nvfp4 = QuantScheme(name: "nvfp4", codes: .nvfp4, defaultGroupSize: NVFP4Quantizer.groupSize,
+                                          calibratedActivations: true,
+                                          summary: "NVFP4 weights and activations (static activation global scales; needs --calib or --data)")
     public static let none = QuantScheme(name: "none", codes: .kept, summary: "kept in full precision")
 
     /// Every scheme, in the order help texts list them.
-    public static let all: [QuantScheme] = [.rtnInt4, .awqInt4, .gptqInt4, .rtnInt8, .fp8E4M3, .fp8E5M2, .mxfp4, .none]
+    public static let all: [QuantScheme] = [.rtnInt4, .awqInt4, .gptqInt4, .rtnInt8, .fp8E4M3, .fp8E5M2, .mxfp4, .nvfp4a16, .nvfp4, .none]
 
     public init?(name: String) {
         guard let s = Self.all.first(where: { $0.name == name }) else { return nil }
@@ -87,7 +97,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         switch codes {
         case .int(let b): b
         case .fp8: 8
-        case .mxfp4: 4
+        case .mxfp4, .nvfp4: 4
         case .kept: 0
         }
     }
@@ -98,8 +108,8 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
     /// Whether the codes are integers (group-quantized with a zero point or symmetric).
     public var isInteger: Bool { if case .int = codes { true } else { false } }
 
-    /// Whether the format fixes the group size (MX formats), so no other may be asked for.
-    public var groupSizeIsFixed: Bool { codes == .mxfp4 }
+    /// Whether the format fixes the group size (the FP4 formats), so no other may be asked for.
+    public var groupSizeIsFixed: Bool { codes == .mxfp4 || codes == .nvfp4 }
 
     /// Refuses a group size the scheme cannot have.
     public func check(groupSize: Int?) throws {
@@ -107,7 +117,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether calibration data is needed to apply the scheme.
-    public var needsCalibration: Bool { transform != nil || rounding == .gptq }
+    public var needsCalibration: Bool { transform != nil || rounding == .gptq || calibratedActivations }
 
     /// The rounding a run uses when `requested` is asked for (nil: the scheme's own). GPTQ rounding can follow
     /// AWQ's transform; otherwise a scheme rounds only its own way.
@@ -122,7 +132,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         switch codes {
         case .int(let b): b == 4 ? .u4 : .u8
         case .fp8(let f): f == .e4m3 ? .f8e4m3 : .f8e5m2
-        case .mxfp4: .u4
+        case .mxfp4, .nvfp4: .u4
         case .kept: nil
         }
     }
@@ -132,7 +142,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         switch q.scheme {
         case .fp8E4M3: .fp8E4M3
         case .fp8E5M2: .fp8E5M2
-        case .fp4E2M1: .mxfp4
+        case .fp4E2M1: q.groupSize == NVFP4Quantizer.groupSize ? .nvfp4a16 : .mxfp4
         case .intAffine, .intSymmetric: q.bits == 4 ? .rtnInt4 : .rtnInt8
         }
     }

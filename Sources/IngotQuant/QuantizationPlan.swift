@@ -35,7 +35,8 @@ public struct QuantizationPlan: Sendable {
     public var ignore: [String] = []
     /// (pattern, settings): the first matching override wins.
     public var overrides: [(pattern: String, settings: Settings)] = []
-    /// Static FP8 activation scales by weight tensor name (written as `<module>.input_scale`); empty = dynamic.
+    /// Static activation scales by weight tensor name: FP8 `<module>.input_scale`, or NVFP4's
+    /// `<module>.input_global_scale`; empty = dynamic.
     public var activationScales: [String: Float] = [:]
 
     public init(defaults: Settings) { self.defaults = defaults }

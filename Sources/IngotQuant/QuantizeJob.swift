@@ -35,8 +35,9 @@ public struct QuantizeJob {
     }
 
     /// Quantizes one weight as the plan says (compressed-tensors arithmetic unless the AutoAWQ convention is chosen).
+    /// `globalScale`: NVFP4's (`NVFP4GlobalScales`; without one, the weight's own absmax sets it).
     public static func quantize(_ values: UnsafeBufferPointer<Float>, rows: Int, columns: Int, dtype: DType,
-                                settings s: QuantizationPlan.Settings) throws -> QuantizedWeight {
+                                settings s: QuantizationPlan.Settings, globalScale: Float? = nil) throws -> QuantizedWeight {
         let precision = ComputePrecision(dtype: dtype)
         switch s.scheme.codes {
         case .int:
@@ -48,6 +49,12 @@ public struct QuantizeJob {
                 throw ExportJob.Failure.unsupported(tensor: "", reason: "mxfp4 has groups of \(MXFP4Quantizer.groupSize) columns, not \(s.groupSize.map(String.init) ?? "per-channel")")
             }
             return MXFP4Quantizer().quantize(values, rows: rows, columns: columns, precision: precision)
+        case .nvfp4:
+            guard s.groupSize == NVFP4Quantizer.groupSize else {
+                throw ExportJob.Failure.unsupported(tensor: "", reason: "nvfp4 has groups of \(NVFP4Quantizer.groupSize) columns, not \(s.groupSize.map(String.init) ?? "per-channel")")
+            }
+            let g = globalScale ?? NVFP4Quantizer.globalScale(absmax: NVFP4Quantizer.absmax(values), precision: precision)
+            return NVFP4Quantizer().quantize(values, rows: rows, columns: columns, globalScale: g, precision: precision)
         case .kept:
             throw ExportJob.Failure.unsupported(tensor: "", reason: "scheme 'none' keeps a weight unquantized; there is nothing to quantize")
         }
@@ -83,9 +90,10 @@ public struct QuantizeJob {
         var records: [ExportRecord] = []
         // For a split: the source position of every tensor written, so `ingot merge` can restore the unsplit order.
         var positions: [Int] = []
+        let globalScales = NVFP4GlobalScales(plan: plan, source: source)
         progress.begin("quantize", total: selected.count, unit: .items)
         for (done, k) in selected.enumerated() {
-            records.append(try write(source.tensors[k], into: writer))
+            records.append(try write(source.tensors[k], into: writer, globalScales: globalScales))
             positions += Array(repeating: k, count: writer.tensorCount - positions.count)
             progress.update(done + 1)
         }
@@ -116,7 +124,7 @@ public struct QuantizeJob {
     }
 
     /// Writes one source tensor: kept as it is, or its codes, scales, zero points and static input scale.
-    private func write(_ t: TensorInfo, into writer: IngotFileWriter) throws -> ExportRecord {
+    private func write(_ t: TensorInfo, into writer: IngotFileWriter, globalScales: NVFP4GlobalScales) throws -> ExportRecord {
         let view = try source.tensor(named: t.name)
         guard let s = plan.settings(for: t.name, shape: t.shape) else {
             try writer.addTensor(view)
@@ -133,11 +141,14 @@ public struct QuantizeJob {
             try (source as? RoundedWeightSource)?.rounded(values, of: TensorRef(name: t.name), rows: rows, columns: cols, settings: s,
                                                           quantizer: $0, precision: ComputePrecision(dtype: t.dtype))
         }
-        let q = try rounded ?? values.withUnsafeBufferPointer { try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s) }
+        let q = try rounded ?? values.withUnsafeBufferPointer {
+            try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s, globalScale: globalScales.scale(for: t.name))
+        }
         let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
+        let globalName = t.name + "_global_scale"
         let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
                                     block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,
-                                    originalDType: t.dtype, originalShape: t.shape)
+                                    globalScale: q.globalScale == nil ? nil : globalName, originalDType: t.dtype, originalShape: t.shape)
         let codeType = s.scheme.codeDType!
         var codeBytes = q.codes
         if q.bits == 4 && codeType == .u4 {
@@ -157,8 +168,12 @@ public struct QuantizeJob {
         if let z = q.zeros {
             try z.withUnsafeBytes { try writer.addTensor(name: zeroName, dtype: .u8, shape: [rows, q.scaleColumns], bytes: $0) }
         }
+        if let g = q.globalScale {
+            try [g].withUnsafeBytes { try writer.addTensor(name: globalName, dtype: .f32, shape: [1], bytes: $0) }
+        }
         if let a = plan.activationScales[t.name] {
-            try [a].withUnsafeBytes { try writer.addTensor(name: String(t.name.dropLast(7)) + ".input_scale", dtype: .f32, shape: [1], bytes: $0) }
+            let name = String(t.name.dropLast(7)) + (s.scheme.codes == .nvfp4 ? ".input_global_scale" : ".input_scale")
+            try [a].withUnsafeBytes { try writer.addTensor(name: name, dtype: .f32, shape: [1], bytes: $0) }
         }
         return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s),
                             health: health.isClean ? nil : health)
@@ -172,10 +187,17 @@ extension QuantizedWeight {
         let codes = try Dequantize.codes(name, info: q, in: source)
         let scaleView = try source.tensor(named: q.scale)
         let zeros = try q.zeroPoint.map { z in try source.tensor(named: z).withBytes { Array($0) } }
-        return QuantizedWeight(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize, block: q.block,
-                               rows: rows, columns: cols, codes: codes,
-                               scales: q.scheme == .fp4E2M1 ? scaleView.withBytes { $0.map { FP4.e8m0($0) } } : try scaleView.floats(),
-                               scaleDType: scaleView.dtype, zeros: zeros,
-                               codeOffset: q.scheme == .intAffine || q.scheme == .intSymmetric ? 1 << (q.bits - 1) : 0)
+        let e8m0 = q.scheme == .fp4E2M1 && scaleView.dtype == .u8
+        var w = QuantizedWeight(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize, block: q.block,
+                                rows: rows, columns: cols, codes: codes,
+                                scales: e8m0 ? scaleView.withBytes { $0.map { FP4.e8m0($0) } } : try scaleView.floats(),
+                                scaleDType: scaleView.dtype, zeros: zeros,
+                                codeOffset: q.scheme == .intAffine || q.scheme == .intSymmetric ? 1 << (q.bits - 1) : 0)
+        if let g = q.globalScale {
+            let gv = try source.tensor(named: g)
+            guard gv.dtype == .f32, gv.byteCount == 4 else { throw Dequantize.Failure.shape(tensor: name, reason: "global scale '\(g)' is not F32 [1]") }
+            w.globalScale = try gv.floats()[0]
+        }
+        return w
     }
 }

@@ -22,6 +22,8 @@ public struct QuantizedWeight: Sendable, Equatable {
     public var zeros: [UInt8]?
     /// Offset between signed codes and stored unsigned codes (8 for signed INT4).
     public var codeOffset: Int
+    /// NVFP4's per-tensor global scale: a group's scale is `scales[g] / globalScale`.
+    public var globalScale: Float? = nil
 
     /// Scale-tensor columns per row (groups, or block columns).
     public var scaleColumns: Int {
@@ -52,7 +54,7 @@ public struct QuantizedWeight: Sendable, Equatable {
             for c in 0..<columns {
                 let i = r * columns + c, s = scales[scaleIndex(r, c)]
                 if scheme == .fp4E2M1 {
-                    w[i] = FP4.e2m1[Int(codes[i] & 0xF)] * s
+                    w[i] = FP4.e2m1[Int(codes[i] & 0xF)] * (globalScale.map { s / $0 } ?? s)
                 } else if let f = fp8 {
                     w[i] = FP8Codec.decode(codes[i], f) * s
                 } else {

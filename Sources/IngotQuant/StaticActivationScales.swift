@@ -3,14 +3,27 @@ import IngotCore
 import IngotForward
 import IngotModel
 
-/// Static FP8 activation scales (`input_scale`, as llm-compressor's static FP8 schemes export them): per linear,
-/// `absmax(calibration input) / FP8 max`, per expert for MoE layers. An expert that saw no tokens takes the MoE
+/// Static activation scales from calibration, per linear weight and per expert for MoE layers: FP8 `input_scale`
+/// (`absmax / FP8 max`, as llm-compressor's static FP8 schemes export it) and NVFP4 `input_global_scale` (the global
+/// scale of the input's absmax, as its `static_minmax` observer gives it). An expert that saw no tokens takes the MoE
 /// block input's absmax (its gate/up inputs are a subset of those rows) or, for down_proj, the largest of its
 /// layer's experts: never a zero or NaN scale.
 public enum StaticActivationScales {
     public static func compute(model: ReferenceModel, calibration cal: Calibration, format: FP8.Format) throws -> [String: Float] {
+        try inputAbsmax(model: model, calibration: cal).mapValues { $0 / format.maxValue }
+    }
+
+    /// NVFP4 input global scales, in the precision of the model's weights (the activations' dtype).
+    public static func nvfp4(model: ReferenceModel, calibration cal: Calibration) throws -> [String: Float] {
+        let dtype = model.source.tensors.first { TensorRole(name: $0.name, shape: $0.shape) == .linear }?.dtype ?? .f32
+        return try inputAbsmax(model: model, calibration: cal).mapValues {
+            NVFP4Quantizer.globalScale(absmax: $0, precision: ComputePrecision(dtype: dtype))
+        }
+    }
+
+    /// The largest magnitude of each linear weight's calibration input (finite and positive only).
+    public static func inputAbsmax(model: ReferenceModel, calibration cal: Calibration) throws -> [String: Float] {
         let c = model.config
-        let fp8Max = format.maxValue
         var out: [String: Float] = [:]
         for (l, layer) in cal.layers.enumerated() where l < c.layers {
             let n = LayerNames(config: c, layer: l) { model.source.info($0) != nil }
@@ -18,7 +31,7 @@ public enum StaticActivationScales {
                 guard let st = layer.sites[s], st.tokens > 0 else { return nil }
                 return st.absmax.max()
             }
-            func set(_ name: String?, _ a: Float?) { if let name, !name.isEmpty, let a, a > 0, a.isFinite { out[name] = a / fp8Max } }
+            func set(_ name: String?, _ a: Float?) { if let name, !name.isEmpty, let a, a > 0, a.isFinite { out[name] = a } }
             for name in [n.q, n.k, n.v] where !name.isEmpty { set(name, absmax(.attention)) }
             if let la = n.linearAttention {
                 for name in la.inputLinears.large + la.inputLinears.small { set(name, absmax(.attention)) }

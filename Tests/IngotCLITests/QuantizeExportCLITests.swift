@@ -31,6 +31,43 @@ import IngotTestSupport
         #expect(try a.tensor(named: n).floats() == b.tensor(named: n).floats())
     }
 
+    /// `--scheme nvfp4` (weights and static activation global scales) on llm-compressor's own calibration rows:
+    /// every weight tensor byte-identical to its `NVFP4` preset's, the input global scales within one bf16 step (its
+    /// observer sees bf16 activations, Ingot's reference forward pass f32), the same `quantization_config`; and
+    /// the `.ingot` route gives the same export.
+    @Test func nvfp4MatchesLLMCompressorWithStaticActivations() throws {
+        let d = TempDir()
+        let model = fixture("peers/models/tiny-llama")
+        let c = try ingot(["calibrate", model, "--data", fixture("peers/data/calib_text.safetensors"), "--samples", "32", "--seq-len", "128",
+                           "-o", d.file("cal.ingot"), "--quiet"])
+        #expect(c.status == 0, "\(c)")
+        let e = try ingot(["export", model, "--to", "compressed-tensors", "--scheme", "nvfp4", "--calib", d.file("cal.ingot"), "-o", d.file("ct"), "--quiet"])
+        #expect(e.status == 0, "\(e)")
+        let q = try ingot(["quantize", model, "--scheme", "nvfp4", "--calib", d.file("cal.ingot"), "-o", d.file("q.ingot"), "--quiet"])
+        #expect(q.status == 0, "\(q)")
+        #expect(try ingot(["export", d.file("q.ingot"), "--to", "compressed-tensors", "-o", d.file("via"), "--quiet"]).status == 0)
+        let ours = try Checkpoint.open(d.file("ct")), via = try Checkpoint.open(d.file("via"))
+        let theirs = try Checkpoint.open(fixture("peers/llmc/tiny-llama-nvfp4"))
+        #expect(Set(ours.tensors.map(\.name)) == Set(theirs.tensors.map(\.name)))
+        #expect(Set(via.tensors.map(\.name)) == Set(theirs.tensors.map(\.name)))
+        var scales = 0
+        for t in theirs.tensors {
+            let a = try theirs.tensor(named: t.name), b = try ours.tensor(named: t.name)
+            #expect(try b.withBytes { x in try via.tensor(named: t.name).withBytes { x.elementsEqual($0) } }, "\(t.name): .ingot route differs")
+            if t.name.hasSuffix(".input_global_scale") {
+                let x = try a.floats()[0], y = try b.floats()[0]
+                #expect(abs(x - y) <= x / 128, "\(t.name): \(y) vs llm-compressor \(x)")
+                scales += 1
+            } else {
+                #expect(a.withBytes { x in b.withBytes { x.elementsEqual($0) } }, "\(t.name) differs")
+            }
+        }
+        #expect(scales == 14)
+        let q1 = try JSON.parse(FileSystem.read(d.file("ct/config.json")))["quantization_config"]
+        let q2 = try JSON.parse(FileSystem.read(fixture("peers/llmc/tiny-llama-nvfp4/config.json")))["quantization_config"]
+        #expect(canonicalJSON(q1) == canonicalJSON(q2))
+    }
+
     @Test func fp8BlockExportsForDeepSeekStyleRuntimes() throws {
         let d = TempDir()
         #expect(try ingot(["export", fixture("tiny-moe-austen-fused"), "--to", "fp8", "-o", d.file("fp8"), "--quiet"]).status == 0)

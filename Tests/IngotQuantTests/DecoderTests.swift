@@ -8,7 +8,8 @@ import IngotTestSupport
 struct DecoderTests {
     static let llmcRuns = ["tiny-llama-w4a16-asym", "tiny-llama-w4a16", "tiny-llama-fp8-dynamic", "tiny-llama-fp8-block",
                            "tiny-llama-awq-w4a16-asym", "tiny-mixtral-w4a16-asym", "tiny-mixtral-w4a16",
-                           "tiny-mixtral-fp8-dynamic", "tiny-mixtral-fp8-block", "tiny-llama-mxfp4a16"]
+                           "tiny-mixtral-fp8-dynamic", "tiny-mixtral-fp8-block", "tiny-llama-mxfp4a16",
+                           "tiny-llama-nvfp4a16", "tiny-llama-nvfp4"]
 
     /// compressed-tensors' decoder returns bf16 (the scale dtype): compare after the same rounding.
     @Test(arguments: llmcRuns)

@@ -17,6 +17,7 @@ struct PeerExportTests {
         ("tiny-mixtral", "tiny-mixtral-fp8-dynamic", .fp8E4M3, true, .channel),
         ("tiny-mixtral", "tiny-mixtral-fp8-block", .fp8E4M3, true, .block),
         ("tiny-llama", "tiny-llama-mxfp4a16", .mxfp4, true, .channel),
+        ("tiny-llama", "tiny-llama-nvfp4a16", .nvfp4a16, true, .channel),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -24,7 +25,7 @@ struct PeerExportTests {
         let c = Self.cases[index]
         let d = TempDir()
         var settings = QuantizationPlan.Settings(scheme: c.scheme)
-        settings.groupSize = 32
+        settings.groupSize = c.scheme.groupSizeIsFixed ? c.scheme.defaultGroupSize : 32
         settings.symmetric = c.symmetric
         settings.fp8Granularity = c.fp8
         let modelDir = fixture("peers/models/\(c.model)")
@@ -41,7 +42,7 @@ struct PeerExportTests {
         }
         let q1 = try JSON.parse(FileSystem.read(d.file("out/config.json")))["quantization_config"]
         let q2 = try JSON.parse(FileSystem.read(fixture("peers/llmc/\(c.run)/config.json")))["quantization_config"]
-        #expect(canonical(q1) == canonical(q2), "quantization_config differs")
+        #expect(canonicalJSON(q1) == canonicalJSON(q2), "quantization_config differs")
     }
 
     @Test func autoAWQGemmMatchesAutoAWQ() throws {
@@ -60,18 +61,6 @@ struct PeerExportTests {
         }
         let q1 = try JSON.parse(FileSystem.read(d.file("out/config.json")))["quantization_config"]
         let q2 = try JSON.parse(FileSystem.read(fixture("peers/autoawq/tiny-llama-gemm-g32-rtn/config.json")))["quantization_config"]
-        #expect(canonical(q1) == canonical(q2))
-    }
-
-    /// JSON with object keys sorted, for order-insensitive comparison.
-    func canonical(_ j: JSON?) -> String {
-        func walk(_ j: JSON) -> JSON {
-            switch j {
-            case .object(let kv): .object(kv.sorted { $0.key < $1.key }.map { ($0.key, walk($0.value)) })
-            case .array(let a): .array(a.map(walk))
-            default: j
-            }
-        }
-        return j.map { walk($0).serialized() } ?? "nil"
+        #expect(canonicalJSON(q1) == canonicalJSON(q2))
     }
 }

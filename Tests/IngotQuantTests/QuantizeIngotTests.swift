@@ -8,12 +8,12 @@ import IngotTestSupport
 struct QuantizeIngotTests {
     func plan(_ scheme: QuantScheme, group: Int? = 32, symmetric: Bool = false) -> QuantizationPlan {
         var s = QuantizationPlan.Settings(scheme: scheme)
-        s.groupSize = group
+        s.groupSize = scheme.groupSizeIsFixed ? scheme.defaultGroupSize : group
         s.symmetric = symmetric
         return QuantizationPlan(defaults: s)
     }
 
-    @Test(arguments: [(QuantScheme.rtnInt4, false), (.rtnInt4, true), (.rtnInt8, false), (.fp8E4M3, true), (.mxfp4, true)])
+    @Test(arguments: [(QuantScheme.rtnInt4, false), (.rtnInt4, true), (.rtnInt8, false), (.fp8E4M3, true), (.mxfp4, true), (.nvfp4a16, true)])
     func ingotThenExportEqualsDirectExport(scheme: QuantScheme, symmetric: Bool) throws {
         let d = TempDir()
         let model = fixture("peers/models/tiny-mixtral")

@@ -33,6 +33,22 @@ public enum Dequantize {
         }
     }
 
+    /// The multiplier of each group of an `fp4-e2m1` tensor: E8M0 exponents (MXFP4), or E4M3 scales over the F32 `[1]`
+    /// global scale (NVFP4).
+    public static func fp4GroupMultipliers(_ name: String, info q: QuantizationInfo, in source: TensorSource) throws -> [Float] {
+        let sv = try source.tensor(named: q.scale)
+        var global: Float? = nil
+        if let g = q.globalScale {
+            let gv = try source.tensor(named: g)
+            guard gv.dtype == .f32, gv.byteCount == 4 else { throw Failure.shape(tensor: name, reason: "global scale '\(g)' is not F32 [1]") }
+            global = try gv.floats()[0]
+        }
+        guard let m = sv.withBytes({ FP4.groupMultipliers($0, dtype: sv.dtype, globalScale: global) }) else {
+            throw Failure.shape(tensor: name, reason: "an fp4-e2m1 scale is U8 E8M0 (MXFP4) or F8_E4M3 with an F32 global_scale (NVFP4), not \(sv.dtype.rawValue)")
+        }
+        return m
+    }
+
     /// The f32 weights `[out, in]` of a quantized tensor whose codes, scales and zero points are in `source`.
     public static func weights(_ name: String, info q: QuantizationInfo, in source: TensorSource) throws -> [Float] {
         let out = q.originalShape[0], inputs = q.originalShape[1]
@@ -58,11 +74,10 @@ public enum Dequantize {
             }
         case .fp4E2M1:
             let groups = q.groupsPerRow, gs = q.groupSize!
-            let sv = try source.tensor(named: q.scale)
-            guard sv.dtype == .u8, sv.byteCount == out * groups else { throw bad("an fp4-e2m1 scale is U8 E8M0 [out, groups]") }
-            let e = sv.withBytes { Array($0) }
+            let m = try fp4GroupMultipliers(name, info: q, in: source)
+            guard m.count == out * groups else { throw bad("an fp4-e2m1 scale is [out, groups] = [\(out), \(groups)]") }
             for r in 0..<out {
-                for c in 0..<inputs { w[r * inputs + c] = FP4.e2m1[Int(codes[r * inputs + c] & 0xF)] * FP4.e8m0(e[r * groups + c / gs]) }
+                for c in 0..<inputs { w[r * inputs + c] = FP4.e2m1[Int(codes[r * inputs + c] & 0xF)] * m[r * groups + c / gs] }
             }
         case .fp8E4M3, .fp8E5M2:
             let table = q.scheme == .fp8E4M3 ? FP8.e4m3Table : FP8.e5m2Table

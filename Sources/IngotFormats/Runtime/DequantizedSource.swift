@@ -18,7 +18,8 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
     enum Recipe {
         case ct(module: String, bits: Int, rows: Int, cols: Int, asym: Bool)
         case ctFP8(module: String, rows: Int, cols: Int)
-        case ctMXFP4(module: String, rows: Int, cols: Int)
+        /// compressed-tensors FP4: MXFP4 (E8M0 scales per 32 columns) or NVFP4 (E4M3 per 16 and a global scale).
+        case ctFP4(module: String, rows: Int, cols: Int, group: Int, nvfp4: Bool)
         case awq(module: String, rows: Int, cols: Int, groups: Int)
         case deepseek(module: String, rows: Int, cols: Int)
         case mxfp4(module: String, experts: Int, rows: Int, cols: Int)
@@ -44,14 +45,19 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                                         file: t.file, fileOffset: nil))
             }
             if t.name.hasSuffix(".weight_packed"), t.dtype == .u8, t.shape.count == 2 {
-                // compressed-tensors mxfp4-pack-quantized: E2M1 codes two per byte, E8M0 scales per 32 columns.
+                // compressed-tensors mxfp4-/nvfp4-pack-quantized: E2M1 codes two per byte; E8M0 scales per 32 columns,
+                // or E4M3 scales per 16 columns under an F32 [1] weight_global_scale.
                 let m = String(t.name.dropLast(14))
                 let rows = t.shape[0], cols = t.shape[1] * 2
-                guard let sc = base.info(m + ".weight_scale"), sc.dtype == .u8, sc.shape == [rows, (cols + 31) / 32] else {
-                    throw Failure.malformed("\(t.name): FP4 codes without a U8 weight_scale [\(rows), \((cols + 31) / 32)]")
+                let sc = base.info(m + ".weight_scale"), gs = base.info(m + ".weight_global_scale")
+                if let sc, sc.dtype == .u8, sc.shape == [rows, (cols + 31) / 32], gs == nil {
+                    add(m, rows, cols, .ctFP4(module: m, rows: rows, cols: cols, group: 32, nvfp4: false))
+                } else if let sc, sc.dtype == .f8e4m3, sc.shape == [rows, (cols + 15) / 16], let gs, gs.dtype == .f32, gs.shape == [1] {
+                    add(m, rows, cols, .ctFP4(module: m, rows: rows, cols: cols, group: 16, nvfp4: true))
+                } else {
+                    throw Failure.malformed("\(t.name): FP4 codes without a U8 weight_scale [\(rows), \((cols + 31) / 32)] (MXFP4) or an F8_E4M3 weight_scale [\(rows), \((cols + 15) / 16)] and F32 [1] weight_global_scale (NVFP4)")
                 }
-                add(m, rows, cols, .ctMXFP4(module: m, rows: rows, cols: cols))
-                hidden.formUnion([m + ".weight_packed", m + ".weight_scale"])
+                hidden.formUnion([m + ".weight_packed", m + ".weight_scale", m + ".weight_global_scale"])
             } else if t.name.hasSuffix(".weight_packed") {
                 let m = String(t.name.dropLast(14))
                 guard let shapeT = base.info(m + ".weight_shape"), let sc = base.info(m + ".weight_scale") else {
@@ -103,7 +109,7 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                 recipes[t.name] = .ingot(name: t.name, info: q)
                 infos.append(TensorInfo(name: t.name, dtype: .f32, shape: q.originalShape,
                                         byteCount: q.originalShape[0] * q.originalShape[1] * 4, file: t.file, fileOffset: nil))
-                hidden.formUnion([t.name, q.scale] + (q.zeroPoint.map { [$0] } ?? []))
+                hidden.formUnion([t.name, q.scale] + [q.zeroPoint, q.globalScale].compactMap { $0 })
             }
         }
         for t in base.tensors where !hidden.contains(t.name) && recipes[t.name] == nil { infos.append(t) }
@@ -175,17 +181,21 @@ public final class DequantizedSource: TensorSource, @unchecked Sendable {
                 } }
             }
             return w
-        case let .ctMXFP4(m, rows, cols):
+        case let .ctFP4(m, rows, cols, group, nvfp4):
             let packed = try load(m + ".weight_packed"), scales = try load(m + ".weight_scale")
-            let groups = (cols + 31) / 32
-            guard packed.byteCount == rows * cols / 2, scales.byteCount == rows * groups else { throw Failure.malformed("\(m): MXFP4 sizes") }
+            let global = nvfp4 ? try load(m + ".weight_global_scale").floats().first : nil
+            let groups = (cols + group - 1) / group
+            guard packed.byteCount == rows * cols / 2, scales.byteCount == rows * groups,
+                  let mult = scales.withBytes({ FP4.groupMultipliers($0, dtype: scales.dtype, globalScale: global) }) else {
+                throw Failure.malformed("\(m): FP4 sizes")
+            }
             var w = [Float](repeating: 0, count: rows * cols)
-            packed.withBytes { p in scales.withBytes { s in
+            packed.withBytes { p in
                 for r in 0..<rows { for c in 0..<cols {
                     let byte = p[r * cols / 2 + c / 2]
-                    w[r * cols + c] = FP4.e2m1[Int(c % 2 == 0 ? byte & 0xF : byte >> 4)] * FP4.e8m0(s[r * groups + c / 32])
+                    w[r * cols + c] = FP4.e2m1[Int(c % 2 == 0 ? byte & 0xF : byte >> 4)] * mult[r * groups + c / group]
                 } }
-            } }
+            }
             return w
         case let .awq(m, rows, cols, groups):
             let qw = try load(m + ".qweight"), qz = try load(m + ".qzeros"), s = try load(m + ".scales").floats()

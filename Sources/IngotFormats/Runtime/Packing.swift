@@ -72,6 +72,7 @@ public enum Packing {
         switch dtype {
         case .bf16: return v.map { HalfFloat.f32ToBF16($0) }.withUnsafeBytes { Array($0) }
         case .f16: return v.map { HalfFloat.f32ToF16($0) }.withUnsafeBytes { Array($0) }
+        case .f8e4m3: return v.map { FP8.e4m3Code(exact: $0) }   // NVFP4 group scales, decoded from E4M3 codes
         default: return v.withUnsafeBytes { Array($0) }
         }
     }

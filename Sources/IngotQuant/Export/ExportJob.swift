@@ -49,7 +49,9 @@ public struct ExportJob {
         var out: [ExportWeight] = []
         var companions = Set<String>()
         for t in source.tensors {
-            if let q = source.nativeEntry(t.name)?.quantization { companions.insert(q.scale); if let z = q.zeroPoint { companions.insert(z) } }
+            if let q = source.nativeEntry(t.name)?.quantization {
+                companions.formUnion([q.scale] + [q.zeroPoint, q.globalScale].compactMap { $0 })
+            }
         }
         for t in source.tensors where !companions.contains(t.name) {
             if let q = source.nativeEntry(t.name)?.quantization {
@@ -98,12 +100,28 @@ public struct ExportJob {
     /// The static activation scale of a weight (by exported or source name), when the plan has one.
     func inputScale(_ name: String, source: String) -> Float? { plan.activationScales[name] ?? plan.activationScales[source] }
 
+    /// NVFP4 global scales of the weights this export quantizes with NVFP4 (fused experts' slices included).
+    func globalScales(_ ws: [ExportWeight]) -> NVFP4GlobalScales {
+        let nv = ws.filter { $0.stored == nil && $0.settings?.scheme.codes == .nvfp4 }
+        let byName = Dictionary(nv.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        return NVFP4GlobalScales(members: nv.map { ($0.name, $0.dtype) }) { [source] name in
+            let w = byName[name]!
+            return try source.tensor(named: w.source).withBytes { all in
+                let bytes = UnsafeRawBufferPointer(rebasing: all[w.byteOffset..<(w.byteOffset + w.byteCount)])
+                return NVFP4Quantizer.absmax(try FloatCodecs.decodeToF32(bytes, dtype: w.dtype, count: w.byteCount / (w.dtype.byteWidth ?? 1)))
+            }
+        }
+    }
+
     /// Static activations: scales from calibration, or `input_scale` tensors stored in a quantized `.ingot`.
-    var staticActivations: Bool { !plan.activationScales.isEmpty || source.tensors.contains { $0.name.hasSuffix(".input_scale") } }
+    var staticActivations: Bool {
+        !plan.activationScales.isEmpty || source.tensors.contains { $0.name.hasSuffix(".input_scale") || $0.name.hasSuffix(".input_global_scale") }
+    }
 
     @discardableResult
     public func run() throws -> [ExportRecord] {
         let ws = try weights()
+        let globalScales = globalScales(ws)
         var entries: [SafetensorsWriter.Entry] = []
         var owner: [(weight: Int, part: Int)] = []
         var records: [ExportRecord] = []
@@ -150,6 +168,8 @@ public struct ExportJob {
                         if strict { throw BadWeights(tensor: w.name, health: health) }
                         healthLog.value.append((w.name, health))
                     }
+                    var w = w
+                    w.globalScale = try globalScales.scale(for: w.name)
                     cache = (wi, try values.withUnsafeBufferPointer { try format.package(rounded(w, $0) ?? format.quantize($0, w), w) })
                     progress.update(wi + 1)
                 } else if cache?.index != wi, let stored = w.stored {
@@ -172,6 +192,7 @@ public struct ExportJob {
                 + (s.convention == .autoawq ? " (autoawq)" : "")
         case .fp8(let f): "fp8-\(f.rawValue) \(s.fp8Granularity.rawValue)"
         case .mxfp4: "mxfp4 g\(MXFP4Quantizer.groupSize)"
+        case .nvfp4: "nvfp4 g\(NVFP4Quantizer.groupSize)"
         case .kept: "kept"
         }
     }

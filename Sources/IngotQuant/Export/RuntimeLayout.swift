@@ -60,8 +60,10 @@ public struct ExportWeight: Sendable {
     public let settings: QuantizationPlan.Settings?
     /// Set when the source (an `.ingot` file) already holds this weight quantized: it is repacked, not requantized.
     public var stored: QuantizationInfo? = nil
-    /// The static activation scale of the weight's input, when the plan has one.
+    /// The static activation scale of the weight's input, when the plan has one (NVFP4: its input global scale).
     public var inputScale: Float? = nil
+    /// NVFP4's global scale for the weight (shared with the weights vLLM fuses with it).
+    public var globalScale: Float? = nil
 
     /// The module name (the exported name without `.weight`).
     public var module: String { String(name.dropLast(7)) }

@@ -14,6 +14,8 @@ struct ActivationAwareOptions: ParsableArguments {
     @Option(help: "FP8 activations: dynamic (per token, at runtime) or static (per-tensor input_scale from calibration).")
     var activations = "dynamic"
     @Flag(help: "AWQ without the clip search.") var noClip = false
+    @Option(help: "Transform before rounding: awq (activation-aware scaling and clipping) in front of any integer or FP4 scheme (rtn-int4, rtn-int8, mxfp4, nvfp4a16, nvfp4); awq-int4 implies it.")
+    var transform: QuantScheme.Transform?
     @Option(help: "Rounding after awq-int4's transform: rtn (to nearest) or gptq (error-compensating, on the calibration inputs' Hessian). gptq-int4 always rounds with gptq.")
     var rounding: QuantScheme.Rounding?
     @Option(help: "GPTQ: Hessian dampening, a fraction of its mean diagonal.") var gptqDampening = 0.01
@@ -41,7 +43,7 @@ struct ActivationAwareOptions: ParsableArguments {
     /// layer by layer as the writer reads them; call `finish` afterwards for the summary and log).
     func prepare(model: String, plan: inout QuantizationPlan, scheme: QuantScheme, quiet: Bool, layerOrdered: Bool) throws
         -> (source: TensorSource, metadata: [(key: String, value: JSON)], outcome: ActivationAware.Outcome?) {
-        let awq = scheme.transform == .awq
+        let awq = try isAWQ(scheme)
         let rounding = try scheme.rounding(self.rounding)
         let src = try OpenedModel.quantizationSource(path: model)
         guard awq || rounding == .gptq || activations == "static" || scheme.calibratedActivations else { return (src, [], nil) }
@@ -56,6 +58,11 @@ struct ActivationAwareOptions: ParsableArguments {
                          "(listed by 'ingot calibrate'); " + (cal.settings.starved == .rtn ? "they are quantized round-to-nearest" : "they use all-token statistics"))
         }
         return (o.source, o.metadata, o)
+    }
+
+    /// Whether AWQ transforms the weights before `scheme` rounds them (the scheme's own transform or `--transform`).
+    func isAWQ(_ scheme: QuantScheme) throws -> Bool {
+        do { return try scheme.transform(transform) == .awq } catch { throw ValidationError("--transform: \(error)") }
     }
 
     /// After the writer finished: AWQ's and GPTQ's summary lines and `--awq-log`.

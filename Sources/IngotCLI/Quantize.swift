@@ -13,6 +13,7 @@ extension QuantScheme: ExpressibleByArgument {
 }
 
 extension QuantScheme.Rounding: ExpressibleByArgument {}
+extension QuantScheme.Transform: ExpressibleByArgument {}
 
 /// Quantization options shared by `quantize` and `export`.
 struct QuantOptions: ParsableArguments {
@@ -53,9 +54,6 @@ struct QuantOptions: ParsableArguments {
         try plan.validatePatterns()
         return plan
     }
-
-    /// AWQ: the weights are transformed with calibration first, then group-quantized like rtn-int4.
-    var isAWQ: Bool { scheme.transform == .awq }
 
     /// Prints a summary of what was quantized to what, and writes the JSON report when asked.
     func emitReport(_ records: [ExportRecord], quiet: Bool, force: Bool) throws {
@@ -120,7 +118,7 @@ struct Quantize: ParsableCommand {
                 job.metadata = [("source", .string(model)), ("scheme", .string(quant.scheme.name))] + calibrationMeta
                 job.strict = quant.strict
                 job.split = split
-                job.splitExperts = !quant.isAWQ  // an AWQ transform spans the whole layer
+                job.splitExperts = try !acts.isAWQ(quant.scheme)  // an AWQ transform spans the whole layer
                 records = try job.run()
                 if let split, !out.quiet { emit("wrote share \(split) to \(job.outputPath)") }
             } else {
@@ -181,7 +179,7 @@ struct Export: ParsableCommand {
         guard let fileType = GGUFFileType(name: t) else {
             throw ValidationError("--type must be one of \(GGUFFileType.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(t)')")
         }
-        guard acts.data == nil, !quant.isAWQ, acts.activations == "dynamic" else {
+        guard acts.data == nil, try !acts.isAWQ(quant.scheme), acts.activations == "dynamic" else {
             throw ValidationError("--to gguf takes --calib (as the importance matrix) only; AWQ and static activations do not apply")
         }
         try claimOutputs([(output, .file), (quant.report, .file)], checkpoints: [source], files: [acts.calib], force: out.force)

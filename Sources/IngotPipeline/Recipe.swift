@@ -15,6 +15,7 @@ import Yams
 /// calibration: {data: ../fixtures/texts/emma.txt, samples: 64, seq_len: 256, seed: 42}
 /// quantize:
 ///   scheme: awq-int4          # a QuantScheme name: rtn-int4 | awq-int4 | gptq-int4 | rtn-int8 | fp8-e4m3 | …
+///   transform: awq            # AWQ in front of any integer or FP4 scheme (awq-int4 implies it)
 ///   rounding: gptq            # after awq-int4's transform: rtn (default) or gptq
 ///   group_size: 64
 ///   ignore: ["re:.*layers\\.0\\..*"]
@@ -39,9 +40,11 @@ public struct Recipe: Sendable {
         public var activations = "dynamic"
         public var clip = true
         public var rounding: QuantScheme.Rounding = .nearest
-        public var awq: Bool { scheme.transform == .awq }
+        /// A transform asked for in front of the scheme's rounding (nil: the scheme's own).
+        public var transform: QuantScheme.Transform?
+        public var awq: Bool { (transform ?? scheme.transform) == .awq }
         /// Whether the step reads the calibration (AWQ, GPTQ rounding or static activations).
-        public var usesCalibration: Bool { scheme.needsCalibration || rounding == .gptq || activations == "static" }
+        public var usesCalibration: Bool { scheme.needsCalibration || awq || rounding == .gptq || activations == "static" }
     }
 
     public struct VerifyStep: Sendable {
@@ -214,7 +217,7 @@ public struct Recipe: Sendable {
             calibration = step
         }
         guard let q = try keys(root["quantize"], "quantize", ["scheme", "group_size", "symmetric", "convention", "fp8_granularity",
-                                                              "activations", "clip", "rounding", "ignore", "overrides"]) else {
+                                                              "activations", "clip", "transform", "rounding", "ignore", "overrides"]) else {
             throw bad("quantize", "is required")
         }
         /// The step's (or an override's, over `base`) settings from its keys.
@@ -269,9 +272,14 @@ public struct Recipe: Sendable {
             return r
         }
         do { qs.rounding = try qs.scheme.rounding(rounding) } catch { throw bad("quantize.rounding", "\(error)") }
+        let transform = try str(q, "transform", "quantize").map {
+            guard let t = QuantScheme.Transform(rawValue: $0) else { throw bad("quantize.transform", "must be awq") }
+            return t
+        }
+        do { qs.transform = try qs.scheme.transform(transform) } catch { throw bad("quantize.transform", "\(error)") }
         quantize = qs
-        if (qs.scheme.needsCalibration || qs.activations == "static") && calibration == nil {
-            throw bad("calibration", "is required by \(qs.scheme.needsCalibration ? qs.scheme.name : "static activations")")
+        if qs.usesCalibration && calibration == nil {
+            throw bad("calibration", "is required by \(qs.scheme.needsCalibration || qs.awq ? qs.scheme.name + (qs.awq && qs.scheme.transform == nil ? " with transform awq" : "") : "static activations")")
         }
         if let e = root["exports"] {
             guard let a = e.arrayValue else { throw bad("exports", "must be a list") }

@@ -57,14 +57,15 @@ public enum ActivationAware {
         }
         guard awq || rounding == .gptq else { return Outcome(source: checkpoint, metadata: meta, awq: nil, gptq: nil) }
         let s = plan.defaults
-        guard let quantizer = s.intQuantizer else { throw Failure.wrongScheme("\(awq ? "AWQ" : "GPTQ") needs an INT scheme") }
+        if rounding == .gptq, s.intQuantizer == nil { throw Failure.wrongScheme("GPTQ needs an INT scheme") }
         var source = checkpoint
         var stream: StreamingAWQSource?
         if awq {
+            guard let quantizer = s.weightQuantizer else { throw Failure.wrongScheme("AWQ needs an INT or FP4 scheme") }
             var job = AWQ(model: model, calibration: cal, quantizer: quantizer)
-            job.clip = clip
+            job.clip = clip && quantizer.clipsPerGroup
             job.progress = progress
-            meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(clip))])))
+            meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(job.clip))])))
             stream = try StreamingAWQSource(base: checkpoint, awq: job, retainAllLayers: !layerOrderedWriter)
             source = stream!
         }

@@ -127,6 +127,16 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         return r
     }
 
+    /// The transform a run applies when `requested` is asked for (nil: the scheme's own). AWQ can run in front of
+    /// any integer or FP4 scheme's rounding.
+    public func transform(_ requested: Transform?) throws -> Transform? {
+        guard let t = requested, t != transform else { return transform }
+        switch codes {
+        case .int, .mxfp4, .nvfp4: return t
+        case .fp8, .kept: throw Failure.transform(scheme: name, transform: t.rawValue)
+        }
+    }
+
     /// The dtype the codes are stored in, in an `.ingot` file.
     public var codeDType: DType? {
         switch codes {
@@ -154,6 +164,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         case groupSize(spec: String)
         case rounding(scheme: String, rounding: String)
         case fixedGroup(scheme: String, group: Int)
+        case transform(scheme: String, transform: String)
         public var description: String {
             switch self {
             case .unknown(let n): "unknown scheme '\(n)' (use \(QuantScheme.names))"
@@ -162,6 +173,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
             case .groupSize(let s): "'\(s)': the group size must be positive"
             case let .rounding(s, r): "\(s) cannot round with \(r) (gptq rounding applies to awq-int4; gptq-int4 always rounds with GPTQ)"
             case let .fixedGroup(s, g): "\(s) has groups of \(g) columns, no other group size"
+            case let .transform(s, t): "\(t) runs in front of integer and FP4 schemes, not \(s)"
             }
         }
     }

@@ -23,8 +23,8 @@ import IngotModel
 public struct AWQ {
     public var model: ReferenceModel
     public var calibration: Calibration
-    /// The INT scheme the weights will be quantized with (bits, group size, symmetry, convention).
-    public var quantizer: IntQuantizer
+    /// The scheme's quantizer the weights will be rounded with (integer groups, MXFP4 or NVFP4).
+    public var quantizer: any WeightQuantizer
     public var grid = 20
     public var duoScaling = true
     public var clip = true
@@ -33,7 +33,7 @@ public struct AWQ {
     public var candidateMemory = 512 << 20
     public var progress: ProgressReporter = SilentProgress()
 
-    public init(model: ReferenceModel, calibration: Calibration, quantizer: IntQuantizer) {
+    public init(model: ReferenceModel, calibration: Calibration, quantizer: any WeightQuantizer) {
         self.model = model
         self.calibration = calibration
         self.quantizer = quantizer
@@ -388,7 +388,7 @@ struct LayerSearch {
 
     /// The clip search of one linear on its transformed weights and the inputs it sees after folding.
     mutating func clipLinear(_ module: String, expert e: Int?, ex: LayerWeights.Expert?, inputs from: [LinearSite: [Float]], rows: Int? = nil) throws {
-        guard awq.clip, !AWQLayerRecipe.clipSkipped(module), let site = LinearSite(inputOf: module, expert: e), var x = from[site],
+        guard awq.clip, awq.quantizer.clipsPerGroup, !AWQLayerRecipe.clipSkipped(module), let site = LinearSite(inputOf: module, expert: e), var x = from[site],
               var wt = weight(module, expert: e, in: ex) else { return }
         let r = rows ?? n
         guard r > 0 else { return }

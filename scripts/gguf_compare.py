@@ -45,12 +45,18 @@ if args.ingot_f32:
     layer = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
              "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
              "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-             "ffn_gate_inp": "block_sparse_moe.gate" if arch == "llama" else "mlp.gate"}
+             "ffn_gate_inp": "block_sparse_moe.gate" if arch == "llama" else "mlp.gate",
+             # deepseek2 (MLA, shared experts, routing bias)
+             "attn_q_a": "self_attn.q_a_proj", "attn_q_a_norm": "self_attn.q_a_layernorm", "attn_q_b": "self_attn.q_b_proj",
+             "attn_kv_a_mqa": "self_attn.kv_a_proj_with_mqa", "attn_kv_a_norm": "self_attn.kv_a_layernorm",
+             "ffn_gate_shexp": "mlp.shared_experts.gate_proj", "ffn_up_shexp": "mlp.shared_experts.up_proj",
+             "ffn_down_shexp": "mlp.shared_experts.down_proj"}
     exps = {"ffn_gate_exps": ("w1", "gate_proj"), "ffn_up_exps": ("w3", "up_proj"), "ffn_down_exps": ("w2", "down_proj")}
     def unpermute(w, h):
         d = w.shape[0] // h
         return w.reshape(h, d // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
     worst, checked, missing = 0.0, 0, []
+    latent = {}  # layer → {"attn_k_b": [heads, rank, nope], "attn_v_b": [heads, v, rank]}: kv_b_proj per head = [k_bᵀ; v_b]
     for t in ra.tensors:
         deq = dequantize(t.data, t.tensor_type).astype(np.float32)
         named = []
@@ -61,6 +67,14 @@ if args.ingot_f32:
                 leaf = exps[base][0] if arch == "llama" else exps[base][1]
                 moe = "block_sparse_moe" if arch == "llama" else "mlp"
                 named = [(f"model.layers.{l}.{moe}.experts.{e}.{leaf}.weight", deq[e]) for e in range(deq.shape[0])]
+            elif base == "exp_probs_b":
+                named = [(f"model.layers.{l}.mlp.gate.e_score_correction_bias", deq)]
+            elif base in ("attn_k_b", "attn_v_b"):
+                latent.setdefault(l, {})[base] = deq
+                if len(latent[l]) == 2:
+                    k, v = latent[l]["attn_k_b"], latent[l]["attn_v_b"]
+                    kv = np.concatenate([k.transpose(0, 2, 1), v], axis=1)
+                    named = [(f"model.layers.{l}.self_attn.kv_b_proj.weight", kv.reshape(-1, kv.shape[-1]))]
             else:
                 w = deq
                 if arch == "llama" and base == "attn_q": w = unpermute(deq, heads)

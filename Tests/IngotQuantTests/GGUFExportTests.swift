@@ -70,7 +70,7 @@ struct GGUFExportTests {
     }
 
     /// The planner, fed llama-quantize's tensors in its loader order, picks its types.
-    @Test(arguments: ["smollm2-135m", "tiny-moe-austen"]) func typesMatchLlamaQuantize(_ model: String) throws {
+    @Test(arguments: ["smollm2-135m", "tiny-moe-austen", "tiny-deepseekv3"]) func typesMatchLlamaQuantize(_ model: String) throws {
         let all = try JSON.parse(FileSystem.read(fixture("gguf/llama-quantize-types.json")))
         let m = try #require(all[model])
         let tensors = m["tensors"]!.arrayValue!.map { ($0.arrayValue![0].stringValue!, $0.arrayValue![1].arrayValue!.map { $0.intValue! }) }
@@ -110,5 +110,92 @@ struct GGUFExportTests {
         // Mean x² agrees with a direct computation on the stats' own definition (≥ mean|x|², Jensen).
         let ms = site.meanSquares!, ma = site.meanAbs
         #expect(zip(ms, ma).allSatisfy { $0 >= $1 * $1 * 0.999 })
+    }
+}
+
+/// DeepSeek-V3 as llama.cpp's `deepseek2`: the tiny peer checkpoint (random weights, the peers' 2048-token
+/// tokenizer) exported, read back, and its configuration rebuilt from the metadata alone. (Whole files: every type
+/// byte-identical to llama-quantize's and llama-perplexity = Ingot's eval, by scripts/check-gguf-deepseek2.)
+struct GGUFDeepSeekExportTests {
+    let model = fixture("peers/models/tiny-deepseekv3")
+
+    func export(_ type: GGUFFileType, model dir: String? = nil, config: String? = nil) throws -> (TempDir, String) {
+        let d = TempDir(), path = d.file("m.gguf"), dir = dir ?? model
+        var job = GGUFExportJob(source: try Checkpoint.open(dir), modelDirectory: dir, fileType: type, destination: path)
+        job.storedCompanions = try ["tokenizer.json", "tokenizer_config.json"].map { ($0, try FileSystem.read(fixture("peers/models/tokenizer/\($0)"))) }
+        if let config { job.storedCompanions.append(("config.json", Array(config.utf8))) }
+        try job.run()
+        return (d, path)
+    }
+
+    @Test func f32RoundTripIsExact() throws {
+        let (d, path) = try export(.f32)
+        let back = try GGUFCheckpoint(path: path), orig = try Checkpoint.open(model)
+        #expect(Set(back.tensors.map(\.name)) == Set(orig.tensors.map(\.name)))
+        for t in orig.tensors {
+            #expect(try back.tensor(named: t.name).floats() == orig.tensor(named: t.name).floats(), "\(t.name)")
+        }
+        let rebuilt = try ModelConfig(json: JSON.parse(back.companionFiles()[0].bytes))
+        #expect(rebuilt == (try ModelConfig.load(directory: model)))
+        let g = back.gguf
+        #expect(g["general.architecture"]?.stringValue == "deepseek2")
+        for (k, v) in [("attention.head_count_kv", 1), ("attention.key_length", 40), ("attention.value_length", 32),
+                       ("attention.key_length_mla", 24), ("attention.value_length_mla", 16), ("attention.q_lora_rank", 32),
+                       ("attention.kv_lora_rank", 32), ("rope.dimension_count", 8), ("leading_dense_block_count", 1),
+                       ("expert_shared_count", 1), ("expert_group_count", 2), ("expert_group_used_count", 1), ("expert_gating_func", 2)] {
+            #expect(g["deepseek2.\(k)"]?.intValue == v, "\(k)")
+        }
+        #expect(g["deepseek2.expert_weights_scale"]?.doubleValue == 2.5 && g["deepseek2.expert_weights_norm"]?.boolValue == true)
+        // kv_b_proj [4·(16 + 16), 32] split per head: k_b {16, 32, 4} is the key rows transposed, v_b {32, 16, 4} the value rows.
+        let k = g.tensor("blk.0.attn_k_b.weight")!, v = g.tensor("blk.0.attn_v_b.weight")!
+        #expect(k.dims == [16, 32, 4] && v.dims == [32, 16, 4] && g.tensor("blk.0.attn_kv_b.weight") == nil)
+        let kv = try orig.tensor(named: "model.layers.0.self_attn.kv_b_proj.weight").floats(), ks = try g.floats(k), vs = try g.floats(v)
+        // head 1, latent column 5, nope row 3; head 2, value row 7.
+        #expect(ks[(1 * 32 + 5) * 16 + 3] == kv[(1 * 32 + 3) * 32 + 5])
+        #expect(Array(vs[(2 * 16 + 7) * 32..<(2 * 16 + 8) * 32]) == Array(kv[(2 * 32 + 16 + 7) * 32..<(2 * 32 + 16 + 8) * 32]))
+        withExtendedLifetime(d) {}
+    }
+
+    @Test func yarnRoundTrips() throws {
+        let dir = fixture("deepseekv3-yarn")
+        let (d, path) = try export(.f16, model: dir)
+        let back = try GGUFCheckpoint(path: path)
+        let g = back.gguf
+        #expect(g["deepseek2.rope.scaling.type"]?.stringValue == "yarn" && g["deepseek2.rope.scaling.original_context_length"]?.intValue == 32)
+        let rebuilt = try ModelConfig(json: JSON.parse(back.companionFiles()[0].bytes))
+        #expect(rebuilt == (try ModelConfig.load(directory: dir)))
+        withExtendedLifetime(d) {}
+    }
+
+    /// What llama.cpp's deepseek2 would compute differently is refused by name.
+    @Test func unfaithfulConfigsAreRefused() throws {
+        let base = try String(contentsOfFile: model + "/config.json", encoding: .utf8)
+        for (from, to, expected) in [
+            ("\"rope_interleave\": true", "\"rope_interleave\": false", "rope_interleave"),
+            ("\"first_k_dense_replace\": 1", "\"first_k_dense_replace\": 0, \"moe_layer_freq\": 2", "leading_dense_block_count"),
+            ("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 32, \"mscale\": 0.5, \"mscale_all_dim\": 1.0", "mscale"),
+        ] {
+            #expect(base.contains(from))
+            #expect { _ = try export(.f32, config: base.replacingOccurrences(of: from, with: to)) } throws: { e in
+                "\(e)".contains(expected)
+            }
+        }
+    }
+
+    @Test func calibrationSitesBecomeTheImportance() throws {
+        let opened = try OpenedModel(path: model)
+        let data = CalibrationData(sequences: (0..<4).map { s in (0..<64).map { (s * 131 + $0 * 17) % 2048 } }, sourceSHA256: "", sourcePath: "ids")
+        var settings = Calibration.Settings()
+        settings.sampleTokens = 64
+        let cal = try Calibrator(model: opened.model, settings: settings).run(data)
+        let imp = try GGUFImportance(calibration: cal, model: opened.model.config)
+        let sites = cal.layers[1].sites
+        #expect(imp.values("blk.1.attn_q_a.weight", nil) == sites[.attention]!.meanSquares)
+        #expect(imp.values("blk.1.attn_kv_a_mqa.weight", nil) == sites[.attention]!.meanSquares)
+        #expect(imp.values("blk.1.attn_q_b.weight", nil) == sites[.qLatent]!.meanSquares)
+        #expect(imp.values("blk.1.attn_k_b.weight", nil) == nil && imp.values("blk.1.attn_v_b.weight", nil) == nil)
+        #expect(imp.notes.contains { $0.hasPrefix("attn_k_b, attn_v_b") })
+        #expect(imp.values("blk.1.ffn_gate_shexp.weight", nil) == sites[.mlp]!.meanSquares)
+        #expect(imp.values("blk.0.ffn_down.weight", nil) == cal.layers[0].sites[.down]!.meanSquares)
     }
 }

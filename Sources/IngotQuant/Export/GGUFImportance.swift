@@ -6,6 +6,10 @@ import IngotModel
 /// Ingot's calibration as llama.cpp's importance matrix: for each quantized GGUF weight, the per-column mean of x²
 /// over the tokens its linear saw (`llama-imatrix`'s semantics), per expert over the tokens routed to it.
 ///
+/// DeepSeek's MLA: `attn_q_a` / `attn_kv_a_mqa` (or `attn_q`) take the attention input, `attn_q_b` the q latent;
+/// `attn_k_b` / `attn_v_b` (the per-head halves of `kv_b_proj`) take per-head q_nope and latent attention outputs,
+/// which calibration does not observe: they are quantized without importance, and `notes` says so.
+///
 /// Experts calibration judged starved keep what calibration decided: all-token statistics (`--starved-experts
 /// all-tokens`, the default) or none, i.e. ggml's reference quantization without importance (`rtn`); `notes`
 /// names every one.
@@ -33,7 +37,11 @@ public struct GGUFImportance {
             }
             func put(_ suffix: String, _ expert: Int?, _ v: [Float]?) { if let v { table[Self.key(l, suffix, expert)] = v } }
             let attn = try sq(.attention)
-            for s in ["attn_q.weight", "attn_k.weight", "attn_v.weight"] { put(s, nil, attn) }
+            for s in ["attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q_a.weight", "attn_kv_a_mqa.weight"] { put(s, nil, attn) }
+            put("attn_q_b.weight", nil, try sq(.qLatent))
+            if layer.sites[.kvLatent] != nil, !notes.contains(where: { $0.hasPrefix("attn_k_b") }) {
+                notes.append("attn_k_b, attn_v_b: quantized without importance (their inputs, per-head q_nope and latent attention outputs, are not what calibration observes)")
+            }
             put("attn_output.weight", nil, try sq(.output))
             let mlp = try sq(.mlp)
             if layer.experts.isEmpty {

@@ -66,19 +66,42 @@ void ck_quant_ct_group(const float *x, size_t n, float s, float zp, float qmin, 
     else { CT_LOOP(id_) }
 }
 
+// Sixteen independent lanes, combined in a fixed order at the end: a single running min/max (a select-based
+// float reduction) is not vectorized without fast-math. The result differs from a sequential sweep at most in the
+// sign of a zero minimum or maximum, which no quantizer formula can see (min(mn, 0), max(mx, 0), differences and
+// quotients of it, rounded to an integer); NaN and infinities are reported and left to the caller.
+#define CK_LANES 16
+
 CK_CLONES
 int ck_min_max(const float *x, size_t n, float *mn_out, float *mx_out) {
-    float mn = __builtin_inff(), mx = -__builtin_inff();
-    uint32_t special = 0;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        mn = v < mn ? v : mn;
-        mx = v > mx ? v : mx;
-        special |= (bits_of(v) & 0x7F800000u) == 0x7F800000u;
+    float mn[CK_LANES], mx[CK_LANES];
+    uint32_t special[CK_LANES];
+    for (int j = 0; j < CK_LANES; j++) { mn[j] = __builtin_inff(); mx[j] = -__builtin_inff(); special[j] = 0; }
+    size_t i = 0;
+    for (; i + CK_LANES <= n; i += CK_LANES) {
+        for (int j = 0; j < CK_LANES; j++) {
+            float v = x[i + j];
+            mn[j] = v < mn[j] ? v : mn[j];
+            mx[j] = v > mx[j] ? v : mx[j];
+            special[j] |= (bits_of(v) & 0x7F800000u) == 0x7F800000u;
+        }
     }
-    *mn_out = mn;
-    *mx_out = mx;
-    return special != 0;
+    for (; i < n; i++) {
+        float v = x[i];
+        mn[0] = v < mn[0] ? v : mn[0];
+        mx[0] = v > mx[0] ? v : mx[0];
+        special[0] |= (bits_of(v) & 0x7F800000u) == 0x7F800000u;
+    }
+    float lo = mn[0], hi = mx[0];
+    uint32_t sp = special[0];
+    for (int j = 1; j < CK_LANES; j++) {
+        lo = mn[j] < lo ? mn[j] : lo;
+        hi = mx[j] > hi ? mx[j] : hi;
+        sp |= special[j];
+    }
+    *mn_out = lo;
+    *mx_out = hi;
+    return sp != 0;
 }
 
 CK_CLONES

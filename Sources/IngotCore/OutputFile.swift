@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CMalloc
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -108,7 +109,25 @@ public final class OutputFile {
             if n == 0 { throw IOError(.write, path: path, errno: EIO) }
             done += n
         }
+        written += bytes.count
+        startWriteback()
         trimmer.processed(bytes.count)
+    }
+
+    /// Bytes handed to the kernel so far, and how many of them have been scheduled for writeback.
+    private var written = 0, scheduled = 0
+    /// Writeback is started every this many bytes.
+    static let writebackStep = 8 << 20
+
+    /// Asks the kernel to start writing back what has been written since the last call (Linux: `sync_file_range`
+    /// with `SYNC_FILE_RANGE_WRITE`, which does not wait), every `writebackStep` bytes: the disk works while the
+    /// stage computes, and `commit()`'s fsync, which alone makes the file durable, has only the tail left.
+    private func startWriteback() {
+        #if canImport(Glibc)
+        guard written - scheduled >= Self.writebackStep else { return }
+        _ = ingot_start_writeback(fd, __off64_t(scheduled), __off64_t(written - scheduled))
+        scheduled = written
+        #endif
     }
 
     /// Flushes, fsyncs, and renames the temporary file to `path`.

@@ -35,13 +35,7 @@ public struct IntQuantizer: Sendable {
 
     /// Quantizes `weights` (`[rows, columns]`, values as stored in the checkpoint) computed in `precision`.
     public func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, precision: ComputePrecision) -> QuantizedWeight {
-        let g = groupSize ?? columns
-        let groups = (columns + g - 1) / g
-        let levels = (1 << bits) - 1
-        let awq = convention == .autoawq
-        let R = awq ? ComputePrecision.f16 : precision
-        let offset = awq ? 0 : 1 << (bits - 1)
-        let qmin = Float(awq ? 0 : -(1 << (bits - 1))), qmax = Float(awq ? levels : (1 << (bits - 1)) - 1)
+        let groups = groupCount(columns: columns)
         // Every element is written below: skip zero-filling.
         var codes = [UInt8](unsafeUninitializedCapacity: rows * columns) { _, n in n = rows * columns }
         var scales = [Float](repeating: 0, count: rows * groups)
@@ -52,60 +46,90 @@ public struct IntQuantizer: Sendable {
                     let c = UncheckedSendable((C, S, Z))
                     parallelFor(rows) { r in
                         let (C, S, Z) = c.value
-                        for gi in 0..<groups {
-                            let lo = r * columns + gi * g, hi = r * columns + min(columns, (gi + 1) * g)
-                            var (mn, mx, hasNaN) = QuantKernels.minMax(weights.baseAddress! + lo, hi - lo)
-                            if awq { mn = R.round(mn); mx = R.round(mx) }  // rounding is monotonic: same as min/max of rounded
-                            if !(mn <= mx) { mn = 0; mx = 0 }  // all NaN: quantize as zeros
-                            let s: Float, zp: Float
-                            if awq {
-                                var range = R.round(mx - mn)
-                                if !(range >= 1e-5) { range = R.round(1e-5) }
-                                s = R.round(range / Float(levels))
-                                let z = -R.round(mn / s).rounded(.toNearestOrEven)
-                                zp = min(max(z, 0), Float(levels))
-                            } else {
-                                let lo0 = min(mn, 0), hi0 = max(mx, 0)
-                                var sc: Float
-                                if symmetric {
-                                    sc = R.round(max(abs(lo0), abs(hi0)) / (Float(levels) / 2))
-                                    zp = 0
-                                } else {
-                                    sc = R.round(R.round(hi0 - lo0) / Float(levels))
-                                    let z = R.round(qmin - R.round(lo0 / sc))
-                                    zp = z.isNaN ? 0 : min(max(z, qmin), qmax).rounded(.toNearestOrEven)
-                                }
-                                if sc == 0 || !sc.isFinite { sc = R.eps }
-                                s = sc
-                            }
-                            S[r * groups + gi] = s
-                            Z[r * groups + gi] = UInt8(Int(zp) + offset)
-                            if !awq && !hasNaN {
-                                // Fast path: specialized, vectorizable loop (results identical to the general one).
-                                precisionKernel(R, weights.baseAddress! + lo, hi - lo, s, zp, qmin, qmax, Float(offset), C.baseAddress! + lo)
-                                continue
-                            }
-                            for i in lo..<hi {
-                                let x = awq ? R.round(weights[i]) : weights[i]
-                                var t: Float
-                                if awq {
-                                    t = R.round(x / s).rounded(.toNearestOrEven) + zp
-                                } else {
-                                    t = R.round(R.round(x / s) + zp)
-                                }
-                                if t.isNaN { t = zp }
-                                t = min(max(t, qmin), qmax).rounded(.toNearestOrEven)
-                                C[i] = UInt8(Int(t) + offset)
-                            }
-                        }
+                        quantizeRow(weights.baseAddress! + r * columns, columns: columns, precision: precision,
+                                    codes: C.baseAddress! + r * columns, scales: S.baseAddress! + r * groups,
+                                    zeros: Z.baseAddress! + r * groups)
                     }
                 }
             }
         }
         return QuantizedWeight(scheme: symmetric ? .intSymmetric : .intAffine, bits: bits,
                                granularity: groupSize == nil ? .channel : .group, groupSize: groupSize, block: nil,
-                               rows: rows, columns: columns, codes: codes, scales: scales, scaleDType: R.dtype,
-                               zeros: symmetric ? nil : zeros, codeOffset: offset)
+                               rows: rows, columns: columns, codes: codes, scales: scales, scaleDType: scaleDType(precision),
+                               zeros: symmetric ? nil : zeros, codeOffset: codeOffset)
+    }
+
+    /// Scale groups per row of `columns` inputs.
+    public func groupCount(columns: Int) -> Int {
+        let g = groupSize ?? columns
+        return g == 0 ? 0 : (columns + g - 1) / g
+    }
+
+    /// The dtype scales are computed (and stored) in for weights computed in `precision`.
+    public func scaleDType(_ precision: ComputePrecision) -> DType {
+        (convention == .autoawq ? ComputePrecision.f16 : precision).dtype
+    }
+
+    /// Offset between signed codes and stored unsigned codes (and zero points).
+    public var codeOffset: Int { convention == .autoawq ? 0 : 1 << (bits - 1) }
+
+    /// Quantizes one row of `columns` values: `columns` codes, and one scale and zero point per group. What
+    /// `quantize` does for every row (it calls this), so callers that hold a row at a time get the same bytes.
+    public func quantizeRow(_ x: UnsafePointer<Float>, columns: Int, precision: ComputePrecision, codes C: UnsafeMutablePointer<UInt8>,
+                            scales S: UnsafeMutablePointer<Float>, zeros Z: UnsafeMutablePointer<UInt8>) {
+        let g = groupSize ?? columns
+        let groups = groupCount(columns: columns)
+        let levels = (1 << bits) - 1
+        let awq = convention == .autoawq
+        let R = awq ? ComputePrecision.f16 : precision
+        let offset = codeOffset
+        let qmin = Float(awq ? 0 : -(1 << (bits - 1))), qmax = Float(awq ? levels : (1 << (bits - 1)) - 1)
+        for gi in 0..<groups {
+            let lo = gi * g, hi = min(columns, (gi + 1) * g)
+            var (mn, mx, hasNaN) = QuantKernels.minMax(x + lo, hi - lo)
+            if awq { mn = R.round(mn); mx = R.round(mx) }  // rounding is monotonic: same as min/max of rounded
+            if !(mn <= mx) { mn = 0; mx = 0 }  // all NaN: quantize as zeros
+            let s: Float, zp: Float
+            if awq {
+                var range = R.round(mx - mn)
+                if !(range >= 1e-5) { range = R.round(1e-5) }
+                s = R.round(range / Float(levels))
+                let z = -R.round(mn / s).rounded(.toNearestOrEven)
+                zp = min(max(z, 0), Float(levels))
+            } else {
+                let lo0 = min(mn, 0), hi0 = max(mx, 0)
+                var sc: Float
+                if symmetric {
+                    sc = R.round(max(abs(lo0), abs(hi0)) / (Float(levels) / 2))
+                    zp = 0
+                } else {
+                    sc = R.round(R.round(hi0 - lo0) / Float(levels))
+                    let z = R.round(qmin - R.round(lo0 / sc))
+                    zp = z.isNaN ? 0 : min(max(z, qmin), qmax).rounded(.toNearestOrEven)
+                }
+                if sc == 0 || !sc.isFinite { sc = R.eps }
+                s = sc
+            }
+            S[gi] = s
+            Z[gi] = UInt8(Int(zp) + offset)
+            if !awq && !hasNaN {
+                // Fast path: specialized, vectorizable loop (results identical to the general one).
+                precisionKernel(R, x + lo, hi - lo, s, zp, qmin, qmax, Float(offset), C + lo)
+                continue
+            }
+            for i in lo..<hi {
+                let v = awq ? R.round(x[i]) : x[i]
+                var t: Float
+                if awq {
+                    t = R.round(v / s).rounded(.toNearestOrEven) + zp
+                } else {
+                    t = R.round(R.round(v / s) + zp)
+                }
+                if t.isNaN { t = zp }
+                t = min(max(t, qmin), qmax).rounded(.toNearestOrEven)
+                C[i] = UInt8(Int(t) + offset)
+            }
+        }
     }
 
     /// The code of one value under a group's scale `s` and stored zero point `zero` (as `quantize` writes them),

@@ -90,13 +90,46 @@ public struct QuantizeJob {
         var records: [ExportRecord] = []
         // For a split: the source position of every tensor written, so `ingot merge` can restore the unsplit order.
         var positions: [Int] = []
-        let globalScales = NVFP4GlobalScales(plan: plan, source: source)
         progress.begin("quantize", total: selected.count, unit: .items)
-        for (done, k) in selected.enumerated() {
-            records.append(try write(source.tensors[k], into: writer, globalScales: globalScales))
-            positions += Array(repeating: k, count: writer.tensorCount - positions.count)
-            progress.update(done + 1)
+        // Tensors are gathered into batches whose row blocks are quantized in parallel (several small tensors
+        // keep every worker busy) and whose chunks are then encoded together and written in order: the bytes are
+        // those of writing one tensor at a time. Tensors the block path cannot take are written on their own.
+        let globalScales = NVFP4GlobalScales(plan: plan, source: source)
+        var batch = Batch()
+        let pool = ScratchPool()
+        var done = 0
+        func flush() throws {
+            let written = try write(batch, into: writer)
+            for (k, tensorsWritten) in written {
+                records.append(tensorsWritten.record)
+                positions += Array(repeating: k, count: tensorsWritten.count)
+            }
+            done += written.count
+            batch = Batch()
+            progress.update(done)
         }
+        let blockPath = !(source is RoundedWeightSource)
+        for k in selected {
+            let t = source.tensors[k]
+            let view = try source.tensor(named: t.name)
+            guard let s = plan.settings(for: t.name, shape: t.shape) else {
+                batch.add(k, .kept(t, view), bytes: t.byteCount)
+                if batch.bytes >= Batch.maxBytes { try flush() }
+                continue
+            }
+            if blockPath, t.dtype.isFloatingPoint, t.shape.count == 2,
+               let q = RowBlockQuantization(view: view, rows: t.shape[0], columns: t.shape[1], dtype: t.dtype, settings: s, pool: pool) {
+                batch.add(k, .quantized(t, s, q), bytes: t.byteCount)
+                if batch.bytes >= Batch.maxBytes { try flush() }
+                continue
+            }
+            try flush()
+            records.append(try write(t, view: view, into: writer, globalScales: globalScales))
+            positions += Array(repeating: k, count: writer.tensorCount - positions.count)
+            done += 1
+            progress.update(done)
+        }
+        try flush()
         if let split {
             meta.append((ShardMerge.metadataKey, .object([("shard", .int(split.index)), ("of", .int(split.count)),
                                                          ("run", .string(runKey())), ("source_tensors", .int(source.tensors.count)),
@@ -123,9 +156,76 @@ public struct QuantizeJob {
         return h.hexDigest()
     }
 
+    /// Tensors waiting to be quantized (by blocks) and written together, in source order.
+    struct Batch {
+        enum Item { case kept(TensorInfo, TensorView), quantized(TensorInfo, QuantizationPlan.Settings, RowBlockQuantization) }
+        /// Source bytes gathered before a batch is written (bounds the codes held in memory).
+        static let maxBytes = 64 << 20
+        var items: [(source: Int, item: Item)] = []
+        var bytes = 0
+        mutating func add(_ k: Int, _ item: Item, bytes n: Int) { items.append((k, item)); bytes += n }
+    }
+
+    /// Quantizes the batch's tensors (every row block of every tensor in one parallel loop) and writes them in
+    /// order: for each source tensor, its record and how many tensors it became.
+    private func write(_ batch: Batch, into writer: IngotFileWriter) throws -> [(Int, (record: ExportRecord, count: Int))] {
+        if batch.items.isEmpty { return [] }
+        var jobs: [(RowBlockQuantization, Int)] = []
+        for (_, item) in batch.items {
+            if case .quantized(_, _, let q) = item { for b in 0..<q.blockCount { jobs.append((q, b)) } }
+        }
+        parallelFor(jobs.count) { j in jobs[j].0.run(block: jobs[j].1) }
+        var views: [TensorView] = [], infos: [QuantizationInfo?] = []
+        var written: [(Int, (record: ExportRecord, count: Int))] = []
+        for (k, item) in batch.items {
+            let before = views.count
+            switch item {
+            case .kept(let t, let view):
+                views.append(view); infos.append(nil)
+                written.append((k, (ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: t.dtype.rawValue + " (kept)"), 1)))
+            case .quantized(let t, let s, let block):
+                try block.check()
+                let health = block.mergedHealth
+                if strict, !health.isClean { throw BadWeights(tensor: t.name, health: health) }
+                let codes = block.codes
+                let parts = storedTensors(block.weight, of: t, settings: s, codes: TensorView(name: t.name, dtype: s.scheme.codeDType!, shape: t.shape,
+                                                                                  bytes: UnsafeRawBufferPointer(codes.storage), owner: codes))
+                views += parts.map(\.0); infos += parts.map(\.1)
+                written.append((k, (ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s),
+                                                 health: health.isClean ? nil : health), views.count - before)))
+            }
+        }
+        try writer.addTensors(views, quantization: infos)
+        return written
+    }
+
+    /// The tensors a quantized weight is stored as, in order: its codes (`codes`, in stored form) with their
+    /// `QuantizationInfo`, the scales, the zero points and the static input scale.
+    private func storedTensors(_ q: QuantizedWeight, of t: TensorInfo, settings s: QuantizationPlan.Settings,
+                               codes: TensorView) -> [(view: TensorView, info: QuantizationInfo?)] {
+        let rows = q.rows
+        let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point", globalName = t.name + "_global_scale"
+        let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
+                                    block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,
+                                    globalScale: q.globalScale == nil ? nil : globalName, originalDType: t.dtype, originalShape: t.shape)
+        func owned(_ name: String, _ dtype: DType, _ shape: [Int], _ bytes: [UInt8]) -> TensorView {
+            let b = bytes.withUnsafeBytes { TensorBuffer(copying: $0) }
+            return TensorView(name: name, dtype: dtype, shape: shape, bytes: UnsafeRawBufferPointer(rebasing: b.storage[0..<bytes.count]), owner: b)
+        }
+        var out: [(view: TensorView, info: QuantizationInfo?)] = [(codes, info)]
+        let scaleShape = q.granularity == .tensor ? [1] : [q.granularity == .block ? (rows + q.block![0] - 1) / q.block![0] : rows, q.scaleColumns]
+        out.append((owned(scaleName, q.scaleDType, scaleShape, Packing.scaleBytes(q.scales, as: q.scaleDType)), nil))
+        if let z = q.zeros { out.append((owned(zeroName, .u8, [rows, q.scaleColumns], z), nil)) }
+        if let g = q.globalScale { out.append((owned(globalName, .f32, [1], withUnsafeBytes(of: g) { Array($0) }), nil)) }
+        if let a = plan.activationScales[t.name] {
+            let name = String(t.name.dropLast(7)) + (s.scheme.codes == .nvfp4 ? ".input_global_scale" : ".input_scale")
+            out.append((owned(name, .f32, [1], withUnsafeBytes(of: a) { Array($0) }), nil))
+        }
+        return out
+    }
+
     /// Writes one source tensor: kept as it is, or its codes, scales, zero points and static input scale.
-    private func write(_ t: TensorInfo, into writer: IngotFileWriter, globalScales: NVFP4GlobalScales) throws -> ExportRecord {
-        let view = try source.tensor(named: t.name)
+    private func write(_ t: TensorInfo, view: TensorView, into writer: IngotFileWriter, globalScales: NVFP4GlobalScales) throws -> ExportRecord {
         guard let s = plan.settings(for: t.name, shape: t.shape) else {
             try writer.addTensor(view)
             return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: t.dtype.rawValue + " (kept)")
@@ -144,11 +244,6 @@ public struct QuantizeJob {
         let q = try rounded ?? values.withUnsafeBufferPointer {
             try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s, globalScale: globalScales.scale(for: t.name))
         }
-        let scaleName = t.name + "_scale", zeroName = t.name + "_zero_point"
-        let globalName = t.name + "_global_scale"
-        let info = QuantizationInfo(scheme: q.scheme, bits: q.bits, granularity: q.granularity, groupSize: q.groupSize,
-                                    block: q.block, scale: scaleName, zeroPoint: q.zeros == nil ? nil : zeroName,
-                                    globalScale: q.globalScale == nil ? nil : globalName, originalDType: t.dtype, originalShape: t.shape)
         let codeType = s.scheme.codeDType!
         var codeBytes = q.codes
         if q.bits == 4 && codeType == .u4 {
@@ -160,20 +255,9 @@ public struct QuantizeJob {
                 n = packed.count
             }
         }
-        try codeBytes.withUnsafeBytes { try writer.addTensor(name: t.name, dtype: codeType, shape: t.shape, bytes: $0, quantization: info) }
-        let scaleShape = q.granularity == .tensor ? [1] : [q.granularity == .block ? (rows + q.block![0] - 1) / q.block![0] : rows, q.scaleColumns]
-        try Packing.scaleBytes(q.scales, as: q.scaleDType).withUnsafeBytes {
-            try writer.addTensor(name: scaleName, dtype: q.scaleDType, shape: scaleShape, bytes: $0)
-        }
-        if let z = q.zeros {
-            try z.withUnsafeBytes { try writer.addTensor(name: zeroName, dtype: .u8, shape: [rows, q.scaleColumns], bytes: $0) }
-        }
-        if let g = q.globalScale {
-            try [g].withUnsafeBytes { try writer.addTensor(name: globalName, dtype: .f32, shape: [1], bytes: $0) }
-        }
-        if let a = plan.activationScales[t.name] {
-            let name = String(t.name.dropLast(7)) + (s.scheme.codes == .nvfp4 ? ".input_global_scale" : ".input_scale")
-            try [a].withUnsafeBytes { try writer.addTensor(name: name, dtype: .f32, shape: [1], bytes: $0) }
+        try codeBytes.withUnsafeBytes { c in
+            let parts = storedTensors(q, of: t, settings: s, codes: TensorView(name: t.name, dtype: codeType, shape: t.shape, bytes: c, owner: nil))
+            try writer.addTensors(parts.map(\.view), quantization: parts.map(\.info))
         }
         return ExportRecord(name: t.name, shape: t.shape, from: t.dtype.rawValue, to: ExportJob.describe(s),
                             health: health.isClean ? nil : health)

@@ -40,6 +40,25 @@ struct HuffmanTests {
         #expect(Double(n * 8) / Double(data.count) < 2.2)
     }
 
+    @Test func encoderMatchesTheReference() {
+        // The fast encoder (four codes per 8-byte store) writes the reference's bytes, and the plan's size is exact.
+        var g = SystemRandomNumberGenerator()
+        var inputs: [[UInt8]] = (0..<20).map { n in (0..<n).map { _ in UInt8.random(in: 0...3, using: &g) } }
+        inputs.append((0..<700_001).map { i in i % 5 == 0 ? UInt8.random(in: 0...255, using: &g) : UInt8(118 + i % 4) })
+        var skewed: [UInt8] = []
+        for k in 0..<20 { skewed += [UInt8](repeating: UInt8(k), count: max(1, 1 << (19 - k))) }  // 12-bit codes
+        skewed.shuffle(using: &g)
+        inputs.append(skewed)
+        inputs.append([UInt8](repeating: 9, count: 262_145))
+        for data in inputs {
+            var a = [UInt8](repeating: 0xAB, count: Huffman.bound(data.count)), b = a
+            let n = data.withUnsafeBytes { s in a.withUnsafeMutableBytes { Huffman.encode(s, into: $0) } }
+            let m = data.withUnsafeBytes { s in b.withUnsafeMutableBytes { Huffman.encodeReference(s, into: $0) } }
+            #expect(n == m && a[0..<n] == b[0..<m], "\(data.count) bytes")
+            #expect(data.withUnsafeBytes { Huffman.plan($0).encodedSize } == m)
+        }
+    }
+
     @Test func garbageNeverCrashes() {
         var g = SystemRandomNumberGenerator()
         for _ in 0..<300 {
@@ -62,6 +81,16 @@ struct BytePlaneTests {
             src.withUnsafeBytes { s in planes.withUnsafeMutableBytes { BytePlanes.split(s, width: width, into: $0) } }
             planes.withUnsafeBytes { p in back.withUnsafeMutableBytes { BytePlanes.join(p, width: width, into: $0) } }
             #expect(back == src, "width \(width), n \(n)")
+            // Plane k holds byte k of each element rotated left by one bit (formats/ingot.md).
+            for i in 0..<n {
+                var v: UInt64 = 0
+                for k in 0..<width { v |= UInt64(src[i * width + k]) << (8 * k) }
+                let bits = UInt64(8 * width), r = ((v << 1) | (v >> (bits - 1))) & ((1 << bits) - 1)
+                for k in 0..<width where planes[k * n + i] != UInt8(truncatingIfNeeded: r >> (8 * k)) {
+                    Issue.record("plane \(k) of element \(i), width \(width), n \(n)")
+                    return
+                }
+            }
         }
     }
 }

@@ -38,22 +38,43 @@ enum BytePlanes {
         if w == 1 {
             if n > 0 { dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n) }
         } else if w == 2 {
+            // Sixteen elements at a time as vectors (rotate each lane, then narrow to its low and high bytes).
             let s = src.baseAddress!.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<n {
+            var i = 0
+            while i + 16 <= n {
+                let v = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD16<UInt16>.self)
+                let r = (v &<< 1) | (v &>> 15)
+                UnsafeMutableRawPointer(d + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r), as: SIMD16<UInt8>.self)
+                UnsafeMutableRawPointer(d + n + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r &>> 8), as: SIMD16<UInt8>.self)
+                i += 16
+            }
+            while i < n {
                 let v = UInt16(littleEndian: s[i])
                 let r = (v << 1) | (v >> 15)
                 d[i] = UInt8(truncatingIfNeeded: r)
                 d[n + i] = UInt8(truncatingIfNeeded: r >> 8)
+                i += 1
             }
         } else {
             let s = src.baseAddress!.assumingMemoryBound(to: UInt32.self)
-            for i in 0..<n {
+            var i = 0
+            while i + 16 <= n {
+                let v = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD16<UInt32>.self)
+                let r = (v &<< 1) | (v &>> 31)
+                for k in 0..<4 {
+                    UnsafeMutableRawPointer(d + k * n + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r &>> UInt32(8 * k)),
+                                                                      as: SIMD16<UInt8>.self)
+                }
+                i += 16
+            }
+            while i < n {
                 let v = UInt32(littleEndian: s[i])
                 let r = (v << 1) | (v >> 31)
                 d[i] = UInt8(truncatingIfNeeded: r)
                 d[n + i] = UInt8(truncatingIfNeeded: r >> 8)
                 d[2 * n + i] = UInt8(truncatingIfNeeded: r >> 16)
                 d[3 * n + i] = UInt8(truncatingIfNeeded: r >> 24)
+                i += 1
             }
         }
     }
@@ -73,6 +94,13 @@ enum BytePlanes {
                 var t = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF
                 t = (t | (t << 8)) & 0x00FF_00FF_00FF_00FF
                 return t
+            }
+            while i + 16 <= n {
+                let lo = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<UInt8>.self)
+                let hi = UnsafeRawPointer(p + n + i).loadUnaligned(as: SIMD16<UInt8>.self)
+                let v = SIMD16<UInt16>(truncatingIfNeeded: lo) | (SIMD16<UInt16>(truncatingIfNeeded: hi) &<< 8)
+                (o + 2 * i).storeBytes(of: (v &>> 1) | (v &<< 15), as: SIMD16<UInt16>.self)
+                i += 16
             }
             while i + 4 <= n {
                 let lo = UInt64(UInt32(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt32.self)))

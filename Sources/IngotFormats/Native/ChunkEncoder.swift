@@ -31,8 +31,9 @@ enum ChunkEncoder {
             for k in 0..<w {
                 let plane = UnsafeRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
                 // The exact coded size is known from the histogram: only code planes that shrink.
-                if Double(Huffman.encodedSize(plane)) < Double(planeSize) * worthIt {
-                    let n = Huffman.encode(plane, into: scratch)
+                let plan = Huffman.plan(plane)
+                if Double(plan.encodedSize) < Double(planeSize) * worthIt {
+                    let n = Huffman.encode(plane, plan: plan, into: scratch)
                     out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                     entries.append(PlaneEntry(codec: .huffman, storedSize: n))
                 } else {

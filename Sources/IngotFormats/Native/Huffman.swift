@@ -74,36 +74,134 @@ enum Huffman {
 
     /// Histogram and code lengths of one block.
     static func blockCode(_ s: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> (counts: [Int], lengths: [UInt8]) {
-        var counts = [Int](repeating: 0, count: 256)
-        for i in range { counts[Int(s[i])] += 1 }
+        let counts = histogram(UnsafeBufferPointer(rebasing: s[range]))
         return (counts, lengths(counts))
     }
 
-    /// Exact encoded size of `src`, from histograms alone (lets a writer skip planes that would not shrink).
-    static func encodedSize(_ src: UnsafeRawBufferPointer) -> Int {
+    /// Byte histogram: four sub-histograms (consecutive bytes rarely hit the same counter, so increments do not
+    /// wait on each other), summed at the end.
+    static func histogram(_ s: UnsafeBufferPointer<UInt8>) -> [Int] {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 1024) { h in
+            h.initialize(repeating: 0)
+            let p = UnsafeRawPointer(s.baseAddress), n = s.count
+            let h0 = h.baseAddress!, h1 = h0 + 256, h2 = h0 + 512, h3 = h0 + 768
+            var i = 0
+            while i + 8 <= n {
+                let w = UInt64(littleEndian: p!.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                h0[Int(w & 0xFF)] &+= 1; h1[Int((w >> 8) & 0xFF)] &+= 1
+                h2[Int((w >> 16) & 0xFF)] &+= 1; h3[Int((w >> 24) & 0xFF)] &+= 1
+                h0[Int((w >> 32) & 0xFF)] &+= 1; h1[Int((w >> 40) & 0xFF)] &+= 1
+                h2[Int((w >> 48) & 0xFF)] &+= 1; h3[Int(w >> 56)] &+= 1
+                i += 8
+            }
+            while i < n { h0[Int(s[i])] &+= 1; i += 1 }
+            return (0..<256).map { Int(h0[$0]) + Int(h1[$0]) + Int(h2[$0]) + Int(h3[$0]) }
+        }
+    }
+
+    /// The code lengths of every block of `src` and the exact encoded size they give: what `encode` writes, so a
+    /// writer deciding whether a plane shrinks computes the histograms once.
+    struct Plan {
+        var lengths: [[UInt8]] = []
+        var encodedSize = 0
+    }
+
+    static func plan(_ src: UnsafeRawBufferPointer) -> Plan {
         let s = src.bindMemory(to: UInt8.self)
-        var total = 0
+        var p = Plan()
         var start = 0
         while start < s.count {
             let end = min(s.count, start + blockSize)
             let (counts, lens) = blockCode(s, start..<end)
             var bits = 0
             for k in 0..<256 { bits += counts[k] * Int(lens[k]) }
-            total += 132 + (bits + 7) / 8
+            p.encodedSize += 132 + (bits + 7) / 8
+            p.lengths.append(lens)
             start = end
         }
-        return total
+        return p
     }
+
+    /// Exact encoded size of `src`, from histograms alone (lets a writer skip planes that would not shrink).
+    static func encodedSize(_ src: UnsafeRawBufferPointer) -> Int { plan(src).encodedSize }
 
     /// Encodes `src` into `dst` (capacity ≥ `bound(src.count)`); returns the byte count.
     static func encode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) -> Int {
+        encode(src, plan: plan(src), into: dst)
+    }
+
+    /// `encode` with the block code lengths `plan(src)` computed. Four codes (≤ 48 bits) are gathered in a 64-bit
+    /// accumulator, then its whole bytes are stored with one unaligned 8-byte store (the bytes past them are
+    /// overwritten later; `bound` leaves room for the last store). The bit stream is `encodeReference`'s.
+    static func encode(_ src: UnsafeRawBufferPointer, plan: Plan, into dst: UnsafeMutableRawBufferPointer) -> Int {
+        var o = 0
+        let s = src.bindMemory(to: UInt8.self)
+        let d = dst.baseAddress!
+        var start = 0, block = 0
+        // code | length << 16, per symbol
+        var table = [UInt32](repeating: 0, count: 256)
+        while start < s.count {
+            let end = min(s.count, start + blockSize)
+            let lens = plan.lengths[block]
+            let codes = codes(lens)!
+            for k in 0..<256 { table[k] = codes[k] | UInt32(lens[k]) << 16 }
+            for k in 0..<128 { d.storeBytes(of: lens[2 * k] | (lens[2 * k + 1] << 4), toByteOffset: o + k, as: UInt8.self) }
+            o += 128
+            let lenPos = o
+            o += 4
+            let payloadStart = o
+            table.withUnsafeBufferPointer { T in
+                let t = T.baseAddress!, x = s.baseAddress!
+                var acc: UInt64 = 0, bits: UInt64 = 0
+                // Masking shifts and wrapping adds: `bits` stays below 64 and indices below `end`, so Swift's
+                // overshift and overflow checks would only cost time.
+                @inline(__always) func put(_ sym: UInt8) {
+                    let e = t[Int(sym)]
+                    acc |= UInt64(e & 0xFFFF) &<< bits
+                    bits &+= UInt64(e &>> 16)
+                }
+                var i = start
+                while i &+ 4 <= end {
+                    put(x[i]); put(x[i &+ 1]); put(x[i &+ 2]); put(x[i &+ 3])
+                    (d + o).storeBytes(of: acc.littleEndian, as: UInt64.self)
+                    let whole = bits & ~7
+                    o &+= Int(whole &>> 3)
+                    acc = acc &>> whole
+                    bits &= 7
+                    i &+= 4
+                }
+                while i < end {
+                    put(x[i])
+                    if bits >= 8 {
+                        (d + o).storeBytes(of: acc.littleEndian, as: UInt64.self)
+                        let whole = bits & ~7
+                        o += Int(whole >> 3)
+                        acc >>= whole
+                        bits &= 7
+                    }
+                    i += 1
+                }
+                if bits > 0 { d.storeBytes(of: UInt8(truncatingIfNeeded: acc), toByteOffset: o, as: UInt8.self); o += 1 }
+            }
+            let payload = UInt32(o - payloadStart)
+            (d + lenPos).storeBytes(of: payload.littleEndian, as: UInt32.self)
+            start = end
+            block += 1
+        }
+        return o
+    }
+
+    /// The reference encoder (one code at a time, 32 bits flushed at once): `encode`'s output is tested against it.
+    static func encodeReference(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) -> Int {
         var o = 0
         let s = src.bindMemory(to: UInt8.self)
         let d = dst.bindMemory(to: UInt8.self)
         var start = 0
         while start < s.count {
             let end = min(s.count, start + blockSize)
-            let lens = blockCode(s, start..<end).lengths
+            var counts = [Int](repeating: 0, count: 256)
+            for i in start..<end { counts[Int(s[i])] += 1 }
+            let lens = lengths(counts)
             let table = codes(lens)!
             for k in 0..<128 { d[o + k] = lens[2 * k] | (lens[2 * k + 1] << 4) }
             o += 128
@@ -112,19 +210,15 @@ enum Huffman {
             let payloadStart = o
             var acc: UInt64 = 0
             var bits: UInt64 = 0
-            lens.withUnsafeBufferPointer { L in
-                table.withUnsafeBufferPointer { T in
-                    for i in start..<end {
-                        let sym = Int(s[i])
-                        acc |= UInt64(T[sym]) << bits
-                        bits += UInt64(L[sym])
-                        if bits >= 32 {
-                            UnsafeMutableRawPointer(d.baseAddress! + o).storeBytes(of: UInt32(truncatingIfNeeded: acc).littleEndian, as: UInt32.self)
-                            o += 4
-                            acc >>= 32
-                            bits -= 32
-                        }
-                    }
+            for i in start..<end {
+                let sym = Int(s[i])
+                acc |= UInt64(table[sym]) << bits
+                bits += UInt64(lens[sym])
+                if bits >= 32 {
+                    UnsafeMutableRawPointer(d.baseAddress! + o).storeBytes(of: UInt32(truncatingIfNeeded: acc).littleEndian, as: UInt32.self)
+                    o += 4
+                    acc >>= 32
+                    bits -= 32
                 }
             }
             while bits > 0 { d[o] = UInt8(truncatingIfNeeded: acc); o += 1; acc >>= 8; bits = bits > 8 ? bits - 8 : 0 }

@@ -95,7 +95,8 @@ public struct IntQuantizer: Sendable {
                 if !(range >= 1e-5) { range = R.round(1e-5) }
                 s = R.round(range / Float(levels))
                 let z = -R.round(mn / s).rounded(.toNearestOrEven)
-                zp = min(max(z, 0), Float(levels))
+                // −inf / inf is NaN (a group holding an infinity): zero point 0, as the other convention does.
+                zp = z.isNaN ? 0 : min(max(z, 0), Float(levels))
             } else {
                 let lo0 = min(mn, 0), hi0 = max(mx, 0)
                 var sc: Float

@@ -34,9 +34,11 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
         // Ingot's own SIMD kernels (AVX2 + FMA chosen at run time, portable bodies otherwise), optimized in debug too.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // The .ingot chunk codec's inner loops (byte planes, Huffman); no flags, as IngotFormats is a library product.
+        .target(name: "CCodec"),
 
         .target(name: "IngotCore", dependencies: ["CMalloc"], swiftSettings: productOptimizedInDebug),
-        .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5"], swiftSettings: productOptimizedInDebug),
+        .target(name: "IngotFormats", dependencies: ["IngotCore", "CZstd", "CHDF5", "CCodec"], swiftSettings: productOptimizedInDebug),
         .target(name: "IngotModel", dependencies: ["IngotCore", "IngotFormats"]),
         .target(name: "IngotForward", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "COpenBLAS", "CKernels"], swiftSettings: optimizedInDebug),
         .target(name: "IngotCalibration", dependencies: ["IngotCore", "IngotFormats", "IngotModel", "IngotForward"], swiftSettings: optimizedInDebug),

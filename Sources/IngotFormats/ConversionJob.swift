@@ -32,9 +32,10 @@ public struct ConversionJob {
         var done = 0
         let outWidth = entries.map { $0.dtype.byteWidth ?? 1 }.max() ?? 4
         let scratch = TensorBuffer(byteCount: stepElements * max(outWidth, 4))
+        let ahead = DecodeAhead(source: source)
         try writer.write(entries) { i, sink in
             let info = source.tensors[i]
-            let view = try source.tensor(named: info.name)
+            let view = try ahead.tensor(i)
             let out = entries[i].dtype
             try view.withBytes { bytes in
             if out == info.dtype {
@@ -65,5 +66,36 @@ public struct ConversionJob {
         }
         progress.finish()
         return Stats(tensors: entries.count, bytes: total, seconds: monotonicSeconds() - start)
+    }
+}
+
+/// Tensors of an `.ingot` source decoded ahead of the writer: when tensor i is asked for, it and the tensors after it
+/// (up to `maxBytes`, at least one) are decoded in parallel, so small tensors, which are one chunk each, keep every
+/// core busy instead of decoding one after another. Other sources are read one tensor at a time, as asked (their
+/// readers are not all safe to call from several threads, and a mapped file has nothing to decode).
+final class DecodeAhead {
+    static let maxBytes = 64 << 20
+    let source: TensorSource
+    private let parallel: Bool
+    private var ready: [Int: TensorView] = [:]
+
+    init(source: TensorSource) {
+        self.source = source
+        parallel = source is IngotFile || source is IngotShardSet
+    }
+
+    func tensor(_ i: Int) throws -> TensorView {
+        if let v = ready.removeValue(forKey: i) { return v }
+        let tensors = source.tensors
+        guard parallel else { return try source.tensor(named: tensors[i].name) }
+        var end = i + 1, bytes = tensors[i].byteCount
+        while end < tensors.count, bytes + tensors[end].byteCount <= Self.maxBytes { bytes += tensors[end].byteCount; end += 1 }
+        var results = [Result<TensorView, Error>?](repeating: nil, count: end - i)
+        results.withUnsafeMutableBufferPointer { r in
+            let out = UncheckedSendable(r)
+            parallelFor(end - i) { k in out.value[k] = Result { try self.source.tensor(named: tensors[i + k].name) } }
+        }
+        for k in 1..<(end - i) { if case .success(let v) = results[k]! { ready[i + k] = v } }
+        return try results[0]!.get()
     }
 }

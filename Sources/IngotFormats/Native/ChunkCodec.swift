@@ -1,3 +1,4 @@
+import CCodec
 import IngotCore
 
 /// How a chunk's bytes are stored. See formats/ingot.md §4.
@@ -31,96 +32,34 @@ enum BytePlanes {
     }
 
     /// Splits `n` elements of width `w` from `src` into planes in `dst` (plane k at dst[k*n ..< (k+1)*n]),
-    /// rotating each element left by one bit first.
+    /// rotating each element left by one bit first (`ic_planes_split`).
     static func split(_ src: UnsafeRawBufferPointer, width w: Int, into dst: UnsafeMutableRawBufferPointer) {
         let n = src.count / w
-        let d = dst.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        guard n > 0 else { return }
         if w == 1 {
-            if n > 0 { dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n) }
-        } else if w == 2 {
-            // Sixteen elements at a time as vectors (rotate each lane, then narrow to its low and high bytes).
-            let s = src.baseAddress!.assumingMemoryBound(to: UInt16.self)
-            var i = 0
-            while i + 16 <= n {
-                let v = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD16<UInt16>.self)
-                let r = (v &<< 1) | (v &>> 15)
-                UnsafeMutableRawPointer(d + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r), as: SIMD16<UInt8>.self)
-                UnsafeMutableRawPointer(d + n + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r &>> 8), as: SIMD16<UInt8>.self)
-                i += 16
-            }
-            while i < n {
-                let v = UInt16(littleEndian: s[i])
-                let r = (v << 1) | (v >> 15)
-                d[i] = UInt8(truncatingIfNeeded: r)
-                d[n + i] = UInt8(truncatingIfNeeded: r >> 8)
-                i += 1
-            }
+            dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
         } else {
-            let s = src.baseAddress!.assumingMemoryBound(to: UInt32.self)
-            var i = 0
-            while i + 16 <= n {
-                let v = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD16<UInt32>.self)
-                let r = (v &<< 1) | (v &>> 31)
-                for k in 0..<4 {
-                    UnsafeMutableRawPointer(d + k * n + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: r &>> UInt32(8 * k)),
-                                                                      as: SIMD16<UInt8>.self)
-                }
-                i += 16
-            }
-            while i < n {
-                let v = UInt32(littleEndian: s[i])
-                let r = (v << 1) | (v >> 31)
-                d[i] = UInt8(truncatingIfNeeded: r)
-                d[n + i] = UInt8(truncatingIfNeeded: r >> 8)
-                d[2 * n + i] = UInt8(truncatingIfNeeded: r >> 16)
-                d[3 * n + i] = UInt8(truncatingIfNeeded: r >> 24)
-                i += 1
-            }
+            ic_planes_split(src.baseAddress!.assumingMemoryBound(to: UInt8.self), n, w, dst.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
     }
 
     /// Inverse of `split`.
     static func join(_ planes: UnsafeRawBufferPointer, width w: Int, into dst: UnsafeMutableRawBufferPointer) {
         let n = dst.count / w
+        guard n > 0 else { return }
         let p = planes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        if w == 1 {
-            if n > 0 { dst.baseAddress!.copyMemory(from: planes.baseAddress!, byteCount: n) }
-        } else if w == 2 {
-            // Four elements per 64-bit word (SWAR): spread 4 low-plane and 4 high-plane bytes into 16-bit lanes,
-            // then rotate every lane right by one bit.
-            let o = dst.baseAddress!
-            var i = 0
-            @inline(__always) func spread(_ x: UInt64) -> UInt64 {
-                var t = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF
-                t = (t | (t << 8)) & 0x00FF_00FF_00FF_00FF
-                return t
-            }
-            while i + 16 <= n {
-                let lo = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<UInt8>.self)
-                let hi = UnsafeRawPointer(p + n + i).loadUnaligned(as: SIMD16<UInt8>.self)
-                let v = SIMD16<UInt16>(truncatingIfNeeded: lo) | (SIMD16<UInt16>(truncatingIfNeeded: hi) &<< 8)
-                (o + 2 * i).storeBytes(of: (v &>> 1) | (v &<< 15), as: SIMD16<UInt16>.self)
-                i += 16
-            }
-            while i + 4 <= n {
-                let lo = UInt64(UInt32(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt32.self)))
-                let hi = UInt64(UInt32(littleEndian: UnsafeRawPointer(p + n + i).loadUnaligned(as: UInt32.self)))
-                let v = spread(lo) | (spread(hi) << 8)
-                let r = ((v >> 1) & 0x7FFF_7FFF_7FFF_7FFF) | ((v << 15) & 0x8000_8000_8000_8000)
-                (o + 2 * i).storeBytes(of: r.littleEndian, as: UInt64.self)
-                i += 4
-            }
-            let t = o.assumingMemoryBound(to: UInt16.self)
-            while i < n {
-                let r = UInt16(p[i]) | UInt16(p[n + i]) << 8
-                t[i] = ((r >> 1) | (r << 15)).littleEndian
-                i += 1
-            }
+        join((0..<w).map { UnsafePointer(p + $0 * n) }, count: n, into: dst)
+    }
+
+    /// Joins `count` elements from planes held anywhere (`planes[k]`: `count` bytes of plane k), so a plane
+    /// stored raw is read where it lies (`ic_planes_join`).
+    static func join(_ planes: [UnsafePointer<UInt8>], count n: Int, into dst: UnsafeMutableRawBufferPointer) {
+        guard n > 0 else { return }
+        if planes.count == 1 {
+            dst.baseAddress!.copyMemory(from: planes[0], byteCount: n)
         } else {
-            let o = dst.baseAddress!.assumingMemoryBound(to: UInt32.self)
-            for i in 0..<n {
-                let r = UInt32(p[i]) | UInt32(p[n + i]) << 8 | UInt32(p[2 * n + i]) << 16 | UInt32(p[3 * n + i]) << 24
-                o[i] = ((r >> 1) | (r << 31)).littleEndian
+            planes.map { Optional($0) }.withUnsafeBufferPointer {
+                ic_planes_join($0.baseAddress!, n, planes.count, dst.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
     }

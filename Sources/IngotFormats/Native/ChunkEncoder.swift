@@ -14,20 +14,23 @@ enum ChunkEncoder {
     /// Compression must save at least 2% or the chunk (or plane) is stored raw.
     static let worthIt = 0.98
 
+    /// Planes and coder output of the chunks being encoded or decoded, reused across chunks (one buffer per
+    /// worker at a time, at most a chunk and its coded bound each).
+    static let scratch = ScratchPool()
+
     static func encode(_ raw: UnsafeRawBufferPointer, dtype: DType, level: Int32?, context: ZstdContext) -> Encoded {
         let rawHash = XXH64.hash(raw)
         let rawResult = Encoded(codec: .raw, bytes: [], planes: [], storedHash: rawHash, rawHash: rawHash, storedSize: raw.count)
         guard let level, raw.count >= 64 else { return rawResult }
         if let w = BytePlanes.width(dtype), raw.count % w == 0 {
             let planeSize = raw.count / w
-            let planes = UnsafeMutableRawBufferPointer.allocate(byteCount: raw.count, alignment: 64)
-            defer { planes.deallocate() }
+            return scratch.withBuffer(byteCount: raw.count + Huffman.bound(planeSize)) { buffer in
+            let planes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<raw.count])
+            let scratch = UnsafeMutableRawBufferPointer(rebasing: buffer[raw.count...])
             BytePlanes.split(raw, width: w, into: planes)
             var out = [UInt8]()
             out.reserveCapacity(raw.count)
             var entries: [PlaneEntry] = []
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Huffman.bound(planeSize), alignment: 64)
-            defer { scratch.deallocate() }
             for k in 0..<w {
                 let plane = UnsafeRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
                 // The exact coded size is known from the histogram: only code planes that shrink.
@@ -44,11 +47,14 @@ enum ChunkEncoder {
             guard Double(out.count) < Double(raw.count) * worthIt else { return rawResult }
             let h = out.withUnsafeBytes { XXH64.hash($0) }
             return Encoded(codec: .byteplane, bytes: out, planes: entries, storedHash: h, rawHash: rawHash, storedSize: out.count)
+            }
         }
-        var out = [UInt8](repeating: 0, count: ZstdContext.bound(raw.count))
-        let n = out.withUnsafeMutableBytes { context.compress(raw, into: $0, level: level) }
-        guard let n, Double(n) < Double(raw.count) * worthIt else { return rawResult }
-        out.removeSubrange(n...)
+        let compressed: [UInt8]? = scratch.withBuffer(byteCount: ZstdContext.bound(raw.count)) { buffer in
+            guard let n = context.compress(raw, into: buffer, level: level), Double(n) < Double(raw.count) * worthIt else { return nil }
+            return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        guard let out = compressed else { return rawResult }
+        let n = out.count
         let h = out.withUnsafeBytes { XXH64.hash($0) }
         return Encoded(codec: .zstd, bytes: out, planes: [], storedHash: h, rawHash: rawHash, storedSize: n)
     }
@@ -75,8 +81,9 @@ enum ChunkEncoder {
                 throw NativeError.chunkDecode(file: file, tensor: owner, chunk: index, reason: "\(w) planes for \(dtype.rawValue)")
             }
             let planeSize = chunk.rawSize / w
-            let planes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunk.rawSize, 1), alignment: 64)
-            defer { planes.deallocate() }
+            try scratch.withBuffer(byteCount: chunk.rawSize) { planes in
+            // Where each plane's bytes are: decoded into `planes`, or (raw) read where they are stored.
+            var sources: [UnsafePointer<UInt8>] = []
             var pos = 0
             for (k, p) in chunk.planes.enumerated() {
                 let src = UnsafeRawBufferPointer(rebasing: stored[pos..<(pos + p.storedSize)])
@@ -87,11 +94,14 @@ enum ChunkEncoder {
                     do { try Huffman.decode(src, into: out) } catch Huffman.Failure.corrupt(let r) {
                         throw NativeError.chunkDecode(file: file, tensor: owner, chunk: index, reason: "plane \(k): \(r)")
                     }
-                case .raw: if planeSize > 0 { out.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: planeSize) }
+                case .raw:  // its size was checked against the chunk's when the index was read
+                    if planeSize > 0 { sources.append(src.baseAddress!.assumingMemoryBound(to: UInt8.self)); pos += p.storedSize; continue }
                 }
+                sources.append(UnsafePointer(out.baseAddress!.assumingMemoryBound(to: UInt8.self)))
                 pos += p.storedSize
             }
-            BytePlanes.join(UnsafeRawBufferPointer(rebasing: planes[0..<chunk.rawSize]), width: w, into: dst)
+            BytePlanes.join(sources, count: planeSize, into: UnsafeMutableRawBufferPointer(rebasing: dst[0..<chunk.rawSize]))
+            }
         }
         if chunk.codec != .raw, XXH64.hash(UnsafeRawBufferPointer(dst)) != chunk.rawHash {
             throw NativeError.chunkDecodedChecksum(file: file, tensor: owner, chunk: index)

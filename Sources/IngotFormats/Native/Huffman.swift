@@ -1,3 +1,5 @@
+import CCodec
+
 /// Canonical Huffman coding of byte planes (formats/ingot.md §4.1): an order-0 entropy coder for the exponent
 /// plane of floats, where zstd's LZ stage costs ratio and time (2.9 vs 2.66 bits per bf16 exponent).
 ///
@@ -78,25 +80,11 @@ enum Huffman {
         return (counts, lengths(counts))
     }
 
-    /// Byte histogram: four sub-histograms (consecutive bytes rarely hit the same counter, so increments do not
-    /// wait on each other), summed at the end.
+    /// Byte histogram (`ic_histogram`).
     static func histogram(_ s: UnsafeBufferPointer<UInt8>) -> [Int] {
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 1024) { h in
-            h.initialize(repeating: 0)
-            let p = UnsafeRawPointer(s.baseAddress), n = s.count
-            let h0 = h.baseAddress!, h1 = h0 + 256, h2 = h0 + 512, h3 = h0 + 768
-            var i = 0
-            while i + 8 <= n {
-                let w = UInt64(littleEndian: p!.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-                h0[Int(w & 0xFF)] &+= 1; h1[Int((w >> 8) & 0xFF)] &+= 1
-                h2[Int((w >> 16) & 0xFF)] &+= 1; h3[Int((w >> 24) & 0xFF)] &+= 1
-                h0[Int((w >> 32) & 0xFF)] &+= 1; h1[Int((w >> 40) & 0xFF)] &+= 1
-                h2[Int((w >> 48) & 0xFF)] &+= 1; h3[Int(w >> 56)] &+= 1
-                i += 8
-            }
-            while i < n { h0[Int(s[i])] &+= 1; i += 1 }
-            return (0..<256).map { Int(h0[$0]) + Int(h1[$0]) + Int(h2[$0]) + Int(h3[$0]) }
-        }
+        var counts = [UInt64](repeating: 0, count: 256)
+        if let base = s.baseAddress { ic_histogram(base, s.count, &counts) }
+        return counts.map { Int($0) }
     }
 
     /// The code lengths of every block of `src` and the exact encoded size they give: what `encode` writes, so a
@@ -130,9 +118,8 @@ enum Huffman {
         encode(src, plan: plan(src), into: dst)
     }
 
-    /// `encode` with the block code lengths `plan(src)` computed. Four codes (≤ 48 bits) are gathered in a 64-bit
-    /// accumulator, then its whole bytes are stored with one unaligned 8-byte store (the bytes past them are
-    /// overwritten later; `bound` leaves room for the last store). The bit stream is `encodeReference`'s.
+    /// `encode` with the block code lengths `plan(src)` computed; the bits are packed by `ic_huffman_pack` (its
+    /// stream is `encodeReference`'s).
     static func encode(_ src: UnsafeRawBufferPointer, plan: Plan, into dst: UnsafeMutableRawBufferPointer) -> Int {
         var o = 0
         let s = src.bindMemory(to: UInt8.self)
@@ -149,42 +136,9 @@ enum Huffman {
             o += 128
             let lenPos = o
             o += 4
-            let payloadStart = o
-            table.withUnsafeBufferPointer { T in
-                let t = T.baseAddress!, x = s.baseAddress!
-                var acc: UInt64 = 0, bits: UInt64 = 0
-                // Masking shifts and wrapping adds: `bits` stays below 64 and indices below `end`, so Swift's
-                // overshift and overflow checks would only cost time.
-                @inline(__always) func put(_ sym: UInt8) {
-                    let e = t[Int(sym)]
-                    acc |= UInt64(e & 0xFFFF) &<< bits
-                    bits &+= UInt64(e &>> 16)
-                }
-                var i = start
-                while i &+ 4 <= end {
-                    put(x[i]); put(x[i &+ 1]); put(x[i &+ 2]); put(x[i &+ 3])
-                    (d + o).storeBytes(of: acc.littleEndian, as: UInt64.self)
-                    let whole = bits & ~7
-                    o &+= Int(whole &>> 3)
-                    acc = acc &>> whole
-                    bits &= 7
-                    i &+= 4
-                }
-                while i < end {
-                    put(x[i])
-                    if bits >= 8 {
-                        (d + o).storeBytes(of: acc.littleEndian, as: UInt64.self)
-                        let whole = bits & ~7
-                        o += Int(whole >> 3)
-                        acc >>= whole
-                        bits &= 7
-                    }
-                    i += 1
-                }
-                if bits > 0 { d.storeBytes(of: UInt8(truncatingIfNeeded: acc), toByteOffset: o, as: UInt8.self); o += 1 }
-            }
-            let payload = UInt32(o - payloadStart)
-            (d + lenPos).storeBytes(of: payload.littleEndian, as: UInt32.self)
+            let payload = ic_huffman_pack(s.baseAddress! + start, end - start, table, (d + o).assumingMemoryBound(to: UInt8.self))
+            o += payload
+            (d + lenPos).storeBytes(of: UInt32(payload).littleEndian, as: UInt32.self)
             start = end
             block += 1
         }
@@ -231,83 +185,43 @@ enum Huffman {
 
     /// Decodes exactly `dst.count` bytes from `src`, which must be consumed entirely. Never reads out of bounds.
     ///
-    /// Table-driven: a 12-bit lookup yields up to four whole symbols (exponent codes average ~2.7 bits), so the
-    /// fast loop emits several symbols per lookup; a one-symbol table finishes each block.
+    /// Table-driven (`ic_huffman_decode`): a 12-bit lookup yields up to four whole symbols (exponent codes average
+    /// ~2.7 bits), and blocks are decoded two at a time, their lookups interleaved; a one-symbol table finishes
+    /// each block.
     static func decode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws {
-        let d = dst.bindMemory(to: UInt8.self)
-        var pos = 0
-        var start = 0
-        let size = 1 << maxLength, mask = UInt64(size - 1)
-        var single = [UInt16](repeating: 0, count: size)  // symbol | length << 8; length 0 = invalid code
-        var multi = [UInt64](repeating: 0, count: size)   // s0..s3 in bytes 0-3 | count << 32 | bits << 35
-        while start < d.count {
-            let end = min(d.count, start + blockSize)
-            guard pos + 132 <= src.count else { throw Failure.corrupt("truncated block header") }
-            var lens = [UInt8](repeating: 0, count: 256)
-            for k in 0..<128 { let b = src[pos + k]; lens[2 * k] = b & 0xF; lens[2 * k + 1] = b >> 4 }
-            pos += 128
-            let payload = Int(UInt32(littleEndian: src.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
-            pos += 4
-            guard payload <= src.count - pos else { throw Failure.corrupt("payload runs past the plane") }
-            guard let codes = codes(lens) else { throw Failure.corrupt("code lengths over-subscribe the code space") }
-            for i in 0..<size { single[i] = 0 }
-            for s in 0..<256 where lens[s] > 0 {
-                let l = Int(lens[s])
-                var f = Int(codes[s])
-                while f < size { single[f] = UInt16(s) | UInt16(l) << 8; f += 1 << l }
+        let d = dst.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        let size = 1 << maxLength
+        let single = UnsafeMutablePointer<UInt16>.allocate(capacity: 2 * size)
+        let multi = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * size)
+        defer { single.deallocate(); multi.deallocate() }
+        var lens = [UInt8](repeating: 0, count: 256)
+        var pos = 0, start = 0
+        var blocks: [ic_huffman_block] = []
+        var payloads: [Int] = []
+        while start < dst.count {
+            blocks.removeAll(keepingCapacity: true)
+            payloads.removeAll(keepingCapacity: true)
+            for slot in 0..<2 where start < dst.count {
+                let end = min(dst.count, start + blockSize)
+                guard pos + 132 <= src.count else { throw Failure.corrupt("truncated block header") }
+                for k in 0..<128 { let b = src[pos + k]; lens[2 * k] = b & 0xF; lens[2 * k + 1] = b >> 4 }
+                pos += 128
+                let payload = Int(UInt32(littleEndian: src.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
+                pos += 4
+                guard payload <= src.count - pos else { throw Failure.corrupt("payload runs past the plane") }
+                guard let codes = codes(lens) else { throw Failure.corrupt("code lengths over-subscribe the code space") }
+                ic_huffman_tables(lens, codes, single + slot * size, multi + slot * size)
+                blocks.append(ic_huffman_block(payload: src.baseAddress!.assumingMemoryBound(to: UInt8.self) + pos, length: payload,
+                                               single: single + slot * size, multi: multi + slot * size, out: d! + start,
+                                               count: end - start, bits: 0))
+                payloads.append(payload)
+                pos += payload
+                start = end
             }
-            for p in 0..<size {
-                var bits = 0, count = 0, e: UInt64 = 0
-                while count < 4 {
-                    let t = single[(p >> bits) & (size - 1)]
-                    let l = Int(t >> 8)
-                    if l == 0 || bits + l > maxLength { break }
-                    e |= UInt64(t & 0xFF) << UInt64(8 * count)
-                    bits += l
-                    count += 1
-                }
-                multi[p] = e | UInt64(count) << 32 | UInt64(bits) << 35
+            guard ic_huffman_decode(&blocks, blocks.count) == 0 else { throw Failure.corrupt("invalid code") }
+            for (b, payload) in zip(blocks, payloads) where (b.bits + 7) / 8 != payload {
+                throw Failure.corrupt("payload length does not match its codes")
             }
-            let p = UnsafeRawBufferPointer(rebasing: src[pos..<(pos + payload)])
-            var bitPos = 0
-            var i = start
-            var bad = false
-            multi.withUnsafeBufferPointer { M in
-                // Fast path: 8 readable input bytes give ≥ 56 bits, enough for four lookups of ≤ 12 bits; each
-                // lookup stores 4 output bytes (≤ 4 valid), so 16 output bytes of room are needed.
-                while i + 16 <= end, (bitPos >> 3) + 8 <= p.count {
-                    var w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: bitPos >> 3, as: UInt64.self)) >> UInt64(bitPos & 7)
-                    var used = 0
-                    for _ in 0..<4 {
-                        let e = M[Int(w & mask)]
-                        let n = Int((e >> 32) & 7), b = Int(e >> 35)
-                        if n == 0 { bad = true; return }
-                        UnsafeMutableRawPointer(d.baseAddress! + i).storeBytes(of: UInt32(truncatingIfNeeded: e).littleEndian, as: UInt32.self)
-                        i += n
-                        w >>= UInt64(b)
-                        used += b
-                    }
-                    bitPos += used
-                }
-            }
-            if bad { throw Failure.corrupt("invalid code") }
-            try single.withUnsafeBufferPointer { T in
-                while i < end {
-                    var w: UInt64 = 0
-                    let byte = bitPos >> 3
-                    for k in 0..<min(3, max(0, p.count - byte)) { w |= UInt64(p[byte + k]) << UInt64(8 * k) }
-                    w >>= UInt64(bitPos & 7)
-                    let e = T[Int(w & mask)]
-                    let l = Int(e >> 8)
-                    if l == 0 { throw Failure.corrupt("invalid code") }
-                    d[i] = UInt8(truncatingIfNeeded: e)
-                    bitPos += l
-                    i += 1
-                }
-            }
-            guard (bitPos + 7) / 8 == payload else { throw Failure.corrupt("payload length does not match its codes") }
-            pos += payload
-            start = end
         }
         guard pos == src.count else { throw Failure.corrupt("trailing bytes after the last block") }
     }

@@ -16,7 +16,7 @@ extension LinearSite {
         case "self_attn.o_proj": self = .output
         case "self_attn.q_b_proj": self = .qLatent
         case "self_attn.kv_b_proj": self = .kvLatent
-        case "mlp", "mlp.gate_proj", "mlp.up_proj", "mlp.gate", "mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj",
+        case "mlp", "mlp.gate_proj", "mlp.up_proj", "mlp.gate", "mlp.router", "mlp.shared_experts.gate_proj", "mlp.shared_experts.up_proj",
              "mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj", "mlp.shared_expert_gate": self = .mlp
         case "mlp.down_proj": self = .down
         case "mlp.shared_experts.down_proj", "mlp.shared_expert.down_proj": self = .sharedDown
@@ -68,7 +68,7 @@ extension LayerWeights {
         case "mlp.gate_proj": \.gate
         case "mlp.up_proj": \.up
         case "mlp.down_proj": \.down
-        case "mlp.gate": \.router
+        case "mlp.gate", "mlp.router": \.router  // gpt-oss names its router mlp.router
         case "mlp.shared_experts.gate_proj" where shared: \.shared!.gate
         case "mlp.shared_experts.up_proj" where shared: \.shared!.up
         case "mlp.shared_experts.down_proj" where shared: \.shared!.down
@@ -156,12 +156,39 @@ extension ReferenceModel {
         }
     }
 
-    /// Routed expert `e` of layer `names` (one expert's weights; a fused tensor is read only for its slice).
+    /// Routed expert `e` of layer `names` (one expert's weights and biases; a fused tensor is read only for its slice).
     public func expert(_ e: Int, names: LayerNames) throws -> LayerWeights.Expert {
         let h = config.hiddenSize, i = config.expertIntermediateSize
-        return LayerWeights.Expert(gate: try weight(module: "mlp.experts.*.gate_proj", expert: e, names: names, shape: [i, h]),
-                                   up: try weight(module: "mlp.experts.*.up_proj", expert: e, names: names, shape: [i, h]),
-                                   down: try weight(module: "mlp.experts.*.down_proj", expert: e, names: names, shape: [h, i]))
+        var x: LayerWeights.Expert
+        if e < names.experts.count, case let .fusedTransposed(gu, d, index) = names.experts[e] {
+            // gpt-oss: expert `index`'s block of gate_up_proj [E, H, 2I] (gate at even columns) and down_proj [E, I, H].
+            let g = try weight(TensorRef(name: gu, slice: (index * h * 2 * i)..<((index + 1) * h * 2 * i)), shape: [h, 2 * i])
+            let dn = try weight(TensorRef(name: d, slice: (index * i * h)..<((index + 1) * i * h)), shape: [i, h])
+            x = LayerWeights.Expert(gate: [Float](repeating: 0, count: i * h), up: [Float](repeating: 0, count: i * h),
+                                    down: [Float](repeating: 0, count: h * i))
+            for r in 0..<i {
+                for k in 0..<h {
+                    x.gate[r * h + k] = g[k * 2 * i + 2 * r]
+                    x.up[r * h + k] = g[k * 2 * i + 2 * r + 1]
+                    x.down[k * i + r] = dn[r * h + k]
+                }
+            }
+        } else {
+            x = LayerWeights.Expert(gate: try weight(module: "mlp.experts.*.gate_proj", expert: e, names: names, shape: [i, h]),
+                                    up: try weight(module: "mlp.experts.*.up_proj", expert: e, names: names, shape: [i, h]),
+                                    down: try weight(module: "mlp.experts.*.down_proj", expert: e, names: names, shape: [h, i]))
+        }
+        guard e < names.expertBiases.count else { return x }
+        switch names.expertBiases[e] {
+        case let .separate(g, u, d):
+            x.gateBias = try weight(g, [i]); x.upBias = try weight(u, [i]); x.downBias = try weight(d, [h])
+        case let .fusedInterleaved(gu, d, index):
+            let row = try weight(TensorRef(name: gu, slice: (index * 2 * i)..<((index + 1) * 2 * i)), shape: [2 * i])
+            x.gateBias = (0..<i).map { row[2 * $0] }
+            x.upBias = (0..<i).map { row[2 * $0 + 1] }
+            x.downBias = try weight(TensorRef(name: d, slice: (index * h)..<((index + 1) * h)), shape: [h])
+        }
+        return x
     }
 
     /// Changes a module's weights for one variant: `(variant, module path, expert, weights)`.

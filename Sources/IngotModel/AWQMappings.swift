@@ -71,6 +71,7 @@ extension ModelConfig {
     /// The AWQ recipe of `layer`; empty mappings when this family declares none (AWQ then refuses it by name).
     public func awqRecipe(layer: Int) -> AWQLayerRecipe {
         if family == .qwen3Next || family == .qwen3_5MoE { return qwen3NextAWQRecipe(layer: layer) }
+        if family == .gptOss { return gptOssAWQRecipe(layer: layer) }
         var m: [AWQMapping] = []
         var linears: [String] = []
         if gemma4 != nil {

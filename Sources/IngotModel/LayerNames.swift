@@ -241,6 +241,39 @@ public struct TensorRef: Sendable, Hashable {
 }
 
 extension LayerNames {
+    /// The bias of linear `module` (attention biases, gpt-oss's per-expert biases), nil when it has none.
+    /// `addressable` is false when the bias exists but is not a contiguous run of one tensor (gpt-oss's interleaved
+    /// `gate_up_proj_bias`), so no per-row transform can be applied to it in place.
+    public func bias(module: String, expert: Int? = nil, config c: ModelConfig) -> (ref: TensorRef?, addressable: Bool) {
+        func named(_ n: String?) -> (TensorRef?, Bool) { (n.map { TensorRef(name: $0) }, true) }
+        if module.hasPrefix("mlp.experts.*.") {
+            guard let e = expert, e >= 0, e < expertBiases.count else { return (nil, true) }
+            let part = module.dropFirst("mlp.experts.*.".count)
+            switch expertBiases[e] {
+            case let .separate(g, u, d):
+                switch part {
+                case "gate_proj": return named(g)
+                case "up_proj": return named(u)
+                case "down_proj": return named(d)
+                default: return (nil, true)
+                }
+            case let .fusedInterleaved(_, d, x):
+                switch part {
+                case "gate_proj", "up_proj": return (nil, false)
+                case "down_proj": return (TensorRef(name: d, slice: (x * c.hiddenSize)..<((x + 1) * c.hiddenSize)), true)
+                default: return (nil, true)
+                }
+            }
+        }
+        switch module {
+        case "self_attn.q_proj": return named(qBias)
+        case "self_attn.k_proj": return named(kBias)
+        case "self_attn.v_proj": return named(vBias)
+        case "self_attn.o_proj": return named(oBias)
+        default: return (nil, true)
+        }
+    }
+
     /// The tensor holding the weight of `module` (a path under the decoder layer in transformers' naming, e.g.
     /// `self_attn.q_proj`, `mlp.gate`, `mlp.experts.*.up_proj` with `expert` given), or nil when this layer has no
     /// such module. `config` gives the fused slices' sizes.
@@ -287,7 +320,7 @@ extension LayerNames {
         case "mlp.gate_proj": return whole(gate)
         case "mlp.up_proj": return whole(up)
         case "mlp.down_proj": return whole(down)
-        case "mlp.gate": return whole(router)
+        case "mlp.gate", "mlp.router": return whole(router)
         case "mlp.shared_experts.gate_proj": return whole(shared?.gate)
         case "mlp.shared_experts.up_proj": return whole(shared?.up)
         case "mlp.shared_experts.down_proj": return whole(shared?.down)

@@ -2,6 +2,7 @@ import IngotCalibration
 import IngotCore
 import IngotFormats
 import IngotForward
+import IngotModel
 
 /// The calibration-driven step between reading a checkpoint and quantizing it: AWQ's weight transform, or
 /// static FP8 activation scales added to the plan.
@@ -56,6 +57,9 @@ public enum ActivationAware {
             meta.append(("activations", .string("static")))
         }
         guard awq || rounding == .gptq else { return Outcome(source: checkpoint, metadata: meta, awq: nil, gptq: nil) }
+        // The searches name experts as the writer does: over linearized experts (gpt-oss) they run on that view too,
+        // which decodes one expert at a time and gives the same values as the fused tensors.
+        let model = checkpoint is LinearizedExperts ? ReferenceModel(source: try DequantizedSource(checkpoint), config: model.config) : model
         let s = plan.defaults
         if rounding == .gptq, s.intQuantizer == nil { throw Failure.wrongScheme("GPTQ needs an INT scheme") }
         var source = checkpoint

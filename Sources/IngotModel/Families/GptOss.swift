@@ -42,3 +42,21 @@ extension ModelConfig {
         try readLayerTypes(j, allowed: [.fullAttention, .slidingAttention], defaultWindow: 128) { $0 % 2 == 0 ? .slidingAttention : .fullAttention }
     }
 }
+
+extension ModelConfig {
+    /// gpt-oss's AWQ mappings (as llm-compressor linearizes its experts, `GptOssLinearExperts`): the input norm feeds
+    /// q, k, v (their biases are not touched by input scaling); v → o where the widths match (v's bias is divided
+    /// with its rows: the sink-weighted attention sum is linear per channel); the post-attention norm feeds every
+    /// routed expert's gate and up, searched at the MoE output, with the router's columns scaled so its logits (and
+    /// bias) are unchanged. Declared absent: up → down, because the clamped SwiGLU clamps and offsets `up`
+    /// (`(clamp(up, ±limit) + 1) · glu`), so dividing up's rows does not commute with the activation.
+    func gptOssAWQRecipe(layer l: Int) -> AWQLayerRecipe {
+        let attention = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]
+        let experts = ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj"]
+        return AWQLayerRecipe(
+            mappings: [AWQMapping(smooth: "input_layernorm", balance: attention, inspect: "self_attn"),
+                       AWQMapping(smooth: "self_attn.v_proj", balance: ["self_attn.o_proj"], inspect: "self_attn.o_proj", requiresMatchingShapes: true),
+                       AWQMapping(smooth: "post_attention_layernorm", balance: experts, scaledOnly: ["mlp.router"], inspect: "mlp")],
+            linears: attention + ["self_attn.o_proj"] + experts + ["mlp.experts.*.down_proj"])
+    }
+}

@@ -118,10 +118,13 @@ public struct AWQ {
         for l in 0..<c.layers where c.awqRecipe(layer: l).mappings.isEmpty {
             throw Failure.unsupported("AWQ: \(c.family.rawValue) declares no AWQ mappings for layer \(l); use rtn-int4 or FP8")
         }
-        if c.attentionBias || c.expertBias || c.expertActivation != .swiglu {
-            // Smoothing v → o and up → down would have to scale the biases of v and up, and the expert search
-            // assumes SwiGLU: refuse until the mappings engine covers them.
-            throw Failure.unsupported("AWQ for \(c.family.rawValue) (biased linears / clamped SwiGLU experts) is not implemented; use rtn-int4 or FP8")
+    }
+
+    /// Refuses tensors the transform cannot be applied to in place: gpt-oss's fused experts interleave gate and up
+    /// columns, so they are transformed through their per-expert view (`LinearizedExperts`, what quantizers read).
+    static func checkAddressable(_ n: LayerNames) throws {
+        if case .fusedTransposed(let gu, _, _)? = n.experts.first {
+            throw Failure.unsupported("AWQ: \(gu) interleaves gate and up; read the checkpoint through LinearizedExperts (per-expert linears)")
         }
     }
 
@@ -140,6 +143,7 @@ public struct AWQ {
     /// The tensors of `names`' layer as `transform` changes them, in f32 (norms and linears scaled and clipped).
     public func transformed(_ r: LayerResult) throws -> [String: [Float]] {
         let names = LayerNames(config: model.config, layer: r.layer) { model.source.info($0) != nil }
+        try Self.checkAddressable(names)
         var out: [String: [Float]] = [:]
         for name in r.transform.tensorNames(names: names, config: model.config) {
             guard let info = model.source.info(name) else { continue }
@@ -235,6 +239,7 @@ struct LayerSearch {
                             + (mp.requiresMatchingShapes ? " (grouped-query attention)" : "")))
             return
         }
+        if let why = unaddressableBias(mp.smooth, expert: nil) { log.append(skip(mp, why)); return }
         let xMean = try stats(site).meanAbs
         // w_mean over every quantized balance weight, experts streamed.
         var wMean = AWQScales.WeightMean(columns: columns, groupSize: awq.quantizer.groupSize)
@@ -281,6 +286,13 @@ struct LayerSearch {
         let (best, lg) = pick(mp.label, expert: nil, tokens: n, candidates: candidates, losses: losses)
         log.append(lg)
         fold(mp, best, expert: nil)
+    }
+
+    /// Why a smoothing linear's rows cannot be divided: its bias is stored interleaved with another linear's (the
+    /// bias must be divided with the rows for the function to stay the same). nil when it can.
+    func unaddressableBias(_ smooth: String, expert e: Int?) -> String? {
+        guard LinearSite(inputOf: smooth, expert: e) != nil, !w.names.bias(module: smooth, expert: e, config: m.config).addressable else { return nil }
+        return "\(smooth)'s bias is interleaved with another linear's in the checkpoint: its rows cannot be divided alone"
     }
 
     /// Output channels of a smoothing op: a norm's width, or a linear's rows.
@@ -337,6 +349,7 @@ struct LayerSearch {
                 log.append(skip(mp, expert: e, tokens: rows.count, "\(mp.smooth) does not give the \(columns) channels \(mp.inspect) takes"))
                 continue
             }
+            if let why = unaddressableBias(mp.smooth, expert: e) { log.append(skip(mp, expert: e, tokens: rows.count, why)); continue }
             let xMean = try stats(site).meanAbs
             var wMean = AWQScales.WeightMean(columns: columns, groupSize: awq.quantizer.groupSize)
             if awq.duoScaling { wMean.add(wb) }

@@ -62,29 +62,49 @@ public struct LayerTransform: Sendable {
         for i in w.indices { w[i] = (w[i] + offset) / s[i] - offset }
     }
 
+    /// A smoothing linear's bias `[rows]` transformed: its last `rowDivisor.count` entries divided with the rows.
+    public func apply(biasOf module: String, expert: Int?, to b: inout [Float]) {
+        let keys = expert == nil ? [Key(module)] : [Key(module), Key(module, expert)]
+        for k in keys {
+            guard let d = linears[k]?.rowDivisor else { continue }
+            let first = b.count - d.count
+            for r in 0..<d.count { b[first + r] /= d[r] }
+        }
+    }
+
     /// Every tensor of the layer this transform changes, with each module (and expert) stored in it:
-    /// `(tensor ref, module, expert)`.
-    func touched(names: LayerNames, config c: ModelConfig) -> [(ref: TensorRef, module: String, expert: Int?)] {
-        var out: [(TensorRef, String, Int?)] = []
-        for m in norms.keys { if let r = names.tensor(module: m, config: c) { out.append((r, m, nil)) } }
+    /// `(tensor ref, module, expert, bias)`; `bias` marks a smoothing linear's bias (divided with its rows).
+    func touched(names: LayerNames, config c: ModelConfig) -> [(ref: TensorRef, module: String, expert: Int?, bias: Bool)] {
+        var out: [(TensorRef, String, Int?, Bool)] = []
+        for m in norms.keys { if let r = names.tensor(module: m, config: c) { out.append((r, m, nil, false)) } }
         var seen = Set<Key>()
-        for k in linears.keys {
+        for (k, t) in linears {
             let expanded: [Key] = AWQMapping.isExpertTemplate(k.module) && k.expert == nil
                 ? (0..<names.experts.count).map { Key(k.module, $0) } : [k]
             for x in expanded where seen.insert(x).inserted {
-                if let r = names.tensor(module: x.module, expert: x.expert, config: c) { out.append((r, x.module, x.expert)) }
+                if let r = names.tensor(module: x.module, expert: x.expert, config: c) { out.append((r, x.module, x.expert, false)) }
+            }
+            if t.rowDivisor != nil {
+                for x in expanded {
+                    if let r = names.bias(module: x.module, expert: x.expert, config: c).ref { out.append((r, x.module, x.expert, true)) }
+                }
             }
         }
-        return out
+        // A bias reached from both the template and an expert's own key is listed once.
+        var unique = Set<TensorRef>()
+        return out.filter { !$0.3 || unique.insert($0.0).inserted }
     }
 
     /// Applies the transform to tensor `name` of the layer (`values` in f32, the whole tensor), slice by slice.
     public func apply(tensor name: String, values: inout [Float], names: LayerNames, config c: ModelConfig, columns: Int) {
-        for (ref, module, expert) in touched(names: names, config: c) where ref.name == name {
-            if norms[module] != nil { apply(norm: module, to: &values); continue }
-            guard let range = ref.slice else { apply(module: module, expert: expert, to: &values, columns: columns); continue }
+        for (ref, module, expert, bias) in touched(names: names, config: c) where ref.name == name {
+            if norms[module] != nil && !bias { apply(norm: module, to: &values); continue }
+            guard let range = ref.slice else {
+                if bias { apply(biasOf: module, expert: expert, to: &values) } else { apply(module: module, expert: expert, to: &values, columns: columns) }
+                continue
+            }
             var part = Array(values[range])
-            apply(module: module, expert: expert, to: &part, columns: columns)
+            if bias { apply(biasOf: module, expert: expert, to: &part) } else { apply(module: module, expert: expert, to: &part, columns: columns) }
             values.replaceSubrange(range, with: part)
         }
     }

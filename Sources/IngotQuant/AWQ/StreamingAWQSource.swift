@@ -31,12 +31,18 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
         var names: [LayerNames] = []
         for l in 0..<c.layers {
             let n = LayerNames(config: c, layer: l) { base.info($0) != nil }
+            try AWQ.checkAddressable(n)
             names.append(n)
             let recipe = c.awqRecipe(layer: l)
             let modules = Set(recipe.linears + recipe.mappings.flatMap { [$0.smooth] + $0.balance + $0.scaledOnly })
+            let smoothing = Set(recipe.mappings.map(\.smooth))
             for module in modules {
                 let experts: [Int?] = AWQMapping.isExpertTemplate(module) ? Array(0..<n.experts.count) : [nil]
-                for e in experts { if let r = n.tensor(module: module, expert: e, config: c) { layerOf[r.name] = l } }
+                for e in experts {
+                    if let r = n.tensor(module: module, expert: e, config: c) { layerOf[r.name] = l }
+                    // a smoothing linear's bias is divided with its rows
+                    if smoothing.contains(module), let b = n.bias(module: module, expert: e, config: c).ref { layerOf[b.name] = l }
+                }
             }
         }
         self.layerOf = layerOf

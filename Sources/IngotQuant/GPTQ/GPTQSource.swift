@@ -66,10 +66,6 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
         guard calibration.layers.count == c.layers else {
             throw AWQ.Failure.mismatch("it has \(calibration.layers.count) layers, the model \(c.layers)")
         }
-        if c.expertActivation != .swiglu || c.linearAttention != nil {
-            // Their experts' and linear-attention projections' inputs are not captured per linear yet.
-            throw Failure.noLinears("GPTQ for \(c.family.rawValue) (clamped SwiGLU experts / linear attention) is not implemented; use rtn-int4 or FP8")
-        }
         var modules: [TensorRef: (layer: Int, module: String, expert: Int?)] = [:]
         for l in 0..<c.layers {
             let recipe = c.awqRecipe(layer: l)

@@ -38,7 +38,9 @@ public struct Calibrator {
         progress.begin("calibrate", total: c.layers, unit: .items)
         var layers: [Calibration.Layer] = []
         for l in 0..<c.layers {
-            let w = try LayerWeights(model: model, layer: l)
+            // Routed experts are read one at a time (as AWQ's searches read them), so memory does not grow with them.
+            let w = try LayerWeights(model: model, layer: l, experts: false)
+            let expert = { (e: Int) throws -> LayerWeights.Expert in try model.expert(e, names: w.names) }
             var layer = Calibration.Layer()
             layer.sample = Array(x[0..<(localSampleRows * h)])
             var stats: [LinearSite: ActivationStats] = [:]
@@ -47,26 +49,26 @@ public struct Calibrator {
             let observer: LinearInputObserver = { site, input, rows in
                 stats[site, default: ActivationStats(width: input.count / max(rows, 1))].add(input, rows: rows)
             }
-            model.decoderLayer(&x, w, batch, observer: observer, routingObserver: { mlpInput = $0; routing = $1 },
-                               allExpertTokens: settings.expertMode == .allTokens)
+            try model.decoderLayer(&x, w, batch, observer: observer, routingObserver: { mlpInput = $0; routing = $1 },
+                                   allExpertTokens: settings.expertMode == .allTokens, expert: expert)
             // Down-projection input of expert e over every token (for starved experts under the all-tokens policy).
-            let allTokenDown = { (e: Int) -> ActivationStats in
+            let allTokenDown = { (e: Int) throws -> ActivationStats in
                 var d = ActivationStats(width: c.expertIntermediateSize)
-                d.add(model.expertActivation(mlpInput, w.experts[e], rows: batch.rows), rows: batch.rows)
+                d.add(model.expertActivation(mlpInput, try expert(e), rows: batch.rows), rows: batch.rows)
                 return d
             }
             if let routing {
-                for e in w.experts.indices {
+                for e in 0..<w.names.experts.count {
                     // An expert with no rows at all still gets (empty) statistics of the right width.
                     if stats[.expert(e)] == nil { stats[.expert(e)] = ActivationStats(width: h) }
                     if stats[.expertDown(e)] == nil { stats[.expertDown(e)] = ActivationStats(width: c.expertIntermediateSize) }
                     layer.experts.append(.init(routedTokens: routing.tokens(of: e).count, statistics: .routed, starved: false))
                     // A share cannot tell yet which experts are starved over the whole data: it keeps every expert's.
-                    if part != nil, settings.expertMode == .routed, settings.starved == .allTokens { layer.allTokenDown[e] = allTokenDown(e) }
+                    if part != nil, settings.expertMode == .routed, settings.starved == .allTokens { layer.allTokenDown[e] = try allTokenDown(e) }
                 }
             }
             layer.sites = stats
-            if part == nil { Calibration.judgeExperts(&layer, settings: settings, allTokenDown: allTokenDown) }
+            if part == nil { try Calibration.judgeExperts(&layer, settings: settings, allTokenDown: allTokenDown) }
             layers.append(layer)
             progress.update(l + 1)
         }

@@ -11,6 +11,8 @@ import IngotCore
 public enum AWQClip {
     public static let grid = 20
     public static let maxShrink: Float = 0.5
+    /// Bytes of one block of weight rows searched at a time (f32).
+    static let blockBytes = 32 << 20
 
     /// The best clip step of each (row, group) of `w` (`[rows, columns]`), with the mean error before and after
     /// over all (row, group) cells. `clamp` applies the steps.
@@ -34,16 +36,26 @@ public enum AWQClip {
         var best = [Double](repeating: .infinity, count: rows * groups)
         var bestStep = [UInt8](repeating: 0, count: rows * groups)
         var first = [Double](repeating: 0, count: rows * groups)
-        for i in 0..<steps {
-            var clamped = w
-            clamp(&clamped, rows: rows, columns: columns, groupSize: g, uniformStep: i)
-            var d = fakeQuantize(clamped, rows, columns)
-            for j in d.indices { d[j] -= w[j] }
-            let err = groupErrors(d, rows: rows, columns: columns, groupSize: g, gram: gram)
-            for j in err.indices {
-                if i == 0 { first[j] = err[j] }
-                if err[j] < best[j] { best[j] = err[j]; bestStep[j] = UInt8(i) }
+        // Rows are independent (each row's groups are quantized and scored on their own): blocks of rows keep the
+        // working copies small whatever the weight's size (an MLA o_proj is 470 MB in f32).
+        let block = max(1, blockBytes / max(columns * 4, 1))
+        var r0 = 0
+        while r0 < rows {
+            let n = min(block, rows - r0)
+            let original = Array(w[(r0 * columns)..<((r0 + n) * columns)])
+            for i in 0..<steps {
+                var clamped = original
+                clamp(&clamped, rows: n, columns: columns, groupSize: g, uniformStep: i)
+                var d = fakeQuantize(clamped, n, columns)
+                for j in d.indices { d[j] -= original[j] }
+                let err = groupErrors(d, rows: n, columns: columns, groupSize: g, gram: gram)
+                for j in err.indices {
+                    let cell = r0 * groups + j
+                    if i == 0 { first[cell] = err[j] }
+                    if err[j] < best[cell] { best[cell] = err[j]; bestStep[cell] = UInt8(i) }
+                }
             }
+            r0 += n
         }
         let n = Double(rows * groups)
         return (bestStep, first.reduce(0, +) / n, best.reduce(0, +) / n)

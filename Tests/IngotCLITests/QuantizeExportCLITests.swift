@@ -68,6 +68,45 @@ import IngotTestSupport
         #expect(canonicalJSON(q1) == canonicalJSON(q2))
     }
 
+    /// `--ignore` and `--override` reach the runtime config: ignored linears are listed in `ignore` (vLLM would
+    /// otherwise look for their quantized tensors), an override gets its own config group targeting its modules by
+    /// name (mixed formats say `mixed-precision`), and the layouts that hold one scheme refuse overrides by name but
+    /// list ignored linears (AutoAWQ `modules_to_not_convert`, DeepSeek FP8 `ignored_layers`).
+    @Test func ignoreAndOverridesReachTheRuntimeConfig() throws {
+        let d = TempDir()
+        let model = fixture("peers/models/tiny-llama")
+        let e = try ingot(["export", model, "--to", "compressed-tensors", "--scheme", "rtn-int4", "--group-size", "32", "--ignore", "re:.*\\.q_proj",
+                           "--override", "*.down_proj=fp8-e4m3", "-o", d.file("ct"), "--quiet"])
+        #expect(e.status == 0, "\(e)")
+        let q = try JSON.parse(FileSystem.read(d.file("ct/config.json")))["quantization_config"]!
+        let ignore = q["ignore"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(Set(ignore) == ["lm_head", "model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"], "\(ignore)")
+        #expect(q["format"]?.stringValue == "mixed-precision")
+        #expect(q["config_groups"]?["group_0"]?["targets"]?.arrayValue?.compactMap(\.stringValue) == ["Linear"])
+        #expect(q["config_groups"]?["group_0"]?["format"]?.stringValue == "pack-quantized")
+        let g1 = q["config_groups"]?["group_1"]
+        #expect(g1?["targets"]?.arrayValue?.compactMap(\.stringValue) == ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"])
+        #expect(g1?["format"]?.stringValue == "float-quantized" && g1?["weights"]?["num_bits"]?.intValue == 8)
+        let ct = try Checkpoint.open(d.file("ct"))
+        #expect(ct.info("model.layers.0.self_attn.q_proj.weight")?.dtype == .bf16)
+        #expect(ct.info("model.layers.1.mlp.down_proj.weight")?.dtype == .f8e4m3)
+        // The same from the .ingot.
+        #expect(try ingot(["quantize", model, "--scheme", "rtn-int4", "--group-size", "32", "--ignore", "re:.*\\.q_proj",
+                           "--override", "*.down_proj=fp8-e4m3", "-o", d.file("q.ingot"), "--quiet"]).status == 0)
+        #expect(try ingot(["export", d.file("q.ingot"), "--to", "compressed-tensors", "-o", d.file("via"), "--quiet"]).status == 0)
+        let v = try JSON.parse(FileSystem.read(d.file("via/config.json")))["quantization_config"]
+        #expect(canonicalJSON(v) == canonicalJSON(q))
+        // One-scheme layouts.
+        let a = try ingot(["export", model, "--to", "autoawq", "--scheme", "rtn-int4", "--group-size", "32", "--override", "*.down_proj=rtn-int4:g64",
+                           "-o", d.file("awq")])
+        #expect(a.status == 2 && a.stderr.contains("autoawq holds one scheme for the whole model"), "\(a.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: d.file("awq")))
+        #expect(try ingot(["export", model, "--to", "autoawq", "--scheme", "rtn-int4", "--group-size", "32", "--ignore", "re:.*\\.q_proj",
+                           "-o", d.file("awq"), "--quiet"]).status == 0)
+        let aq = try JSON.parse(FileSystem.read(d.file("awq/config.json")))["quantization_config"]
+        #expect(aq?["modules_to_not_convert"]?.arrayValue?.compactMap(\.stringValue) == ["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"])
+    }
+
     @Test func fp8BlockExportsForDeepSeekStyleRuntimes() throws {
         let d = TempDir()
         #expect(try ingot(["export", fixture("tiny-moe-austen-fused"), "--to", "fp8", "-o", d.file("fp8"), "--quiet"]).status == 0)

@@ -1,5 +1,6 @@
 import IngotCore
 import IngotFormats
+import IngotModel
 
 /// AutoAWQ GEMM: `qweight [in, out/8]` and `qzeros [groups, out/8]` int32 (eight 4-bit codes per word, packed along
 /// the output dimension in AutoAWQ's interleaved order), `scales [groups, out]` f16; AutoAWQ's own fp16 rounding.
@@ -46,8 +47,12 @@ public struct AutoAWQLayout: RuntimeLayout {
                 Packing.floatBytes(scalesT, as: .f16)]
     }
 
-    public func quantizationConfig(_ plan: QuantizationPlan, staticActivations: Bool, ignored: [String]) -> JSON {
-        .object([("bits", .int(4)), ("group_size", .int(plan.defaults.groupSize ?? -1)), ("modules_to_not_convert", .null),
+    /// `modules_to_not_convert`: the linears kept in full precision besides `lm_head` (AutoAWQ never converts it).
+    public func quantizationConfig(_ m: ExportedModules) throws -> JSON {
+        try m.requireOneScheme(name)
+        let kept = m.ignored.filter { $0 != WeightNames.outputHead }
+        return .object([("bits", .int(4)), ("group_size", .int(m.main.groupSize ?? -1)),
+                 ("modules_to_not_convert", kept.isEmpty ? .null : .array(kept.map { .string($0) })),
                  ("quant_method", .string("awq")), ("version", .string("gemm")), ("zero_point", .bool(true))])
     }
 }

@@ -84,77 +84,58 @@ public struct CompressedTensorsLayout: RuntimeLayout {
         }
     }
 
-    public func quantizationConfig(_ plan: QuantizationPlan, staticActivations: Bool, ignored: [String]) -> JSON {
-        let s = plan.defaults
-        if s.scheme.codes == .mxfp4 { return mxfp4Config(ignored: ignored) }
-        if s.scheme.codes == .nvfp4 { return nvfp4Config(activations: staticActivations, ignored: ignored) }
-        let fp8 = s.scheme.fp8Format != nil
-        var weights: [(key: String, value: JSON)] = [("actorder", .null)]
-        weights.append(("block_structure", fp8 && s.fp8Granularity == .block ? .array([.int(128), .int(128)]) : .null))
-        weights += [("dynamic", .bool(false)),
-                    ("group_size", !fp8 && s.groupSize != nil ? .int(s.groupSize!) : .null),
-                    ("num_bits", .int(s.scheme.bits)), ("observer", .string("memoryless_minmax")), ("observer_kwargs", .object([])),
-                    ("scale_dtype", .null),
-                    ("strategy", .string(fp8 ? s.fp8Granularity.rawValue : (s.groupSize == nil ? "channel" : "group"))),
-                    ("symmetric", .bool(fp8 || s.symmetric)), ("type", .string(fp8 ? "float" : "int")),
-                    ("zp_dtype", !fp8 && !s.symmetric ? .string("torch.int8") : .null)]
-        var inputActs: JSON = .null
-        if fp8 && staticActivations {
-            inputActs = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(false)),
-                                 ("group_size", .null), ("num_bits", .int(8)), ("observer", .string("minmax")),
-                                 ("observer_kwargs", .object([])), ("scale_dtype", .null), ("strategy", .string("tensor")),
-                                 ("symmetric", .bool(true)), ("type", .string("float")), ("zp_dtype", .null)])
-        } else if fp8 {
+    /// One config group per settings: the main one targets `Linear`, each override its modules by exact name
+    /// (compressed-tensors prefers exact names over class targets); the format is `mixed-precision` when the groups'
+    /// formats differ.
+    public func quantizationConfig(_ m: ExportedModules) throws -> JSON {
+        var groups: [(key: String, value: JSON)] = [], formats: [String] = []
+        for (k, (s, targets)) in ([(m.main, ["Linear"])] + m.others).enumerated() {
+            let (fmt, weights, inputs) = Self.describe(s, staticActivations: m.staticActivations)
+            formats.append(fmt)
+            groups.append(("group_\(k)", .object([("format", .string(fmt)), ("input_activations", inputs), ("output_activations", .null),
+                                                 ("targets", .array(targets.map { .string($0) })), ("weights", weights)])))
+        }
+        let fmt = Set(formats).count == 1 ? formats[0] : "mixed-precision"
+        return .object([("config_groups", .object(groups)), ("format", .string(fmt)),
+                        ("global_compression_ratio", .null), ("ignore", .array(m.ignored.map { .string($0) })),
+                        ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")),
+                        ("quantization_status", .string("compressed")), ("sparsity_config", .object([])),
+                        ("transform_config", .object([])), ("version", .string("0.19.0"))])
+    }
+
+    /// The compressed-tensors format and weight / input-activation arguments of one settings, as llm-compressor's
+    /// presets write them (`W4A16[_ASYM]` with a group size, `FP8[_DYNAMIC|_BLOCK]`, `MXFP4A16`, `NVFP4A16`, `NVFP4`).
+    static func describe(_ s: QuantizationPlan.Settings, staticActivations: Bool) -> (format: String, weights: JSON, inputs: JSON) {
+        func args(bits: Int, type: String, strategy: String, group: Int?, symmetric: Bool, dynamic: JSON = .bool(false),
+                  observer: String? = "memoryless_minmax", scaleDType: String? = nil, block: Bool = false, zp: Bool = false) -> JSON {
+            .object([("actorder", .null), ("block_structure", block ? .array([.int(128), .int(128)]) : .null), ("dynamic", dynamic),
+                     ("group_size", group.map { .int($0) } ?? .null), ("num_bits", .int(bits)), ("observer", observer.map { .string($0) } ?? .null),
+                     ("observer_kwargs", .object([])), ("scale_dtype", scaleDType.map { .string($0) } ?? .null), ("strategy", .string(strategy)),
+                     ("symmetric", .bool(symmetric)), ("type", .string(type)), ("zp_dtype", zp ? .string("torch.int8") : .null)])
+        }
+        switch s.scheme.codes {
+        case .mxfp4:
+            return ("mxfp4-pack-quantized", args(bits: 4, type: "float", strategy: "group", group: MXFP4Quantizer.groupSize, symmetric: true,
+                                                 scaleDType: "torch.uint8"), .null)
+        case .nvfp4:
+            func nv(_ observer: String, _ dynamic: JSON) -> JSON {
+                args(bits: 4, type: "float", strategy: "tensor_group", group: NVFP4Quantizer.groupSize, symmetric: true, dynamic: dynamic,
+                     observer: observer, scaleDType: "torch.float8_e4m3fn")
+            }
+            return ("nvfp4-pack-quantized", nv("memoryless_minmax", .bool(false)),
+                    staticActivations ? nv("static_minmax", .string("local")) : .null)
+        case .fp8:
             let block = s.fp8Granularity == .block
-            inputActs = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(true)),
-                                 ("group_size", block ? .int(128) : .null), ("num_bits", .int(8)), ("observer", .null),
-                                 ("observer_kwargs", .object([])), ("scale_dtype", .null),
-                                 ("strategy", .string(block ? "group" : "token")), ("symmetric", .bool(true)),
-                                 ("type", .string("float")), ("zp_dtype", .null)])
+            let weights = args(bits: 8, type: "float", strategy: s.fp8Granularity.rawValue, group: nil, symmetric: true, block: block)
+            let inputs = staticActivations
+                ? args(bits: 8, type: "float", strategy: "tensor", group: nil, symmetric: true, observer: "minmax")
+                : args(bits: 8, type: "float", strategy: block ? "group" : "token", group: block ? 128 : nil, symmetric: true,
+                       dynamic: .bool(true), observer: nil)
+            return ("float-quantized", weights, inputs)
+        case .int, .kept:
+            return ("pack-quantized", args(bits: s.scheme.bits, type: "int", strategy: s.groupSize == nil ? "channel" : "group",
+                                           group: s.groupSize, symmetric: s.symmetric, zp: !s.symmetric), .null)
         }
-        let fmt = fp8 ? "float-quantized" : "pack-quantized"
-        let group = JSON.object([("format", .string(fmt)), ("input_activations", inputActs), ("output_activations", .null),
-                                 ("targets", .array([.string("Linear")])), ("weights", .object(weights))])
-        return .object([("config_groups", .object([("group_0", group)])), ("format", .string(fmt)),
-                        ("global_compression_ratio", .null), ("ignore", .array(ignored.map { .string($0) })),
-                        ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")),
-                        ("quantization_status", .string("compressed")), ("sparsity_config", .object([])),
-                        ("transform_config", .object([])), ("version", .string("0.19.0"))])
-    }
-}
-
-extension CompressedTensorsLayout {
-    /// llm-compressor's `MXFP4A16` preset: weight-only, groups of 32, E8M0 (`torch.uint8`) scales.
-    func mxfp4Config(ignored: [String]) -> JSON {
-        let weights: JSON = .object([("actorder", .null), ("block_structure", .null), ("dynamic", .bool(false)),
-                                     ("group_size", .int(MXFP4Quantizer.groupSize)), ("num_bits", .int(4)),
-                                     ("observer", .string("memoryless_minmax")), ("observer_kwargs", .object([])),
-                                     ("scale_dtype", .string("torch.uint8")), ("strategy", .string("group")), ("symmetric", .bool(true)),
-                                     ("type", .string("float")), ("zp_dtype", .null)])
-        return fp4Config("mxfp4-pack-quantized", weights: weights, inputs: .null, ignored: ignored)
-    }
-
-    /// llm-compressor's `NVFP4A16` preset (weights: `tensor_group`, groups of 16, E4M3 scales), and `NVFP4` with
-    /// the same arguments for the inputs (dynamic local scales, static global scale from a `static_minmax` observer).
-    func nvfp4Config(activations: Bool, ignored: [String]) -> JSON {
-        func args(observer: String, dynamic: JSON) -> JSON {
-            .object([("actorder", .null), ("block_structure", .null), ("dynamic", dynamic),
-                     ("group_size", .int(NVFP4Quantizer.groupSize)), ("num_bits", .int(4)), ("observer", .string(observer)),
-                     ("observer_kwargs", .object([])), ("scale_dtype", .string("torch.float8_e4m3fn")), ("strategy", .string("tensor_group")),
-                     ("symmetric", .bool(true)), ("type", .string("float")), ("zp_dtype", .null)])
-        }
-        return fp4Config("nvfp4-pack-quantized", weights: args(observer: "memoryless_minmax", dynamic: .bool(false)),
-                         inputs: activations ? args(observer: "static_minmax", dynamic: .string("local")) : .null, ignored: ignored)
-    }
-
-    func fp4Config(_ fmt: String, weights: JSON, inputs: JSON, ignored: [String]) -> JSON {
-        let group = JSON.object([("format", .string(fmt)), ("input_activations", inputs), ("output_activations", .null),
-                                 ("targets", .array([.string("Linear")])), ("weights", weights)])
-        return .object([("config_groups", .object([("group_0", group)])), ("format", .string(fmt)),
-                        ("global_compression_ratio", .null), ("ignore", .array(ignored.map { .string($0) })),
-                        ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")),
-                        ("quantization_status", .string("compressed")), ("sparsity_config", .object([])),
-                        ("transform_config", .object([])), ("version", .string("0.19.0"))])
     }
 }
 

@@ -1,5 +1,6 @@
 import IngotCore
 import IngotFormats
+import IngotModel
 
 /// DeepSeek-V3-style FP8: `weight` F8_E4M3 and `weight_scale_inv` F32 per 128×128 block, scales computed in f32;
 /// activations dynamic.
@@ -33,9 +34,14 @@ public struct DeepSeekFP8Layout: RuntimeLayout {
         return [q.codes, Packing.floatBytes(q.scales, as: .f32)]
     }
 
-    public func quantizationConfig(_ plan: QuantizationPlan, staticActivations: Bool, ignored: [String]) -> JSON {
-        .object([("activation_scheme", .string("dynamic")), ("fmt", .string("e4m3")), ("quant_method", .string("fp8")),
-                 ("weight_block_size", .array([.int(128), .int(128)]))])
+    /// vLLM's `Fp8Config` reads `ignored_layers`: the linears kept in full precision besides `lm_head`, when any.
+    public func quantizationConfig(_ m: ExportedModules) throws -> JSON {
+        try m.requireOneScheme(name)
+        var kv: [(key: String, value: JSON)] = [("activation_scheme", .string("dynamic")), ("fmt", .string("e4m3"))]
+        let kept = m.ignored.filter { $0 != WeightNames.outputHead }
+        if !kept.isEmpty { kv.append(("ignored_layers", .array(kept.map { .string($0) }))) }
+        kv += [("quant_method", .string("fp8")), ("weight_block_size", .array([.int(128), .int(128)]))]
+        return .object(kv)
     }
 }
 

@@ -44,10 +44,13 @@ public struct ExportJob {
         }
     }
 
-    /// Every weight to export, fused 3-D experts split into per-expert 2-D weights, with its settings.
+    /// Every weight to export, fused 3-D experts split into per-expert 2-D weights, with its settings. A quantized
+    /// `.ingot` says what was quantized: its stored codes are repacked and its other tensors stay as they are.
     func weights() throws -> [ExportWeight] {
         var out: [ExportWeight] = []
         var companions = Set<String>()
+        let quantizedSource = source.tensors.contains { source.nativeEntry($0.name)?.quantization != nil }
+        let plan = quantizedSource ? QuantizationPlan(defaults: .init(scheme: .none)) : self.plan
         for t in source.tensors {
             if let q = source.nativeEntry(t.name)?.quantization {
                 companions.formUnion([q.scale] + [q.zeroPoint, q.globalScale].compactMap { $0 })
@@ -131,20 +134,13 @@ public struct ExportJob {
             records.append(ExportRecord(name: w.name, shape: w.shape, from: w.dtype.rawValue,
                                         to: w.settings.map { Self.describe($0) } ?? w.dtype.rawValue + " (kept)"))
         }
-        // Modules left in full precision that a runtime would otherwise treat as quantizable linears.
-        // (A tower's linears are listed even when named *embed*, e.g. Muse's patch_embedder.patch_embedding.)
-        var ignored = ws.filter { w in
-            guard w.settings == nil, w.shape.count == 2 else { return false }
-            let role = TensorRole(name: w.name, shape: w.shape)
-            return role.isUnquantizedLinear && (role == .visionTower || !w.name.contains("embed"))
-        }.compactMap { WeightNames.module(of: $0.name) }
-        ignored.append(WeightNames.outputHead)
+        let modules = try exportedModules(ws)
         var writer = CheckpointWriter(destination: destination)
         writer.overwrite = overwrite
         writer.maxShardSize = maxShardSize
         writer.metadata = source.metadata
         writer.extraFiles = storedCompanions.filter { $0.name != "config.json" }
-        let config = try configFile(ignored: ignored, stored: ws.first { $0.stored != nil }?.settings)
+        let config = try configFile(modules)
         if let c = config { writer.extraFiles.append(("config.json", c)) }
         if let dir = modelDirectory { writer.companionsFrom = dir }
         var cache: (index: Int, parts: [[UInt8]])? = nil
@@ -197,10 +193,30 @@ public struct ExportJob {
         }
     }
 
+    /// What the weights become, for the `quantization_config`: quantized modules by settings (a quantized `.ingot`'s
+    /// stored codes are described as stored, whatever scheme the plan names), and the linears kept in full precision
+    /// that a runtime would otherwise quantize: roles kept by rule (routers, decay projections, towers: a tower's
+    /// linears even when named *embed*), linears the plan ignores, and `lm_head`.
+    func exportedModules(_ ws: [ExportWeight]) throws -> ExportedModules {
+        var quantized: [(module: String, settings: QuantizationPlan.Settings)] = []
+        var ignored: [String] = []
+        for w in ws where w.shape.count == 2 {
+            guard let module = WeightNames.module(of: w.name) else { continue }
+            if let s = w.settings {
+                var described = s
+                described.convention = plan.defaults.convention
+                quantized.append((module, described))
+                continue
+            }
+            let role = TensorRole(name: w.name, shape: w.shape)
+            if role == .linear || (role.isUnquantizedLinear && (role == .visionTower || !w.name.contains("embed"))) { ignored.append(module) }
+        }
+        if !ignored.contains(WeightNames.outputHead) { ignored.append(WeightNames.outputHead) }
+        return ExportedModules(quantized, preferred: plan.defaults, ignored: ignored, staticActivations: staticActivations)
+    }
+
     /// The source's config.json with the quantization config added (nil when the source has none).
-    /// `stored`: the settings of a weight a quantized `.ingot` holds, which the config then describes (the codes are
-    /// repacked as they are, whatever scheme the plan names).
-    func configFile(ignored: [String], stored: QuantizationPlan.Settings? = nil) throws -> [UInt8]? {
+    func configFile(_ modules: ExportedModules) throws -> [UInt8]? {
         let raw: [UInt8]
         if let dir = modelDirectory, FileSystem.exists(dir + "/config.json") { raw = try FileSystem.read(dir + "/config.json") }
         else if let c = storedCompanions.first(where: { $0.name == "config.json" }) { raw = c.bytes }
@@ -211,9 +227,7 @@ public struct ExportJob {
         }
         guard var kv = json.objectValue else { throw Failure.invalidConfig("not a JSON object") }
         kv.removeAll { $0.key == "quantization_config" }
-        var described = plan
-        if let stored { described.defaults = stored }
-        kv.append(("quantization_config", format.quantizationConfig(described, staticActivations: staticActivations, ignored: ignored)))
+        kv.append(("quantization_config", try format.quantizationConfig(modules)))
         return Array((JSON.object(kv).serialized(pretty: true) + "\n").utf8)
     }
 }

@@ -20,9 +20,46 @@ public protocol RuntimeLayout: Sendable {
     func quantize(_ values: UnsafeBufferPointer<Float>, _ w: ExportWeight) throws -> QuantizedWeight
     /// The bytes of each output tensor of a quantized weight (same order as `outputs`).
     func package(_ q: QuantizedWeight, _ w: ExportWeight) throws -> [[UInt8]]
-    /// The `quantization_config` block; `ignored` lists modules kept in full precision that a runtime would
-    /// otherwise treat as quantizable linears.
-    func quantizationConfig(_ plan: QuantizationPlan, staticActivations: Bool, ignored: [String]) -> JSON
+    /// The `quantization_config` block describing what the export's weights became; a layout that cannot
+    /// describe them (several schemes where it holds one) refuses.
+    func quantizationConfig(_ m: ExportedModules) throws -> JSON
+}
+
+/// What an export's weights became, for its `quantization_config`: the settings most quantized weights share
+/// (`main`), the modules quantized otherwise (per-module overrides, by settings, in first-seen order), the linears
+/// kept in full precision that a runtime would otherwise treat as quantizable (`ignored`), and whether input scales
+/// are static.
+public struct ExportedModules: Sendable {
+    public var main: QuantizationPlan.Settings
+    public var others: [(settings: QuantizationPlan.Settings, modules: [String])] = []
+    public var ignored: [String] = []
+    public var staticActivations = false
+
+    public init(main: QuantizationPlan.Settings, others: [(settings: QuantizationPlan.Settings, modules: [String])] = [],
+                ignored: [String] = [], staticActivations: Bool = false) {
+        self.main = main; self.others = others; self.ignored = ignored; self.staticActivations = staticActivations
+    }
+
+    /// Groups quantized modules by settings: the most common (ties: `preferred`, then first seen) becomes `main`.
+    public init(_ modules: [(module: String, settings: QuantizationPlan.Settings)], preferred: QuantizationPlan.Settings,
+                ignored: [String], staticActivations: Bool) {
+        var order: [QuantizationPlan.Settings] = [], members: [[String]] = []
+        for (m, s) in modules {
+            if let i = order.firstIndex(of: s) { members[i].append(m) } else { order.append(s); members.append([m]) }
+        }
+        let top = members.map(\.count).max() ?? 0
+        let tied = order.indices.filter { members[$0].count == top }
+        let best = tied.first { order[$0] == preferred } ?? tied.first
+        self.init(main: best.map { order[$0] } ?? preferred,
+                  others: order.indices.filter { $0 != best }.map { (order[$0], members[$0]) },
+                  ignored: ignored, staticActivations: staticActivations)
+    }
+
+    /// The refusal of a layout that holds one scheme for the whole model.
+    func requireOneScheme(_ layout: String) throws {
+        guard let o = others.first else { return }
+        throw ExportJob.Failure.unsupported(tensor: o.modules[0], reason: "\(layout) holds one scheme for the whole model; this module is \(ExportJob.describe(o.settings)), the others \(ExportJob.describe(main)) (export it as compressed-tensors, or drop the override)")
+    }
 }
 
 extension RuntimeLayout {

@@ -107,6 +107,22 @@ import IngotTestSupport
         #expect(aq?["modules_to_not_convert"]?.arrayValue?.compactMap(\.stringValue) == ["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"])
     }
 
+    /// compressed-tensors reshapes a row into whole groups: a weight narrower than the group is exported per channel
+    /// (the same codes, in a config group of its own), and a width the group does not divide is refused by name.
+    @Test func groupsCompressedTensorsCannotReadAreNotWritten() throws {
+        let d = TempDir()
+        let model = fixture("peers/models/tiny-llama")   // hidden 64, intermediate 192
+        let e = try ingot(["export", model, "--to", "compressed-tensors", "--scheme", "rtn-int4", "--group-size", "64", "-o", d.file("ct"), "--quiet"])
+        #expect(e.status == 0, "\(e)")
+        let q = try JSON.parse(FileSystem.read(d.file("ct/config.json")))["quantization_config"]
+        #expect(q?["config_groups"]?["group_0"]?["weights"]?["strategy"]?.stringValue == "channel")   // 12 of 14 are 64 wide
+        #expect(q?["config_groups"]?["group_1"]?["weights"]?["group_size"]?.intValue == 64)
+        #expect(q?["config_groups"]?["group_1"]?["targets"]?.arrayValue?.count == 2)              // the down_projs, 192 wide
+        let r = try ingot(["export", model, "--to", "compressed-tensors", "--scheme", "rtn-int4", "--group-size", "128", "-o", d.file("bad")])
+        #expect(r.status == 2 && r.stderr.contains("input width 192 to be a multiple of the group size 128"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: d.file("bad")))
+    }
+
     @Test func fp8BlockExportsForDeepSeekStyleRuntimes() throws {
         let d = TempDir()
         #expect(try ingot(["export", fixture("tiny-moe-austen-fused"), "--to", "fp8", "-o", d.file("fp8"), "--quiet"]).status == 0)

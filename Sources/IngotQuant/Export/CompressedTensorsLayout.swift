@@ -14,12 +14,24 @@ public struct CompressedTensorsLayout: RuntimeLayout {
 
     public func exportedName(_ name: String) -> String { WeightNames.llmCompressorName(name) }
 
+    /// An integer group at least as wide as the row is one scale per row: compressed-tensors reads that as
+    /// `channel` (its group reshape needs the width to be a multiple of the group), and the codes are the same.
+    public func settings(_ s: QuantizationPlan.Settings, columns: Int) -> QuantizationPlan.Settings {
+        guard s.scheme.isInteger, let g = s.groupSize, g >= columns else { return s }
+        var c = s
+        c.groupSize = nil
+        return c
+    }
+
     public func outputs(_ w: ExportWeight) throws -> [SafetensorsWriter.Entry] {
         let s = w.settings!, m = w.module, rows = w.shape[0], cols = w.shape[1]
         let storeType = ComputePrecision(dtype: w.dtype).dtype
         switch s.scheme.codes {
         case .int(let bits):
             let g = s.groupWidth(columns: cols), groups = (cols + g - 1) / g
+            guard cols % g == 0 else {
+                throw unsupported(w, "compressed-tensors needs the input width \(cols) to be a multiple of the group size \(g) (a ragged last group is .ingot-only); choose a group size that divides \(cols)")
+            }
             var e = [try SafetensorsWriter.Entry(name: m + ".weight_packed", dtype: .i32, shape: [rows, (cols * bits + 31) / 32]),
                      try .init(name: m + ".weight_scale", dtype: storeType, shape: [rows, groups])]
             if !s.symmetric { e.append(try .init(name: m + ".weight_zero_point", dtype: .i32, shape: [(rows * bits + 31) / 32, groups])) }

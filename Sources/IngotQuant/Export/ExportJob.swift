@@ -63,7 +63,7 @@ public struct ExportJob {
                 st.symmetric = q.scheme != .intAffine
                 st.fp8Granularity = q.granularity
                 out.append(ExportWeight(name: format.exportedName(t.name), source: t.name, dtype: q.originalDType, shape: q.originalShape,
-                                        byteOffset: 0, byteCount: t.byteCount, settings: st, stored: q, inputScale: inputScale(format.exportedName(t.name), source: t.name)))
+                                        byteOffset: 0, byteCount: t.byteCount, settings: format.settings(st, columns: q.originalShape[1]), stored: q, inputScale: inputScale(format.exportedName(t.name), source: t.name)))
                 continue
             }
             if let slices = WeightNames.fusedExpertSlices(t.name, shape: t.shape) {
@@ -71,12 +71,14 @@ public struct ExportJob {
                 for e in slices {
                     out.append(ExportWeight(name: e.name, source: t.name, dtype: t.dtype, shape: [e.rows, cols],
                                             byteOffset: e.firstRow * cols * w, byteCount: e.rows * cols * w,
-                                            settings: plan.settings(for: e.name, shape: [e.rows, cols]), inputScale: inputScale(e.name, source: t.name)))
+                                            settings: plan.settings(for: e.name, shape: [e.rows, cols]).map { format.settings($0, columns: cols) },
+                                            inputScale: inputScale(e.name, source: t.name)))
                 }
                 continue
             }
             out.append(ExportWeight(name: format.exportedName(t.name), source: t.name, dtype: t.dtype, shape: t.shape, byteOffset: 0,
-                                    byteCount: t.byteCount, settings: plan.settings(for: t.name, shape: t.shape), inputScale: inputScale(format.exportedName(t.name), source: t.name)))
+                                    byteCount: t.byteCount,
+                                    settings: plan.settings(for: t.name, shape: t.shape).map { format.settings($0, columns: t.shape.last ?? 0) }, inputScale: inputScale(format.exportedName(t.name), source: t.name)))
         }
         if let w = out.first(where: { $0.settings != nil && $0.stored == nil && !$0.dtype.isFloatingPoint }) {
             throw Failure.notFloat(tensor: w.source, dtype: w.dtype)

@@ -11,6 +11,8 @@ public protocol RuntimeLayout: Sendable {
     func adapt(_ plan: QuantizationPlan) -> QuantizationPlan
     /// The name a source weight is exported under.
     func exportedName(_ name: String) -> String
+    /// The settings a weight `columns` wide is exported with (the same codes, described as this runtime can read them).
+    func settings(_ s: QuantizationPlan.Settings, columns: Int) -> QuantizationPlan.Settings
     /// The output tensors of one quantized weight, in write order.
     func outputs(_ w: ExportWeight) throws -> [SafetensorsWriter.Entry]
     /// The integer quantizer (and its compute precision) this runtime rounds `w` with, nil for non-integer codes.
@@ -65,6 +67,7 @@ public struct ExportedModules: Sendable {
 extension RuntimeLayout {
     public func adapt(_ plan: QuantizationPlan) -> QuantizationPlan { plan }
     public func exportedName(_ name: String) -> String { name }
+    public func settings(_ s: QuantizationPlan.Settings, columns: Int) -> QuantizationPlan.Settings { s }
     public func quantize(_ values: UnsafeBufferPointer<Float>, _ w: ExportWeight) throws -> QuantizedWeight {
         try QuantizeJob.quantize(values, rows: w.shape[0], columns: w.shape[1], dtype: w.dtype, settings: w.settings!)
     }

@@ -33,7 +33,7 @@ struct HybridCLITests {
         var r = try ingot(["calibrate", src, "--data", t.tokens, "-o", d.file("cal.ingot"), "--samples", "4", "--seq-len", "64", "--quiet"])
         #expect(r.status == 0, "\(r.stderr)")
         // AWQ runs the family's declared mappings (linear attention: input norm → in_proj_*, no mapping into out_proj).
-        for (scheme, extra) in [("rtn-int4", ["--group-size", "16"]), ("fp8-e4m3", []), ("awq-int4", ["--group-size", "16", "--calib", d.file("cal.ingot")])] {
+        for (scheme, extra) in [("rtn-int4", ["--group-size", "8"]), ("fp8-e4m3", []), ("awq-int4", ["--group-size", "8", "--calib", d.file("cal.ingot")])] {
             r = try ingot(["quantize", src, "--scheme", scheme, "-o", d.file("\(scheme).ingot"), "--report", d.file("\(scheme).json"), "--quiet"] + extra)
             #expect(r.status == 0, "\(r.stderr)")
             // What stays in full precision, by role.

@@ -29,29 +29,9 @@ public struct MXFP4Quantizer: Sendable {
     }
 
     public func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, precision R: ComputePrecision) -> QuantizedWeight {
-        let g = Self.groupSize, groups = (columns + g - 1) / g
-        var codes = [UInt8](unsafeUninitializedCapacity: rows * columns) { _, n in n = rows * columns }
-        var scales = [Float](repeating: 0, count: rows * groups)
-        codes.withUnsafeMutableBufferPointer { C in
-            scales.withUnsafeMutableBufferPointer { S in
-                let c = UncheckedSendable((C, S))
-                parallelFor(rows) { r in
-                    let (C, S) = c.value
-                    for gi in 0..<groups {
-                        let lo = r * columns + gi * g, hi = r * columns + min(columns, (gi + 1) * g)
-                        var m: Float = 0, nan = false
-                        for i in lo..<hi {
-                            let a = weights[i].magnitude
-                            if a.isNaN { nan = true } else if a > m { m = a }
-                        }
-                        if nan { m = .nan }
-                        let s = FP4.e8m0(Self.scaleCode(m))
-                        S[r * groups + gi] = s
-                        for i in lo..<hi { C[i] = FP4.encode(R.round(weights[i] / s)) }
-                    }
-                }
-            }
-        }
+        let g = Self.groupSize
+        let (codes, scales) = FP4Groups.quantize(weights, rows: rows, columns: columns, groupSize: g,
+                                                 scale: { FP4.e8m0(Self.scaleCode($0)) }, code: { x, s in FP4.encode(R.round(x / s)) })
         return QuantizedWeight(scheme: .fp4E2M1, bits: 4, granularity: .group, groupSize: g, block: nil, rows: rows, columns: columns,
                                codes: codes, scales: scales, scaleDType: .u8, zeros: nil, codeOffset: 0)
     }

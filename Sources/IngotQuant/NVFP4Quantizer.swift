@@ -54,29 +54,9 @@ public struct NVFP4Quantizer: Sendable {
 
     public func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, globalScale g: Float,
                          precision R: ComputePrecision) -> QuantizedWeight {
-        let gs = Self.groupSize, groups = (columns + gs - 1) / gs
-        var codes = [UInt8](unsafeUninitializedCapacity: rows * columns) { _, n in n = rows * columns }
-        var scales = [Float](repeating: 0, count: rows * groups)
-        codes.withUnsafeMutableBufferPointer { C in
-            scales.withUnsafeMutableBufferPointer { S in
-                let c = UncheckedSendable((C, S))
-                parallelFor(rows) { r in
-                    let (C, S) = c.value
-                    for gi in 0..<groups {
-                        let lo = r * columns + gi * gs, hi = r * columns + Swift.min(columns, (gi + 1) * gs)
-                        var m: Float = 0, nan = false
-                        for i in lo..<hi {
-                            let a = weights[i].magnitude
-                            if a.isNaN { nan = true } else if a > m { m = a }
-                        }
-                        let s = Self.groupScale(nan ? .nan : m, global: g, precision: R)
-                        S[r * groups + gi] = s
-                        let step = s / g
-                        for i in lo..<hi { C[i] = FP4.encode(weights[i] / step) }
-                    }
-                }
-            }
-        }
+        let gs = Self.groupSize
+        let (codes, scales) = FP4Groups.quantize(weights, rows: rows, columns: columns, groupSize: gs,
+                                                 scale: { Self.groupScale($0, global: g, precision: R) }, code: { x, s in FP4.encode(x / (s / g)) })
         var q = QuantizedWeight(scheme: .fp4E2M1, bits: 4, granularity: .group, groupSize: gs, block: nil, rows: rows, columns: columns,
                                 codes: codes, scales: scales, scaleDType: .f8e4m3, zeros: nil, codeOffset: 0)
         q.globalScale = g
@@ -105,9 +85,11 @@ public final class NVFP4GlobalScales {
         self.init(members: nv.map { ($0.name, $0.dtype) }) { try NVFP4Quantizer.absmax(source.tensor(named: $0).floats()) }
     }
 
-    /// The global scale of NVFP4 weight `name` (nil when it is not one).
-    public func scale(for name: String) throws -> Float? {
+    /// The global scale of NVFP4 weight `name` (nil when it is not one). `values`: the weight's own values when the
+    /// caller has them decoded already, so they are not read a second time.
+    public func scale(for name: String, values: UnsafeBufferPointer<Float>? = nil) throws -> Float? {
         guard let dtype = members[name] else { return nil }
+        if maxima[name] == nil, let values { maxima[name] = NVFP4Quantizer.absmax(values) }
         let group = WeightNames.fusedSiblings(of: name) { members[$0] != nil } ?? [name]
         var a: Float = 0
         for n in group {

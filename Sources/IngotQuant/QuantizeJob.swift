@@ -242,7 +242,7 @@ public struct QuantizeJob {
                                                           quantizer: $0, precision: ComputePrecision(dtype: t.dtype))
         }
         let q = try rounded ?? values.withUnsafeBufferPointer {
-            try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s, globalScale: globalScales.scale(for: t.name))
+            try Self.quantize($0, rows: rows, columns: cols, dtype: t.dtype, settings: s, globalScale: globalScales.scale(for: t.name, values: $0))
         }
         let codeType = s.scheme.codeDType!
         var codeBytes = q.codes

@@ -167,7 +167,7 @@ public struct ExportJob {
                         healthLog.value.append((w.name, health))
                     }
                     var w = w
-                    w.globalScale = try globalScales.scale(for: w.name)
+                    w.globalScale = try values.withUnsafeBufferPointer { try globalScales.scale(for: w.name, values: $0) }
                     cache = (wi, try values.withUnsafeBufferPointer { try format.package(rounded(w, $0) ?? format.quantize($0, w), w) })
                     progress.update(wi + 1)
                 } else if cache?.index != wi, let stored = w.stored {

@@ -40,6 +40,9 @@ public struct Calibration: Sendable {
         public var experts: [Expert] = []
         /// The layer's input (full precision) for the sample sequences, `[sampleRows, hidden]`.
         public var sample: [Float] = []
+        /// Gemma 4: the layer's per-layer input for the sample sequences, `[sampleRows, perLayerInputSize]`
+        /// (computed from the tokens, which the calibration does not keep); empty for other models.
+        public var perLayerInput: [Float] = []
         /// A share only (`calibrate --shard`): every expert's down-projection input over all of the share's tokens,
         /// kept until the merge knows which experts are starved over the whole data.
         public var allTokenDown: [Int: ActivationStats] = [:]
@@ -111,7 +114,7 @@ public struct Calibration: Sendable {
             let starved = routed < settings.minExpertTokens
             var source: ExpertStatistics = settings.expertMode == .allTokens ? .allTokens : .routed
             if starved && settings.expertMode == .routed {
-                if settings.starved == .allTokens, let all = layer.sites[.mlp] {
+                if settings.starved == .allTokens, let all = layer.sites[.moe] ?? layer.sites[.mlp] {
                     layer.sites[.expert(e)] = all
                     layer.sites[.expertDown(e)] = try allTokenDown(e)
                     source = .allTokens
@@ -146,6 +149,7 @@ extension LinearSite {
         case "shared_experts.down_proj": self = .sharedDown
         case "per_layer_input_gate": self = .perLayerGate
         case "per_layer_projection": self = .perLayerProjection
+        case "moe": self = .moe
         default:
             let p = name.split(separator: ".")
             guard p.count >= 2, p[0] == "expert", let e = Int(p[1]), e >= 0 else { return nil }

@@ -3,7 +3,8 @@ import IngotFormats
 import IngotForward
 
 /// `CALIB.ingot`: a calibration stored in the native container, so `quantize` can run without recalibrating,
-/// on another machine. Tensors: `layers.L.input` (the sample, f32 `[rows, hidden]`), `layers.L.SITE.mean_abs`
+/// on another machine. Tensors: `layers.L.input` (the sample, f32 `[rows, hidden]`; Gemma 4 also
+/// `layers.L.per_layer_input`, `[rows, perLayerInputSize]`), `layers.L.SITE.mean_abs`
 /// and `layers.L.SITE.absmax` (f32 `[width]`). Metadata `ingot_calibration`: settings, token counts per site,
 /// expert coverage, sample lengths, provenance.
 public enum CalibrationArtifact {
@@ -41,6 +42,12 @@ public enum CalibrationArtifact {
             for (l, layer) in cal.layers.enumerated() {
                 try layer.sample.withUnsafeBytes {
                     try writer.addTensor(name: "layers.\(l).input", dtype: .f32, shape: [cal.sampleRows, $0.count / 4 / max(cal.sampleRows, 1)], bytes: $0)
+                }
+                if !layer.perLayerInput.isEmpty {
+                    try layer.perLayerInput.withUnsafeBytes {
+                        try writer.addTensor(name: "layers.\(l).per_layer_input", dtype: .f32,
+                                             shape: [cal.sampleRows, $0.count / 4 / max(cal.sampleRows, 1)], bytes: $0)
+                    }
                 }
                 var sites: [(key: String, value: JSON)] = []
                 for (site, s) in layer.sites.sorted(by: { order($0.key) < order($1.key) }) {
@@ -135,6 +142,11 @@ public enum CalibrationArtifact {
             let input = try f.tensor(named: "layers.\(l).input")
             guard input.dtype == .f32, input.shape.count == 2, input.shape[0] == rows else { throw bad("layers.\(l).input has the wrong shape") }
             if !lazySamples { layer.sample = try input.floats() }
+            if f.entry("layers.\(l).per_layer_input") != nil {
+                let p = try f.tensor(named: "layers.\(l).per_layer_input")
+                guard p.dtype == .f32, p.shape.count == 2, p.shape[0] == rows else { throw bad("layers.\(l).per_layer_input has the wrong shape") }
+                layer.perLayerInput = try p.floats()
+            }
             guard case let .object(sites)? = lj["tokens"] else { throw bad("layer \(l) has no token counts") }
             for (name, count) in sites {
                 guard let site = LinearSite(name: name), let n = count.intValue, n >= 0 else { throw bad("layer \(l): bad site '\(name)'") }
@@ -219,6 +231,7 @@ public enum CalibrationArtifact {
                 for (e, st) in other.allTokenDown { layer.allTokenDown[e]?.merge(st) }
                 for e in layer.experts.indices { layer.experts[e].routedTokens += other.experts[e].routedTokens }
                 layer.sample += other.sample
+                layer.perLayerInput += other.perLayerInput
             }
             let down = layer.allTokenDown
             layer.allTokenDown = [:]
@@ -248,6 +261,7 @@ public enum CalibrationArtifact {
         case .sharedDown: 6
         case .perLayerGate: -2
         case .perLayerProjection: -1
+        case .moe: -3
         case .expert(let e): 7 + 2 * e
         case .expertDown(let e): 8 + 2 * e
         }

@@ -43,6 +43,7 @@ public struct Calibrator {
             let expert = { (e: Int) throws -> LayerWeights.Expert in try model.expert(e, names: w.names) }
             var layer = Calibration.Layer()
             layer.sample = Array(x[0..<(localSampleRows * h)])
+            if let p = batch.state.perLayerInputs[l] { layer.perLayerInput = Array(p[0..<(localSampleRows * (p.count / max(batch.rows, 1)))]) }
             var stats: [LinearSite: ActivationStats] = [:]
             var mlpInput: [Float] = []
             var routing: Routing?

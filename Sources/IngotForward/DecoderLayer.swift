@@ -24,6 +24,9 @@ public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
     case sharedDown
     /// Gemma 4: per_layer_input_gate (the residual stream after the MLP) and per_layer_projection.
     case perLayerGate, perLayerProjection
+    /// The routed experts' input over every token where it is not the MLP's (Gemma 4's MoE block beside the MLP
+    /// reads its own norm of the residual stream, pre_feedforward_layernorm_2).
+    case moe
 
     public var description: String {
         switch self {
@@ -38,6 +41,7 @@ public enum LinearSite: Hashable, Sendable, CustomStringConvertible {
         case .sharedDown: "shared_experts.down_proj"
         case .perLayerGate: "per_layer_input_gate"
         case .perLayerProjection: "per_layer_projection"
+        case .moe: "moe"
         }
     }
 }
@@ -48,10 +52,10 @@ public typealias LinearInputObserver = (_ site: LinearSite, _ input: [Float], _ 
 /// Receives an MoE block's expert input (every token) and its routing.
 public typealias RoutingObserver = (_ expertInput: [Float], _ routing: Routing) -> Void
 
-/// What one forward pass carries from layer to layer besides the hidden states (Gemma 4): per-layer inputs
-/// `[rows, layers · perLayerInputSize]` and the k/v of the layers later layers share.
+/// What one forward pass carries from layer to layer besides the hidden states (Gemma 4): each layer's per-layer
+/// input `[rows, perLayerInputSize]` and the k/v of the layers later layers share.
 public final class ForwardState: @unchecked Sendable {
-    public var perLayerInputs: [Float] = []
+    public var perLayerInputs: [Int: [Float]] = [:]
     public var sharedKV: [Int: (k: [Float], v: [Float])] = [:]
     public init() {}
 }
@@ -302,6 +306,7 @@ extension ReferenceModel {
                                         g.postMLPNorm, rows: n, eps: c.rmsNormEps)
             let r = route(x, router: w.router, rows: n, routerScale: g.routerScale, expertScale: g.routerExpertScale)
             let ex = Kernels.rmsNorm(x, g.preExpertNorm, rows: n, eps: c.rmsNormEps)
+            observer?(.moe, ex, n)
             routingObserver?(ex, r)
             mlp = Kernels.rmsNorm(try moeBlock(ex, w, routing: r, observer: observer, allExpertTokens: allExpertTokens, expert: expert),
                                   g.postExpertNorm, rows: n, eps: c.rmsNormEps)
@@ -334,15 +339,22 @@ extension ReferenceModel {
         return attentionBlock(x, w, batch, observer: observer, preOutput: preOutput)
     }
 
+    /// Gemma 4: stores in `batch.state` the k/v that layer `src` gives the later layers sharing them, computed from
+    /// `input`, its layer input on `batch` (what a later layer replayed on its own needs from it).
+    public func storeSharedKV(layer src: Int, input: [Float], _ batch: SequenceBatch) throws {
+        let w = try LayerWeights(model: self, layer: src, experts: false)
+        _ = attentionBlock(Kernels.rmsNorm(input, w.inputNorm, rows: batch.rows, eps: config.rmsNormEps), w, batch)
+    }
+
     /// Gemma 4's per-layer input: `x += norm(projection(act(gate(x)) ⊙ perLayerInputs[layer]))`.
     func perLayerInput(_ x: inout [Float], _ g: LayerWeights.Gemma4, layer l: Int, width p: Int, _ batch: SequenceBatch,
                        observer: LinearInputObserver?) {
-        let c = config, h = c.hiddenSize, n = batch.rows, stride = c.layers * p
+        let c = config, h = c.hiddenSize, n = batch.rows
+        guard let pli = batch.state.perLayerInputs[l] else { preconditionFailure("layer \(l) has no per-layer input on this batch") }
         observer?(.perLayerGate, x, n)
         var a = Kernels.linear(x, g.perLayerGate, rows: n, inputs: h, outputs: p)
         Kernels.activate(&a, c.activation)
-        let pli = batch.state.perLayerInputs
-        for r in 0..<n { for k in 0..<p { a[r * p + k] *= pli[r * stride + l * p + k] } }
+        for i in a.indices { a[i] *= pli[i] }
         observer?(.perLayerProjection, a, n)
         let y = Kernels.rmsNorm(Kernels.linear(a, g.perLayerProjection, rows: n, inputs: p, outputs: h), g.perLayerNorm, rows: n, eps: c.rmsNormEps)
         for k in x.indices { x[k] += y[k] }
@@ -351,9 +363,9 @@ extension ReferenceModel {
     /// Self-attention on normed input `[rows, hidden]`: q/k/v, optional q/k(/v) norms, the layer's rotary (none,
     /// partial, proportional), causal GQA (sliding windows, sinks; Gemma 4's shared kv), optional sigmoid output
     /// gate (in q_proj, or Muse's gate_proj), o_proj. `weights` override q/k/v/o (AWQ's candidates); `preOutput`
-    /// receives o_proj's input.
+    /// receives o_proj's input. `storesSharedKV: false` leaves `batch.state` alone (blocks evaluated in parallel).
     public func attentionBlock(_ x: [Float], _ w: LayerWeights, _ batch: SequenceBatch, observer: LinearInputObserver? = nil,
-                               preOutput: ((_ heads: [Float]) -> Void)? = nil) -> [Float] {
+                               preOutput: ((_ heads: [Float]) -> Void)? = nil, storesSharedKV: Bool = true) -> [Float] {
         if let la = w.latent { return latentAttentionBlock(x, w, la, batch, observer: observer, preOutput: preOutput) }
         let c = config, l = w.names.layer, h = c.hiddenSize, d = c.headDim(layer: l), H = c.heads, KV = c.kvHeads(layer: l), n = batch.rows
         observer?(.attention, x, n)
@@ -401,7 +413,7 @@ extension ReferenceModel {
                     Kernels.applyRoPE(&k, heads: KV, rows: start..<(start + len), d: table.dim, stride: d, cos: table.cos, sin: table.sin)
                 }
             }
-            if c.gemma4?.kvSource.values.contains(l) == true { batch.state.sharedKV[l] = (k, v) }
+            if storesSharedKV, c.gemma4?.kvSource.values.contains(l) == true { batch.state.sharedKV[l] = (k, v) }
         }
         if let table {
             for (start, len) in batch.segments {

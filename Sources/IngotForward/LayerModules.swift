@@ -23,6 +23,9 @@ extension LinearSite {
         case "linear_attn", "linear_attn.in_proj_qkvz", "linear_attn.in_proj_ba", "linear_attn.in_proj_qkv", "linear_attn.in_proj_z",
              "linear_attn.in_proj_b", "linear_attn.in_proj_a": self = .attention
         case "linear_attn.out_proj": self = .output
+        case "mlp.experts": self = .moe
+        case "per_layer_input_gate": self = .perLayerGate
+        case "per_layer_projection": self = .perLayerProjection
         case "mlp.experts.*.gate_proj", "mlp.experts.*.up_proj":
             guard let expert else { return nil }
             self = .expert(expert)
@@ -84,6 +87,10 @@ extension LayerWeights {
         case "linear_attn.in_proj_b" where linear: \.linearAttention!.b
         case "linear_attn.in_proj_a" where linear: \.linearAttention!.a
         case "linear_attn.out_proj" where linear: \.linearAttention!.out
+        // Gemma 4: the experts' own input norm and the per-layer input's linears.
+        case "pre_feedforward_layernorm_2" where w.gemma4 != nil: \.gemma4!.preExpertNorm
+        case "per_layer_input_gate" where w.gemma4 != nil: \.gemma4!.perLayerGate
+        case "per_layer_projection" where w.gemma4 != nil: \.gemma4!.perLayerProjection
         default: nil
         }
         guard let p, !w[keyPath: p].isEmpty else { return nil }
@@ -194,9 +201,13 @@ extension ReferenceModel {
     /// Changes a module's weights for one variant: `(variant, module path, expert, weights)`.
     public typealias WeightVariant = (_ variant: Int, _ module: String, _ expert: Int?, _ weights: inout [Float]) -> Void
 
-    /// The output of block `block` (`self_attn` or `mlp`) on its input `x` under `variants` weight variants, each
+    /// The output of block `block` on its input `x` under `variants` weight variants, each
     /// obtained by letting `transform` change every linear of the block before it runs. Variants run in parallel
     /// (in order of index, so results do not depend on the core count).
+    ///
+    /// Blocks: `self_attn`, `linear_attn`; `mlp`, the dense MLP when the layer has one, else its MoE block;
+    /// `mlp.experts`, the MoE block (routed and shared experts) on the experts' input, also where a dense MLP runs
+    /// beside it (Gemma 4).
     ///
     /// MoE blocks take `routing` (fixed: routers are never varied) and load routed experts one at a time through
     /// `expert`, evaluating every variant on an expert before loading the next: memory is one expert's weights per
@@ -226,16 +237,16 @@ extension ReferenceModel {
             parallelVariants { k in
                 var t = w
                 for m in modules { transform(k, m, nil, &t[module: m]!) }
-                return attentionBlock(x, t, batch)
+                return attentionBlock(x, t, batch, storesSharedKV: false)
             }
-        case "mlp" where routing == nil:
+        case "mlp" where routing == nil || !w.gate.isEmpty:
             parallelVariants { k in
                 var g = w.gate, u = w.up, d = w.down
                 transform(k, "mlp.gate_proj", nil, &g); transform(k, "mlp.up_proj", nil, &u); transform(k, "mlp.down_proj", nil, &d)
                 return mlpBlock(x, gate: g, up: u, down: d, rows: n)
             }
-        case "mlp":
-            let routing = routing!
+        case "mlp", "mlp.experts":
+            guard let routing else { throw Failure.unsupportedBlock(block) }
             for k in 0..<variants { outputs[k] = [Float](repeating: 0, count: n * h) }
             for e in 0..<c.experts {
                 let tokens = routing.tokens(of: e)

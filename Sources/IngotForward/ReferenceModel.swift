@@ -117,7 +117,12 @@ public final class ReferenceModel: @unchecked Sendable {
         }
         if c.embeddingNorm { x = Kernels.rmsNorm(x, nil, width: h, rows: batch.rows, eps: c.rmsNormEps) }
         if let g = c.gemma4, g.perLayerInputSize > 0 {
-            batch.state.perLayerInputs = try perLayerInputs(sequences, embedded: x, rows: batch.rows, g)
+            let all = try perLayerInputs(sequences, embedded: x, rows: batch.rows, g), p = g.perLayerInputSize, stride = c.layers * p
+            for l in 0..<c.layers {
+                var v = [Float](repeating: 0, count: batch.rows * p)
+                for r in 0..<batch.rows { for k in 0..<p { v[r * p + k] = all[r * stride + l * p + k] } }
+                batch.state.perLayerInputs[l] = v
+            }
         }
         return x
     }

@@ -72,14 +72,9 @@ extension ModelConfig {
     public func awqRecipe(layer: Int) -> AWQLayerRecipe {
         if family == .qwen3Next || family == .qwen3_5MoE { return qwen3NextAWQRecipe(layer: layer) }
         if family == .gptOss { return gptOssAWQRecipe(layer: layer) }
+        if gemma4 != nil { return gemma4AWQRecipe(layer: layer) }
         var m: [AWQMapping] = []
         var linears: [String] = []
-        if gemma4 != nil {
-            // Declared absent: Gemma 4's experts read pre_feedforward_layernorm_2 of the residual beside the MLP (no
-            // block replays that yet), per_layer_projection's input is a product after a nonlinearity (no smoothing
-            // op), and kv-shared layers have no k/v to balance.
-            return AWQLayerRecipe(mappings: [], linears: [])
-        }
         if attentionGate {
             // Muse (llm-compressor's default mappings with the gate and sandwich norms): the centred (1 + w) input
             // norm feeds q, k, v and the output gate; v → o holds through the gate (it scales channels, as

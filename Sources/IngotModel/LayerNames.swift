@@ -328,6 +328,9 @@ extension LayerNames {
         case "mlp.shared_expert.up_proj": return whole(shared?.up)
         case "mlp.shared_expert.down_proj": return whole(shared?.down)
         case "mlp.shared_expert_gate": return whole(sharedGate)
+        case "pre_feedforward_layernorm_2": return whole(gemma4?.preExpertNorm)
+        case "per_layer_input_gate": return whole(gemma4?.perLayerGate)
+        case "per_layer_projection": return whole(gemma4?.perLayerProjection)
         default: break
         }
         guard let la = linearAttention else { return nil }

@@ -6,7 +6,8 @@ import IngotModel
 /// One decoder layer run on its calibration sample (its full-precision input, from the calibration artifact): the
 /// input every non-expert linear sees, and the MoE routing. Routed experts are not loaded; their inputs come from
 /// the MoE input rows routed to them (`ReferenceModel.expertInputs`). What AWQ's searches and GPTQ's Hessians start
-/// from.
+/// from. What the layer reads from earlier in the forward pass comes with it: its per-layer input (from the
+/// calibration) and the k/v it shares with an earlier layer (recomputed from that layer's sample).
 struct LayerCapture {
     /// The layer's weights without routed experts.
     let weights: LayerWeights
@@ -16,6 +17,8 @@ struct LayerCapture {
     /// The input of every non-expert site on the sample.
     let inputs: [LinearSite: [Float]]
     let routing: Routing?
+    /// The routed experts' input over every token (the MoE block's input), empty in dense layers.
+    let expertInput: [Float]
     var rows: Int { batch.rows }
 
     init(model: ReferenceModel, calibration: Calibration, layer: Int, recipe: AWQLayerRecipe) throws {
@@ -31,16 +34,30 @@ struct LayerCapture {
         let names = w.names, config = model.config
         let first = recipe.linears.first { !AWQMapping.isExpertTemplate($0) }.flatMap { names.tensor(module: $0, config: config) }
         precision = ComputePrecision(dtype: first.flatMap { model.source.info($0.name)?.dtype } ?? .f32)
+        if config.gemma4.map({ $0.perLayerInputSize > 0 }) == true {
+            let p = calibration.layers[layer].perLayerInput
+            guard p.count == batch.rows * config.gemma4!.perLayerInputSize else {
+                throw AWQ.Failure.mismatch("layer \(layer) has no per-layer input sample (made by an older 'ingot calibrate'; calibrate again)")
+            }
+            batch.state.perLayerInputs[layer] = p
+        }
+        if let src = config.gemma4?.kvSource[layer] {
+            let input = try calibration.sample(layer: src)
+            guard input.count == batch.rows * h else { throw AWQ.Failure.mismatch("layer \(src) has no calibration sample") }
+            try model.storeSharedKV(layer: src, input: input, batch)
+        }
         // One pass of the layer records every non-expert site's input (experts are read one at a time).
         var captured: [LinearSite: [Float]] = [:]
+        var moe: (input: [Float], routing: Routing)?
         var x = sample
         try model.decoderLayer(&x, w, batch, observer: { site, input, _ in
             switch site {
             case .expert, .expertDown: break
             default: captured[site] = input
             }
-        }, expert: { try model.expert($0, names: names) })
+        }, routingObserver: { moe = ($0, $1) }, expert: { try model.expert($0, names: names) })
         inputs = captured
-        routing = captured[.mlp].flatMap { model.routing($0, w) }
+        routing = moe?.routing
+        expertInput = moe?.input ?? []
     }
 }

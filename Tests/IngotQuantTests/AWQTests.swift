@@ -40,7 +40,7 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
     /// Every family and expert layout Ingot reads.
     static let families = [tinyLlama, tinyMoE, fixture("tiny-moe-austen-fused")]
         + ["tiny-mixtral", "tiny-mixtral-fused", "tiny-qwen3moe", "tiny-qwen3moe-fused", "tiny-deepseekv3", "tiny-deepseekv3-fused"]
-        .map { fixture("peers/models/" + $0) } + ["tiny-qwen3-next", "tiny-qwen3.5-moe", "tiny-muse"].map { fixture("families/" + $0) }
+        .map { fixture("peers/models/" + $0) } + ["tiny-qwen3-next", "tiny-qwen3.5-moe", "tiny-muse", "tiny-gemma4"].map { fixture("families/" + $0) }
 
     func calibrate(_ dir: String, sequences: [[Int]], settings: Calibration.Settings = .init()) throws -> (ReferenceModel, Calibration) {
         let m = try ReferenceModel(directory: dir)
@@ -68,7 +68,7 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
     /// and the result is finite: MLA (q_a / kv_a, q_a_layernorm → q_b, kv_a_layernorm → kv_b), shared experts with
     /// the routed ones, sigmoid routing with its correction bias, per-expert and fused 3-D experts.
     @Test(arguments: ["tiny-deepseekv3", "tiny-deepseekv3-fused", "tiny-qwen3moe", "tiny-qwen3moe-fused"].map { "peers/models/" + $0 }
-          + ["families/tiny-qwen3-next", "families/tiny-qwen3.5-moe", "families/tiny-muse"])
+          + ["families/tiny-qwen3-next", "families/tiny-qwen3.5-moe", "families/tiny-muse", "families/tiny-gemma4"])
     func everyMappingAppliedOrNamedSkipped(name: String) throws {
         let (m, cal) = try calibrate(fixture(name), sequences: Array(try tokenRows(fixture("peers/data/calib_text.safetensors")).prefix(8)))
         let awq = AWQ(model: m, calibration: cal, quantizer: IntQuantizer(bits: 4, groupSize: 32))

@@ -183,3 +183,39 @@ extension ModelConfig {
         gemma4?.doubleWideLayers.contains(l) == true ? 2 * intermediateSize : intermediateSize
     }
 }
+
+extension ModelConfig {
+    /// Gemma 4's AWQ mappings. Its four layer norms are plain RMSNorms (`x·w`, no `1 + w`), so they fold a scale as
+    /// `w / s`.
+    /// - input_layernorm → the attention's projections the layer has: q, k, v; q and k in k = v layers; q alone in
+    ///   kv-shared layers (their k/v come from an earlier layer, whose own search covers them).
+    /// - pre_feedforward_layernorm → the dense MLP's gate and up, loss at the dense MLP's output (the experts beside
+    ///   it read another norm); up → down.
+    /// - MoE layers: pre_feedforward_layernorm_2 → every expert's gate and up, loss at the MoE block's output with
+    ///   the routing fixed. The router reads the residual stream through its own weightless norm, not this norm's
+    ///   output, so it needs no compensating scale. Expert up → down per expert, on its own tokens.
+    /// Declared absent: v → o, because v is RMS-normed per head before attention (`v_norm`), which undoes any
+    /// per-channel scale of v's rows; and the per-layer input's linears (per_layer_input_gate reads the residual
+    /// stream with no norm before it; per_layer_projection reads `act(gate) ⊙ per-layer input`, after a nonlinearity).
+    /// o_proj and the per-layer input's linears are still quantized (plain AWQ clip, GPTQ).
+    func gemma4AWQRecipe(layer l: Int) -> AWQLayerRecipe {
+        guard let g = gemma4 else { return AWQLayerRecipe(mappings: [], linears: []) }
+        var attention = ["self_attn.q_proj"]
+        if g.kvSource[l] == nil {
+            attention.append("self_attn.k_proj")
+            if !(g.keyIsValue && layerType(l) == .fullAttention) { attention.append("self_attn.v_proj") }
+        }
+        var m = [AWQMapping(smooth: "input_layernorm", balance: attention, inspect: "self_attn"),
+                 AWQMapping(smooth: "pre_feedforward_layernorm", balance: ["mlp.gate_proj", "mlp.up_proj"], inspect: "mlp"),
+                 AWQMapping(smooth: "mlp.up_proj", balance: ["mlp.down_proj"], inspect: "mlp.down_proj")]
+        var linears = attention + ["self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+        if isMoE {
+            m.append(AWQMapping(smooth: "pre_feedforward_layernorm_2", balance: ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj"],
+                                inspect: "mlp.experts"))
+            m.append(AWQMapping(smooth: "mlp.experts.*.up_proj", balance: ["mlp.experts.*.down_proj"], inspect: "mlp.experts.*.down_proj"))
+            linears += ["mlp.experts.*.gate_proj", "mlp.experts.*.up_proj", "mlp.experts.*.down_proj"]
+        }
+        if g.perLayerInputSize > 0 { linears += ["per_layer_input_gate", "per_layer_projection"] }
+        return AWQLayerRecipe(mappings: m, linears: linears)
+    }
+}

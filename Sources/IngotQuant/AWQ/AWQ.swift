@@ -168,6 +168,8 @@ struct LayerSearch {
     /// Inputs of every non-expert site on the sample, and the MoE routing.
     var inputs: [LinearSite: [Float]] = [:]
     var routing: Routing?
+    /// The routed experts' input over every token.
+    var expertInput: [Float] = []
     /// What each module's input is divided by once folded (`module`/expert → s).
     var inputDivisor: [LayerTransform.Key: [Float]] = [:]
     var transform = LayerTransform()
@@ -187,6 +189,7 @@ struct LayerSearch {
         precision = capture.precision
         inputs = capture.inputs
         routing = capture.routing
+        expertInput = capture.expertInput
     }
 
     func fq(_ x: [Float], _ rows: Int, _ cols: Int) -> [Float] { awq.fakeQuantize(x, rows: rows, columns: cols, precision: precision) }
@@ -334,9 +337,9 @@ struct LayerSearch {
             for mp in perExpert { log.append(skip(mp, expert: e, "no routed tokens in the calibration sample: round-to-nearest")) }
             return
         }
-        guard let mlpIn = inputs[.mlp] else { return }
+        guard !expertInput.isEmpty else { return }
         let ex = try expert(e)
-        let xe = m.expertInputs(Kernels.gatherRows(mlpIn, rows, width: m.config.hiddenSize), rows: rows.count, expert: e, ex)
+        let xe = m.expertInputs(Kernels.gatherRows(expertInput, rows, width: m.config.hiddenSize), rows: rows.count, expert: e, ex)
         for mp in perExpert {
             guard let site = LinearSite(inputOf: mp.inspect, expert: e), let x = xe[site], mp.balance == [mp.inspect],
                   let wb = ex[module: mp.inspect] else {

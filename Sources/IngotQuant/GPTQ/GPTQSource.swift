@@ -166,7 +166,7 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
     /// (starved under the round-to-nearest policy, or no routed token in the sample).
     func inputsOf(expert e: Int, info: Calibration.Expert, layer l: Int, capture cap: LayerCapture) throws -> ([LinearSite: [Float]], Int)? {
         if let x = expertInputs, x.layer == l, x.expert == e { return (x.inputs, x.tokens) }
-        guard let mlpIn = cap.inputs[.mlp], let routing = cap.routing else { return nil }
+        guard !cap.expertInput.isEmpty, let routing = cap.routing else { return nil }
         let rows: [Int]
         switch info.statistics {
         case .none: return nil
@@ -176,7 +176,7 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
         guard !rows.isEmpty else { return nil }
         for site in hessians.keys { if case .expert = site { hessians[site] = nil } else if case .expertDown = site { hessians[site] = nil } }
         let ex = try model.expert(e, names: cap.weights.names)
-        let inputs = model.expertInputs(Kernels.gatherRows(mlpIn, rows, width: model.config.hiddenSize), rows: rows.count, expert: e, ex)
+        let inputs = model.expertInputs(Kernels.gatherRows(cap.expertInput, rows, width: model.config.hiddenSize), rows: rows.count, expert: e, ex)
         expertInputs = (l, e, inputs, rows.count)
         return (inputs, rows.count)
     }

@@ -106,13 +106,20 @@ import Testing
             #expect(r.stderr.contains(message) && r.stderr.lowercased().components(separatedBy: "error:").count == 2, "\(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: dir.file("q.ingot")))
         }
-        // A family that declares no linears for GPTQ is refused by name (Gemma 4's recipe is declared absent).
+        // A Gemma 4 calibration without its per-layer input samples (written before calibrate kept them) is refused
+        // by name: the layer cannot be replayed without them.
         let src = fixture("families/tiny-gemma4")
         writeBytes(Array("[11, 40, 120, 5, 6, 7, 8, 9]".utf8), to: dir.file("ids8.json"))
         #expect(try ingot(["calibrate", src, "--data", dir.file("ids8.json"), "--samples", "1", "--seq-len", "8", "-o", dir.file("g4.ingot"),
                            "--quiet"]).status == 0)
-        let r = try ingot(["quantize", src, "--scheme", "gptq-int4", "--calib", dir.file("g4.ingot"), "-o", dir.file("q.ingot")])
-        #expect(r.status == 2 && r.stderr.contains("gemma4 declares no linears"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir.file("q.ingot")))
+        var g4 = try CalibrationArtifact.read(dir.file("g4.ingot"))
+        #expect(g4.layers.allSatisfy { $0.perLayerInput.count == 8 * 8 })
+        for l in g4.layers.indices { g4.layers[l].perLayerInput = [] }
+        try CalibrationArtifact.write(g4, to: dir.file("g4-old.ingot"))
+        for scheme in ["gptq-int4", "awq-int4"] {
+            let r = try ingot(["quantize", src, "--scheme", scheme, "--calib", dir.file("g4-old.ingot"), "-o", dir.file("q.ingot")])
+            #expect(r.status == 2 && r.stderr.contains("layer 0 has no per-layer input sample"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.file("q.ingot")))
+        }
     }
 }

@@ -9,9 +9,9 @@ For each model and scheme: `ingot quantize` + `ingot export --to compressed-tens
      linears stacked back into its fused experts (gate_up_proj [E, 2I, H] gate rows first, down_proj [E, H, I]) -
      once with Ingot's f32 dequantized weights and once with compressed-tensors' decompression, and its per-window
      NLLs over eval_tokens.json (ctx 128) are compared with `ingot eval --json` of the export.
-transformers 5.17 cannot load these exports itself: its loader concatenates per-expert checkpoint tensors into the
-fused expert parameters and finds no plain `weight` among compressed ones ("Concatenate on tensors destined for
-…experts.gate_up_proj. Ckpt contains: 0"), as it does for llm-compressor's MoE outputs; vLLM reads them per expert.
+transformers 5.17 loads the symmetric INT4 and FP8 exports itself (per-expert linears decompressed and stacked into
+the fused experts) and fails on asymmetric INT4 (its `DecompressExperts` drops `weight_zero_point`): see
+scripts/check_fused_expert_reload.py, which loads every fused-expert family's exports with `from_pretrained`.
 
 usage: scripts/check_hybrid_exports.py INGOT_BINARY   (peer venv: torch, transformers 5.17, compressed-tensors 0.19)
 """

@@ -19,7 +19,8 @@ struct ActivationAwareOptions: ParsableArguments {
     @Option(help: "Rounding after awq-int4's transform: rtn (to nearest) or gptq (error-compensating, on the calibration inputs' Hessian). gptq-int4 always rounds with gptq.")
     var rounding: QuantScheme.Rounding?
     @Option(help: "GPTQ: Hessian dampening, a fraction of its mean diagonal.") var gptqDampening = 0.01
-    @Flag(help: "GPTQ: round columns by decreasing Hessian diagonal (act-order, groups kept).") var gptqActOrder = false
+    @Flag(inversion: .prefixedNo, help: "GPTQ: round columns by decreasing Hessian diagonal (static act-order, groups kept; llm-compressor's default).")
+    var gptqActOrder = true
     @Option(help: "Write AWQ's per-mapping losses as JSON here.") var awqLog: String?
     @Flag(help: "Use a calibration made for a different checkpoint (fingerprints differ).") var ignoreFingerprint = false
     @OptionGroup var calibration: CalibrationOptions

@@ -36,11 +36,12 @@ import Testing
             results[name] = try verify(dir, dir.file(name + ".ingot"))
             #expect(results[name]!.ppl.isFinite && results[name]!.kld.isFinite, "\(name)")
         }
-        // Measured (g64, emma.txt calibration, persuasion-heldout): ppl RTN 71.25, GPTQ 71.19, AWQ+GPTQ 71.19;
-        // mean KLD 3.5e-3, 9.6e-4, 1.3e-3.
+        // Measured (g64, emma.txt calibration, persuasion-heldout, static act-order): mean KLD RTN 3.5e-3, GPTQ 9.0e-4;
+        // ppl 71.251, 71.266 (natural order: KLD 9.6e-4, ppl 71.19). At a KLD this small the perplexity moves by
+        // hundredths either way, so it is held to RTN's within 0.05 % and the KLD must be under half RTN's.
         for name in ["gptq", "awq+gptq"] {
-            #expect(results[name]!.ppl <= results["rtn"]!.ppl, "\(name) \(results[name]!) rtn \(results["rtn"]!)")
-            #expect(results[name]!.kld < results["rtn"]!.kld, "\(name) \(results[name]!) rtn \(results["rtn"]!)")
+            #expect(results[name]!.ppl <= results["rtn"]!.ppl * 1.0005, "\(name) \(results[name]!) rtn \(results["rtn"]!)")
+            #expect(results[name]!.kld < 0.5 * results["rtn"]!.kld, "\(name) \(results[name]!) rtn \(results["rtn"]!)")
         }
         // The bytes do not depend on the worker count; export straight from the checkpoint stores the codes
         // quantize stored.

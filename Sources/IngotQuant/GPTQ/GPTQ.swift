@@ -16,9 +16,11 @@ import IngotForward
 public struct GPTQ: Sendable {
     public var blockSize = 128
     public var dampening = 0.01
-    public var actOrder = false
+    /// Static act-order (llm-compressor's default): on SmolLM2-135M (W4A16 asym g64, 32×512 wiki tokens) it
+    /// took GPTQ's held-out perplexity from above round-to-nearest's to well below it.
+    public var actOrder = true
 
-    public init(blockSize: Int = 128, dampening: Double = 0.01, actOrder: Bool = false) {
+    public init(blockSize: Int = 128, dampening: Double = 0.01, actOrder: Bool = true) {
         self.blockSize = blockSize
         self.dampening = dampening
         self.actOrder = actOrder

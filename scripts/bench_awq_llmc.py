@@ -39,13 +39,16 @@ if modifier not in ("awq", "gptq"):
 losses = []
 logger.add(lambda m: losses.append(m.record["message"]), level="DEBUG", filter=lambda r: "grid search" in r["message"] or "best" in r["message"].lower())
 cfg = AutoConfig.from_pretrained(model_dir)
+# On CPU the model runs in float32 (as Ingot computes): x86 has no native fp16/bf16 matmul, and torch emulates it
+# about 10x slower. With an accelerator, the checkpoint dtype.
+dtype = "auto" if torch.accelerator.is_available() else torch.float32
 is_moe = any(getattr(cfg, k, None) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
 if is_moe:
     from llmcompressor.modeling.moe.linearize import load_quantizable_moe
     with load_quantizable_moe():
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
 else:
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
 sch = preset_name_to_scheme("W4A16_ASYM", ["Linear"])
 sch.weights.group_size = group
 ignore = ["lm_head", "re:.*mlp.gate$", "re:.*block_sparse_moe.gate$"]

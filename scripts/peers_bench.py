@@ -340,7 +340,8 @@ def row_awq(a, tool):
     moe = any(getattr(cfg, k, None) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
     t = time.perf_counter()
     with load_quantizable_moe() if moe else contextlib.nullcontext():  # per-expert Linears, as its MoE examples load
-        model = AutoModelForCausalLM.from_pretrained(a.awq_model, dtype="auto")
+        # float32 on CPU (as Ingot computes; torch emulates bf16/fp16 matmul on x86 about 10x slower)
+        model = AutoModelForCausalLM.from_pretrained(a.awq_model, dtype="auto" if torch.accelerator.is_available() else torch.float32)
     load = time.perf_counter() - t
     sch = preset_name_to_scheme("W4A16_ASYM", ["Linear"])
     sch.weights.group_size = 64

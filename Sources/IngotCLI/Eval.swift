@@ -8,7 +8,7 @@ import IngotModel
 /// `ingot eval MODEL --text FILE`: perplexity with the reference forward pass.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Perplexity of a model (llama/mistral/mixtral/qwen3_moe) on a text file, with the reference forward pass.")
+        abstract: "Perplexity of a model of any family Ingot reads on a text file or token ids, with the reference forward pass.")
 
     @Argument(help: "Model directory (config.json, weights, tokenizer.json), a quantized export, or an .ingot file.") var model: String
     @Option(help: "UTF-8 text file (tokenized with the model's tokenizer.json, no special tokens).") var text: String?

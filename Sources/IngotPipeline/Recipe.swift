@@ -17,6 +17,7 @@ import Yams
 ///   scheme: awq-int4          # a QuantScheme name: rtn-int4 | awq-int4 | gptq-int4 | rtn-int8 | fp8-e4m3 | …
 ///   transform: awq            # AWQ in front of any integer or FP4 scheme (awq-int4 implies it)
 ///   rounding: gptq            # after awq-int4's transform: rtn (default) or gptq
+///   propagate_error: true     # AWQ / GPTQ on each layer's input along the quantized path (default false)
 ///   group_size: 64
 ///   ignore: ["re:.*layers\\.0\\..*"]
 ///   overrides: [{pattern: "re:.*down_proj", scheme: rtn-int8}]
@@ -40,6 +41,8 @@ public struct Recipe: Sendable {
         public var activations = "dynamic"
         public var clip = true
         public var rounding: QuantScheme.Rounding = .nearest
+        /// AWQ's searches and GPTQ's Hessians on the quantized path's layer inputs (`PropagatedInputs`).
+        public var propagateError = false
         /// A transform asked for in front of the scheme's rounding (nil: the scheme's own).
         public var transform: QuantScheme.Transform?
         public var awq: Bool { (transform ?? scheme.transform) == .awq }
@@ -217,7 +220,7 @@ public struct Recipe: Sendable {
             calibration = step
         }
         guard let q = try keys(root["quantize"], "quantize", ["scheme", "group_size", "symmetric", "convention", "fp8_granularity",
-                                                              "activations", "clip", "transform", "rounding", "ignore", "overrides"]) else {
+                                                              "activations", "clip", "transform", "rounding", "propagate_error", "ignore", "overrides"]) else {
             throw bad("quantize", "is required")
         }
         /// The step's (or an override's, over `base`) settings from its keys.
@@ -277,6 +280,10 @@ public struct Recipe: Sendable {
             return t
         }
         do { qs.transform = try qs.scheme.transform(transform) } catch { throw bad("quantize.transform", "\(error)") }
+        qs.propagateError = try bool(q, "propagate_error", "quantize") ?? false
+        guard !qs.propagateError || qs.awq || qs.rounding == .gptq else {
+            throw bad("quantize.propagate_error", "applies to AWQ and GPTQ (awq-int4, gptq-int4, transform: awq, rounding: gptq)")
+        }
         quantize = qs
         if qs.usesCalibration && calibration == nil {
             throw bad("calibration", "is required by \(qs.scheme.needsCalibration || qs.awq ? qs.scheme.name + (qs.awq && qs.scheme.transform == nil ? " with transform awq" : "") : "static activations")")

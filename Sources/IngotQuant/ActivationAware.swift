@@ -37,11 +37,12 @@ public enum ActivationAware {
     }
 
     /// `awq`: transform the weights; `rounding`: `.gptq` rounds the plan's default-scheme linears with GPTQ (after
-    /// AWQ's transform when both); `staticActivations`: add FP8 input scales to `plan`. `layerOrderedWriter`: the
+    /// AWQ's transform when both); `propagateError`: both work on each layer's input along the quantized path
+    /// (`PropagatedInputs`) instead of the full-precision one; `staticActivations`: add FP8 input scales to `plan`. `layerOrderedWriter`: the
     /// consumer reads tensors in storage order (QuantizeJob), so one layer at a time is kept.
     public static func prepare(checkpoint: TensorSource, model: ReferenceModel, calibration cal: Calibration, plan: inout QuantizationPlan,
                                awq: Bool, rounding: QuantScheme.Rounding = .nearest, gptq: GPTQ = GPTQ(), staticActivations: Bool,
-                               clip: Bool = true, layerOrderedWriter: Bool = true,
+                               clip: Bool = true, layerOrderedWriter: Bool = true, propagateError: Bool = false,
                                progress: ProgressReporter = SilentProgress()) throws -> Outcome {
         var meta: [(key: String, value: JSON)] = [("calibration", .object(cal.provenance + [("tokens", .int(cal.tokens))]))]
         if plan.defaults.scheme.calibratedActivations {
@@ -64,18 +65,22 @@ public enum ActivationAware {
         if rounding == .gptq, s.intQuantizer == nil { throw Failure.wrongScheme("GPTQ needs an INT scheme") }
         var source = checkpoint
         var stream: StreamingAWQSource?
+        let propagation = propagateError ? try PropagatedInputs(model: model, calibration: cal, plan: plan) : nil
+        if propagation != nil { meta.append(("propagate_error", .bool(true))) }
         if awq {
             guard let quantizer = s.weightQuantizer else { throw Failure.wrongScheme("AWQ needs an INT or FP4 scheme") }
             var job = AWQ(model: model, calibration: cal, quantizer: quantizer)
             job.clip = clip && quantizer.clipsPerGroup
             job.progress = progress
+            job.propagation = propagation
             meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(job.clip))])))
             stream = try StreamingAWQSource(base: checkpoint, awq: job, retainAllLayers: !layerOrderedWriter)
             source = stream!
         }
         var rounder: GPTQSource?
         if rounding == .gptq {
-            rounder = try GPTQSource(base: source, model: model, calibration: cal, scheme: s.scheme, gptq: gptq, awq: stream)
+            rounder = try GPTQSource(base: source, model: model, calibration: cal, scheme: s.scheme, gptq: gptq, awq: stream,
+                                     propagation: propagation)
             source = rounder!
             meta.append(("gptq", .object([("block_size", .int(gptq.blockSize)), ("dampening", .double(gptq.dampening)),
                                           ("act_order", .bool(gptq.actOrder))])))

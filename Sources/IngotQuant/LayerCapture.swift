@@ -21,12 +21,13 @@ struct LayerCapture {
     let expertInput: [Float]
     var rows: Int { batch.rows }
 
-    init(model: ReferenceModel, calibration: Calibration, layer: Int, recipe: AWQLayerRecipe) throws {
+    /// `input`: the layer's input to use instead of the calibration sample (`PropagatedInputs`).
+    init(model: ReferenceModel, calibration: Calibration, layer: Int, recipe: AWQLayerRecipe, input: [Float]? = nil) throws {
         let w = try LayerWeights(model: model, layer: layer, experts: false)
         weights = w
         batch = SequenceBatch(lengths: calibration.sampleLengths, model: model)
         let h = model.config.hiddenSize
-        let sample = try calibration.sample(layer: layer)
+        let sample = try input ?? calibration.sample(layer: layer)
         guard !sample.isEmpty else { throw AWQ.Failure.mismatch("layer \(layer) has no calibration sample") }
         guard sample.count == batch.rows * h else {
             throw AWQ.Failure.mismatch("layer \(layer)'s sample has \(sample.count) values, expected \(batch.rows) × \(h)")

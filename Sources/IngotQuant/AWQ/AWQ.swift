@@ -32,6 +32,8 @@ public struct AWQ {
     /// chunks (routed experts are then read once per chunk).
     public var candidateMemory = 512 << 20
     public var progress: ProgressReporter = SilentProgress()
+    /// Layer inputs along the quantized path instead of the calibration sample (nil: the full-precision sample).
+    public var propagation: PropagatedInputs?
 
     public init(model: ReferenceModel, calibration: Calibration, quantizer: any WeightQuantizer) {
         self.model = model
@@ -81,6 +83,9 @@ public struct AWQ {
     /// Searches every layer; `transformed` gives the resulting weights.
     public func run() throws -> Result {
         try checkSupported()
+        guard propagation == nil else {
+            throw Failure.unsupported("AWQ on propagated inputs runs through StreamingAWQSource (it reads each layer's transformed weights)")
+        }
         let t0 = monotonicSeconds()
         var layers: [LayerResult] = []
         progress.begin("awq", total: model.config.layers, unit: .items)
@@ -183,7 +188,8 @@ struct LayerSearch {
         l = layer
         cal = awq.calibration.layers[layer]
         recipe = awq.model.config.awqRecipe(layer: layer)
-        let capture = try LayerCapture(model: awq.model, calibration: awq.calibration, layer: layer, recipe: recipe)
+        let capture = try LayerCapture(model: awq.model, calibration: awq.calibration, layer: layer, recipe: recipe,
+                                       input: awq.propagation?.input(layer: layer))
         w = capture.weights
         batch = capture.batch
         precision = capture.precision

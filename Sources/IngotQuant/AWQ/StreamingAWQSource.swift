@@ -13,7 +13,8 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
     public let tensors: [TensorInfo]
     let layerOf: [String: Int]
     let names: [LayerNames]
-    let lock = NSLock()
+    /// The propagation's lock when AWQ runs on propagated inputs (advancing a layer reads this source).
+    let lock: NSRecursiveLock
     var cache: AWQ.LayerResult?
     var results: [Int: AWQ.LayerResult] = [:]
     let started = monotonicSeconds()
@@ -21,8 +22,11 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
     /// order tensors by dtype): no layer is searched twice; the transforms are small.
     let retainAll: Bool
 
+    /// With `awq.propagation`, every layer's transform is kept (the propagation runs layers in order, the writer
+    /// may read them in another) and the propagation reads its layers' weights from this source.
     public init(base: TensorSource, awq: AWQ, retainAllLayers: Bool = false) throws {
-        retainAll = retainAllLayers
+        retainAll = retainAllLayers || awq.propagation != nil
+        lock = awq.propagation?.lock ?? NSRecursiveLock()
         try awq.checkSupported()
         self.base = base
         self.awq = awq
@@ -53,6 +57,7 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
             return TensorInfo(name: t.name, dtype: dt, shape: t.shape, byteCount: (ShapeMath.elementCount(t.shape) ?? 0) * (dt.byteWidth ?? 4),
                               file: t.file, fileOffset: nil)
         }
+        awq.propagation?.weights = self
     }
 
     public var path: String { base.path }
@@ -73,6 +78,7 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
     /// Layer `l`'s search, run on first use (the latest layer's transform is cached; every layer's with
     /// `retainAllLayers`).
     public func layerResult(_ l: Int) throws -> AWQ.LayerResult {
+        try awq.propagation?.advance(to: l)
         lock.lock()
         defer { lock.unlock() }
         if let r = cache, r.layer == l { return r }

@@ -32,13 +32,19 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
     let awq: StreamingAWQSource?
     /// Every rounded linear: its tensor (or slice), layer, module path and expert.
     let modules: [TensorRef: (layer: Int, module: String, expert: Int?)]
-    let lock = NSLock()
+    /// Layer inputs along the quantized path (nil: the calibration sample).
+    let propagation: PropagatedInputs?
+    /// The propagation's lock when there is one (advancing a layer rounds it through this source).
+    let lock: NSRecursiveLock
     var capture: (layer: Int, value: LayerCapture)?
     /// The current routed expert's linear inputs and token count.
     var expertInputs: (layer: Int, expert: Int, inputs: [LinearSite: [Float]], tokens: Int)?
     /// Hessians of the current layer (and expert), with the column scale their inputs were divided by.
     var hessians: [LinearSite: (divisor: [Float]?, h: [Double])] = [:]
     var entries: [Entry] = []
+    /// (layer, module, expert) of every entry: a linear rounded again (the propagation rounds a layer before the
+    /// writer reads it) is logged once.
+    var recorded: Set<String> = []
 
     /// How one linear was rounded.
     public struct Entry: Sendable {
@@ -61,7 +67,7 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
     }
 
     public init(base: TensorSource, model: ReferenceModel, calibration: Calibration, scheme: QuantScheme, gptq: GPTQ,
-                awq: StreamingAWQSource? = nil) throws {
+                awq: StreamingAWQSource? = nil, propagation: PropagatedInputs? = nil) throws {
         let c = model.config
         guard calibration.layers.count == c.layers else {
             throw AWQ.Failure.mismatch("it has \(calibration.layers.count) layers, the model \(c.layers)")
@@ -85,6 +91,9 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
         self.gptq = gptq
         self.awq = awq
         self.modules = modules
+        self.propagation = propagation
+        lock = propagation?.lock ?? NSRecursiveLock()
+        propagation?.rounder = self
     }
 
     public var path: String { base.path }
@@ -127,8 +136,8 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
             let info = e < calibration.layers[l].experts.count ? calibration.layers[l].experts[e]
                 : Calibration.Expert(routedTokens: 0, statistics: .none, starved: true)
             guard let (inputs, n) = try inputsOf(expert: e, info: info, layer: l, capture: cap), let xe = inputs[site] else {
-                entries.append(Entry(layer: l, module: module, expert: e, tokens: info.routedTokens,
-                                     nearest: "starved (\(info.routedTokens) routed tokens)"))
+                record(Entry(layer: l, module: module, expert: e, tokens: info.routedTokens,
+                             nearest: "starved (\(info.routedTokens) routed tokens)"))
                 return nil
             }
             x = xe; tokens = n
@@ -147,17 +156,23 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
             hessians[site] = (divisor, h)
         }
         let q = try gptq.quantize(values, rows: rows, columns: columns, hessian: h, quantizer: quantizer, precision: precision, name: ref.name)
-        entries.append(Entry(layer: l, module: module, expert: e, tokens: tokens, nearest: nil))
+        record(Entry(layer: l, module: module, expert: e, tokens: tokens, nearest: nil))
         return q
+    }
+
+    func record(_ e: Entry) {
+        if recorded.insert("\(e.layer)/\(e.module)/\(e.expert ?? -1)").inserted { entries.append(e) }
     }
 
     /// Layer `l`'s capture (the previous layer's is dropped).
     func layer(_ l: Int) throws -> LayerCapture {
         if let c = capture, c.layer == l { return c.value }
+        // First: reaching layer l on the quantized path rounds the layers before it through this source.
+        let input = try propagation?.input(layer: l)
         capture = nil
         expertInputs = nil
         hessians = [:]
-        let c = try LayerCapture(model: model, calibration: calibration, layer: l, recipe: model.config.awqRecipe(layer: l))
+        let c = try LayerCapture(model: model, calibration: calibration, layer: l, recipe: model.config.awqRecipe(layer: l), input: input)
         capture = (l, c)
         return c
     }

@@ -106,11 +106,28 @@ public enum Kernels {
     /// The MLP gate activation in place.
     public static func activate(_ x: inout [Float], _ a: ModelConfig.Activation) {
         switch a {
-        case .silu: for i in x.indices { let v = x[i]; x[i] = v / (1 + expf(-v)) }
+        case .silu: elementwise(&x) { v in v / (1 + expf(-v)) }
         case .geluTanh:
             // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 x³))), as torch's gelu(approximate="tanh").
             let k: Float = 0.7978845608028654
-            for i in x.indices { let v = x[i]; x[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v))) }
+            elementwise(&x) { v in 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v))) }
+        }
+    }
+
+    /// `x[i] = f(x[i])` in parallel over fixed chunks of 64 Ki elements (the same scalar `f` on every element, so the
+    /// bits do not depend on the thread count).
+    @inline(__always)
+    public static func elementwise(_ x: inout [Float], _ f: (Float) -> Float) {
+        let chunk = 1 << 16, n = x.count
+        guard n > chunk else {
+            for i in x.indices { x[i] = f(x[i]) }
+            return
+        }
+        x.withUnsafeMutableBufferPointer { b in
+            let p = b.baseAddress!
+            parallelFor((n + chunk - 1) / chunk) { c in
+                for i in (c * chunk)..<min(n, (c + 1) * chunk) { p[i] = f(p[i]) }
+            }
         }
     }
 

@@ -165,8 +165,12 @@ public final class ReferenceModel: @unchecked Sendable {
     public func logits(hidden: [Float], rows: Int, head: [Float]? = nil, into y: inout [Float]) throws {
         let c = config
         Kernels.linear(hidden, try head ?? outputHead(), rows: rows, inputs: c.hiddenSize, outputs: c.vocabSize, into: &y)
-        if c.outputMultiplier != 1 { for i in y.indices { y[i] *= c.outputMultiplier } }
-        if let cap = c.finalLogitSoftcap { for i in y.indices { y[i] = tanhf(y[i] / cap) * cap } }
+        let m = c.outputMultiplier
+        if let cap = c.finalLogitSoftcap {
+            Kernels.elementwise(&y) { v in tanhf((m != 1 ? v * m : v) / cap) * cap }
+        } else if m != 1 {
+            Kernels.elementwise(&y) { $0 * m }
+        }
     }
 
     /// The rotary of layer `l` (nil: NoPE), the default one resolved from `ropeTheta`, YaRN and `rotaryDim`.

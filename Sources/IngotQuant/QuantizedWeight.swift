@@ -48,6 +48,14 @@ public struct QuantizedWeight: Sendable, Equatable {
 
     /// Reference dequantization to f32 (exact products, no rounding to the storage dtype).
     public func dequantized() -> [Float] {
+        if scheme == .intAffine || scheme == .intSymmetric, granularity == .group || granularity == .channel {
+            return dequantizedIntegerRuns()
+        }
+        return referenceDequantized()
+    }
+
+    /// Element by element, every scheme and granularity: the reference the run-wise paths are tested against.
+    public func referenceDequantized() -> [Float] {
         var w = [Float](repeating: 0, count: rows * columns)
         let fp8: FP8.Format? = scheme == .fp8E4M3 ? .e4m3 : scheme == .fp8E5M2 ? .e5m2 : nil
         for r in 0..<rows {
@@ -64,5 +72,23 @@ public struct QuantizedWeight: Sendable, Equatable {
             }
         }
         return w
+    }
+
+    /// Integer groups or channels: the same `(u − z) · s` per element, with each run of a row sharing one scale and
+    /// zero point read once (AWQ's searches dequantize every candidate).
+    func dequantizedIntegerRuns() -> [Float] {
+        let run = granularity == .group ? groupSize! : columns, sc = scaleColumns, offset = Float(codeOffset)
+        return [Float](unsafeUninitializedCapacity: rows * columns) { w, n in
+            codes.withUnsafeBufferPointer { q in
+                for r in 0..<rows {
+                    for g in 0..<sc {
+                        let s = scales[r * sc + g], z = zeros.map { Float($0[r * sc + g]) } ?? offset
+                        let lo = r * columns + g * run, hi = r * columns + min(columns, (g + 1) * run)
+                        for i in lo..<hi { w[i] = (Float(q[i]) - z) * s }
+                    }
+                }
+            }
+            n = rows * columns
+        }
     }
 }

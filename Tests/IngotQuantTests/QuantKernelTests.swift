@@ -21,6 +21,21 @@ struct QuantKernelTests {
         return v
     }()
 
+    /// Integer dequantization run by run (one scale and zero point per group or row) gives the element-by-element
+    /// reference's bits: affine and symmetric, groups that divide the row and a ragged last group, per channel.
+    @Test func integerDequantizationMatchesElementReference() {
+        let x = Array(Self.values.filter { abs($0) < 1e4 }.prefix(96 * 40))
+        for (quantizer, columns) in [(IntQuantizer(bits: 4, groupSize: 32, symmetric: false, convention: .compressedTensors), 96),
+                                     (IntQuantizer(bits: 4, groupSize: 32, symmetric: true, convention: .compressedTensors), 96),
+                                     (IntQuantizer(bits: 4, groupSize: 64, symmetric: false, convention: .autoawq), 96),
+                                     (IntQuantizer(bits: 8, groupSize: nil, symmetric: false, convention: .compressedTensors), 80)] {
+            let rows = x.count / columns
+            let q = x.prefix(rows * columns).withUnsafeBufferPointer { quantizer.quantize($0, rows: rows, columns: columns, precision: .bf16) }
+            let got = q.dequantized(), want = q.referenceDequantized()
+            #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "\(quantizer) columns \(columns)")
+        }
+    }
+
     @Test func compressedTensorsGroupMatchesSwiftReference() {
         let x = Self.values
         for (precision, name) in [(ComputePrecision.f32, "f32"), (.bf16, "bf16"), (.f16, "f16")] {

@@ -21,8 +21,8 @@ struct ActivationAwareOptions: ParsableArguments {
     @Option(help: "GPTQ: Hessian dampening, a fraction of its mean diagonal.") var gptqDampening = 0.01
     @Flag(inversion: .prefixedNo, help: "GPTQ: round columns by decreasing Hessian diagonal (static act-order, groups kept; llm-compressor's default).")
     var gptqActOrder = true
-    @Flag(help: "AWQ's searches and GPTQ's Hessians on each layer's input along the quantized model's path (the layers before it quantized), as llm-compressor's sequential pipeline, instead of the full-precision input.")
-    var propagateError = false
+    @Flag(inversion: .prefixedNo, help: "AWQ's searches and GPTQ's Hessians on each layer's input along the quantized model's path (the layers before it quantized), as llm-compressor's sequential pipeline, instead of the full-precision input. Default: on when GPTQ rounds (where the family allows it), off for AWQ alone.")
+    var propagateError: Bool?
     @Option(help: "Write AWQ's per-mapping losses as JSON here.") var awqLog: String?
     @Flag(help: "Use a calibration made for a different checkpoint (fingerprints differ).") var ignoreFingerprint = false
     @OptionGroup var calibration: CalibrationOptions
@@ -49,7 +49,7 @@ struct ActivationAwareOptions: ParsableArguments {
         let awq = try isAWQ(scheme)
         let rounding = try scheme.rounding(self.rounding)
         let src = try OpenedModel.quantizationSource(path: model)
-        if propagateError, !(awq || rounding == .gptq) {
+        if propagateError == true, !(awq || rounding == .gptq) {
             throw ValidationError("--propagate-error applies to AWQ and GPTQ (awq-int4, gptq-int4, --transform awq, --rounding gptq)")
         }
         guard awq || rounding == .gptq || activations == "static" || scheme.calibratedActivations else { return (src, [], nil) }
@@ -59,6 +59,7 @@ struct ActivationAwareOptions: ParsableArguments {
                                             gptq: GPTQ(dampening: gptqDampening, actOrder: gptqActOrder),
                                             staticActivations: activations == "static", clip: !noClip, layerOrderedWriter: layerOrdered,
                                             propagateError: propagateError)
+        if let note = o.note { printWarning(note) }
         let starved = cal.starvedExperts
         if !starved.isEmpty {
             printWarning("\(starved.count) experts had fewer than \(cal.settings.minExpertTokens) routed calibration tokens " +

@@ -17,7 +17,7 @@ import Yams
 ///   scheme: awq-int4          # a QuantScheme name: rtn-int4 | awq-int4 | gptq-int4 | rtn-int8 | fp8-e4m3 | …
 ///   transform: awq            # AWQ in front of any integer or FP4 scheme (awq-int4 implies it)
 ///   rounding: gptq            # after awq-int4's transform: rtn (default) or gptq
-///   propagate_error: true     # AWQ / GPTQ on each layer's input along the quantized path (default false)
+///   propagate_error: true     # AWQ / GPTQ on the quantized path's layer inputs (default: when GPTQ rounds)
 ///   group_size: 64
 ///   ignore: ["re:.*layers\\.0\\..*"]
 ///   overrides: [{pattern: "re:.*down_proj", scheme: rtn-int8}]
@@ -42,7 +42,7 @@ public struct Recipe: Sendable {
         public var clip = true
         public var rounding: QuantScheme.Rounding = .nearest
         /// AWQ's searches and GPTQ's Hessians on the quantized path's layer inputs (`PropagatedInputs`).
-        public var propagateError = false
+        public var propagateError: Bool?
         /// A transform asked for in front of the scheme's rounding (nil: the scheme's own).
         public var transform: QuantScheme.Transform?
         public var awq: Bool { (transform ?? scheme.transform) == .awq }
@@ -280,8 +280,8 @@ public struct Recipe: Sendable {
             return t
         }
         do { qs.transform = try qs.scheme.transform(transform) } catch { throw bad("quantize.transform", "\(error)") }
-        qs.propagateError = try bool(q, "propagate_error", "quantize") ?? false
-        guard !qs.propagateError || qs.awq || qs.rounding == .gptq else {
+        qs.propagateError = try bool(q, "propagate_error", "quantize")
+        guard qs.propagateError != true || qs.awq || qs.rounding == .gptq else {
             throw bad("quantize.propagate_error", "applies to AWQ and GPTQ (awq-int4, gptq-int4, transform: awq, rounding: gptq)")
         }
         quantize = qs

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Eval tokens/s of each 2026-family tiny model: `ingot eval --tokens-json` next to transformers, same tokens, same threads.
 
-For every fixtures/families model (and any directory given): the same token ids (SplitMix-free: numpy's PCG64 with
+For every fixtures/families model (or the directories given): the same token ids (numpy's default generator with
 --seed, uniform over the vocabulary) cut into non-overlapping windows of --ctx, each predicting its ctx-1 next tokens.
 Ingot: `ingot eval DIR --tokens-json IDS --ctx C --threads T --json` (its own timer: the windows' forward passes and
 scoring, no load or tokenization). transformers 5.17: fp32, the same windows timed the same way (model load excluded),
@@ -35,6 +35,9 @@ a = ap.parse_args()
 torch.set_num_threads(a.threads)
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
+for d in a.dirs:
+    if not os.path.isfile(os.path.join(d, "config.json")):
+        ap.error(f"{d}: no config.json (give model directories)")
 dirs = a.dirs or sorted(d for d in glob.glob("fixtures/families/*") if os.path.exists(os.path.join(d, "reference_logits.safetensors")))
 
 

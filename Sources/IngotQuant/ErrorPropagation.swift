@@ -14,8 +14,8 @@ import IngotModel
 ///
 /// Layers advance in order, whatever order the writer reads them in (storage order is often `layers.10` before
 /// `layers.2`): asking for layer `l` runs every layer before it that has not run yet. Inputs of layers already
-/// passed that GPTQ still has to round are kept in an unlinked temporary file (`keepPassed`), so memory holds one
-/// layer's input. The activation statistics (AWQ's `x̄`, expert starvation) stay the full-precision calibration's.
+/// passed that GPTQ still has to round are kept in an unlinked temporary file (`SpillFile`; one layer's sample per
+/// layer on disk), so memory holds one layer's input. The activation statistics (AWQ's `x̄`, expert starvation) stay the full-precision calibration's.
 ///
 /// One recursive lock serializes the propagation and the searches and roundings that use it (`StreamingAWQSource`
 /// and `GPTQSource` share it): advancing a layer reads that layer's transformed and rounded weights through them.

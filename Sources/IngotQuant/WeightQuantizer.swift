@@ -7,11 +7,19 @@ public protocol WeightQuantizer: Sendable {
     var groupSize: Int? { get }
     /// Whether AWQ's per-group clip search applies: a group's clamp sets only that group's scale.
     var clipsPerGroup: Bool { get }
+    /// Whether a group's two ends set its scale and zero point independently (the clip search then clamps each
+    /// end on its own too).
+    var clipsAsymmetric: Bool { get }
     func quantize(_ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, precision: ComputePrecision) -> QuantizedWeight
+}
+
+extension WeightQuantizer {
+    public var clipsAsymmetric: Bool { false }
 }
 
 extension IntQuantizer: WeightQuantizer {
     public var clipsPerGroup: Bool { true }
+    public var clipsAsymmetric: Bool { !symmetric }
 }
 
 extension MXFP4Quantizer: WeightQuantizer {

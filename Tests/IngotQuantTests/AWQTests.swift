@@ -175,4 +175,46 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
         let two = try Parallelism.withWorkers(1) { try awq2.transformed(try awq2.run()) }
         #expect(one == two)
     }
+
+    /// The clip search with one-sided clamps (asymmetric INT4): each group's chosen clamp is the best of the 110
+    /// candidates by a brute-force evaluation of the same error, and no group does worse than with the symmetric
+    /// ten alone.
+    @Test func asymmetricClipSearchPicksEachGroupsBestClamp() {
+        var rng = TestRandom(seed: 7)
+        let rows = 6, columns = 48, g = 16, tokens = 40
+        // Skewed rows (a long positive tail) so that one-sided clamps matter.
+        let w = (0..<(rows * columns)).map { i -> Float in
+            let u = Float(rng.uniform()), v = Float(rng.uniform())
+            return (u - 0.3) * (i % 7 == 0 ? 4 : 1) + v * v * v }
+        let x = (0..<(tokens * columns)).map { _ in Float(rng.uniform()) * 2 - 1 }
+        let q = IntQuantizer(bits: 4, groupSize: g)
+        let fq: ([Float], Int, Int) -> [Float] = { v, r, c in v.withUnsafeBufferPointer { q.quantize($0, rows: r, columns: c, precision: .f32).dequantized() } }
+        let sym = AWQClip.search(w, rows: rows, columns: columns, groupSize: g, inputs: x, tokens: tokens, asymmetric: false, fakeQuantize: fq)
+        let asym = AWQClip.search(w, rows: rows, columns: columns, groupSize: g, inputs: x, tokens: tokens, asymmetric: true, fakeQuantize: fq)
+        #expect(asym.after <= sym.after && asym.before == sym.before)
+        #expect(asym.steps.contains { $0 >= UInt8(AWQClip.pairBase) })
+        #expect(sym.steps.allSatisfy { $0 < UInt8(AWQClip.sideSteps) })
+        // Brute force: each (row, group) error over tokens for every candidate code, computed directly.
+        func errors(_ code: UInt8) -> [Double] {
+            var c = w
+            AWQClip.clamp(&c, rows: rows, columns: columns, groupSize: g, steps: [UInt8](repeating: code, count: rows * columns / g))
+            let d = zip(fq(c, rows, columns), w).map { $0 - $1 }
+            return (0..<(rows * columns / g)).map { cell in
+                let r = cell / (columns / g), k = cell % (columns / g)
+                var e = 0.0
+                for t in 0..<tokens {
+                    var s = 0.0
+                    for j in (k * g)..<((k + 1) * g) { s += Double(x[t * columns + j]) * Double(d[r * columns + j]) }
+                    e += s * s
+                }
+                return e / Double(tokens)
+            }
+        }
+        let all = AWQClip.codes(asymmetric: true).map { ($0, errors($0)) }
+        for cell in 0..<(rows * columns / g) {
+            let chosen = all.first { $0.0 == asym.steps[cell] }!.1[cell]
+            let best = all.map { $0.1[cell] }.min()!
+            #expect(chosen <= best * (1 + 1e-4) + 1e-12, "cell \(cell)")
+        }
+    }
 }

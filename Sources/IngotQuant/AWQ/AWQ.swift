@@ -28,6 +28,8 @@ public struct AWQ {
     public var grid = 20
     public var duoScaling = true
     public var clip = true
+    /// The clip search also clamps each end of a group on its own when the quantizer is asymmetric.
+    public var asymmetricClip = true
     /// Bytes of candidate outputs held at once by a block search; more candidates than fit are evaluated in
     /// chunks (routed experts are then read once per chunk).
     public var candidateMemory = 512 << 20
@@ -418,7 +420,8 @@ struct LayerSearch {
         if let d = inputDivisor[.init(module, e)] ?? inputDivisor[.init(module)] { x = AWQScales.divideColumns(x, by: d) }
         transform.apply(module: module, expert: e, to: &wt, columns: columns)
         let g = awq.quantizer.groupSize ?? columns
-        let result = AWQClip.search(wt, rows: wt.count / columns, columns: columns, groupSize: g, inputs: x, tokens: r) { fq($0, $1, $2) }
+        let result = AWQClip.search(wt, rows: wt.count / columns, columns: columns, groupSize: g, inputs: x, tokens: r,
+                                    asymmetric: awq.asymmetricClip && awq.quantizer.clipsAsymmetric) { fq($0, $1, $2) }
         transform.update(.init(module, e)) { $0.clip = result.steps; $0.clipGroupSize = g }
         clipBefore += result.before; clipAfter += result.after; clipCount += 1
     }

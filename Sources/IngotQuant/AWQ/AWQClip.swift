@@ -6,18 +6,34 @@ import IngotCore
 /// the symmetric clamp `±absmax·(1 − i/20)`, i = 0..<10, whose quantized group output differs least from the
 /// original on the calibration inputs: error = mean over tokens of (Σ_group x·(Q(clamp(w)) − w))².
 ///
+/// For an asymmetric quantizer the two ends of a group set its scale and zero point independently, so the search
+/// also tries every pair of one-sided clamps `[min·(1 − a/20), max·(1 − b/20)]`, a, b = 0..<10 (AutoAWQ clamps both
+/// ends to the same magnitude): the 110 candidates include the symmetric ten, so no group's calibration error
+/// grows.
+///
 /// The token sum is folded into each group's Gram matrix `C = XᵀX` (`Σ_t (x_t·d)² = d C dᵀ`), so every token of
 /// the sample counts (AutoAWQ subsamples 512) at a cost independent of the token count.
 public enum AWQClip {
     public static let grid = 20
     public static let maxShrink: Float = 0.5
+    /// Clamps per side: steps 0..<sideSteps of 1/grid.
+    static let sideSteps = Int(Float(grid) * maxShrink)
+    /// Codes of the one-sided pairs: `pairBase + a·sideSteps + b` (lower end shrunk by a, upper by b steps); codes
+    /// below `pairBase` are symmetric steps.
+    static let pairBase = 100
+
+    /// The clip codes searched: the symmetric steps, then (asymmetric quantizers) every one-sided pair.
+    static func codes(asymmetric: Bool) -> [UInt8] {
+        (0..<sideSteps).map { UInt8($0) }
+            + (asymmetric ? (0..<(sideSteps * sideSteps)).map { UInt8(pairBase + $0) } : [])
+    }
     /// Bytes of one block of weight rows searched at a time (f32).
     static let blockBytes = 32 << 20
 
     /// The best clip step of each (row, group) of `w` (`[rows, columns]`), with the mean error before and after
     /// over all (row, group) cells. `clamp` applies the steps.
     public static func search(_ w: [Float], rows: Int, columns: Int, groupSize: Int?, inputs x: [Float], tokens: Int,
-                              fakeQuantize: ([Float], Int, Int) -> [Float]) -> (steps: [UInt8], before: Double, after: Double) {
+                              asymmetric: Bool = false, fakeQuantize: ([Float], Int, Int) -> [Float]) -> (steps: [UInt8], before: Double, after: Double) {
         let g = groupSize ?? columns
         let groups = (columns + g - 1) / g
         guard tokens > 0, rows > 0 else { return ([UInt8](repeating: 0, count: rows * groups), 0, 0) }
@@ -32,7 +48,7 @@ public enum AWQClip {
             }
             gram.append(c)
         }
-        let steps = Int(Float(grid) * maxShrink)
+        let candidates = codes(asymmetric: asymmetric)
         var best = [Double](repeating: .infinity, count: rows * groups)
         var bestStep = [UInt8](repeating: 0, count: rows * groups)
         var first = [Double](repeating: 0, count: rows * groups)
@@ -43,16 +59,16 @@ public enum AWQClip {
         while r0 < rows {
             let n = min(block, rows - r0)
             let original = Array(w[(r0 * columns)..<((r0 + n) * columns)])
-            for i in 0..<steps {
+            for (i, code) in candidates.enumerated() {
                 var clamped = original
-                clamp(&clamped, rows: n, columns: columns, groupSize: g, uniformStep: i)
+                clamp(&clamped, rows: n, columns: columns, groupSize: g) { _ in code }
                 var d = fakeQuantize(clamped, n, columns)
                 for j in d.indices { d[j] -= original[j] }
                 let err = groupErrors(d, rows: n, columns: columns, groupSize: g, gram: gram)
                 for j in err.indices {
                     let cell = r0 * groups + j
                     if i == 0 { first[cell] = err[j] }
-                    if err[j] < best[cell] { best[cell] = err[j]; bestStep[cell] = UInt8(i) }
+                    if err[j] < best[cell] { best[cell] = err[j]; bestStep[cell] = code }
                 }
             }
             r0 += n
@@ -61,26 +77,32 @@ public enum AWQClip {
         return (bestStep, first.reduce(0, +) / n, best.reduce(0, +) / n)
     }
 
-    /// Clamps each (row, group) of `w` to `±absmax·(1 − step/grid)`, its absmax taken from `w` itself.
+    /// Clamps each (row, group) of `w` by its code: a symmetric step to `±absmax·(1 − step/grid)`, a one-sided pair
+    /// to `[min·(1 − a/grid), max·(1 − b/grid)]`; absmax, min and max taken from `w` itself.
     public static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize: Int, steps: [UInt8]) {
         clamp(&w, rows: rows, columns: columns, groupSize: groupSize) { steps[$0] }
-    }
-
-    static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize g: Int, uniformStep: Int) {
-        clamp(&w, rows: rows, columns: columns, groupSize: g) { _ in UInt8(uniformStep) }
     }
 
     static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize g: Int, step: (Int) -> UInt8) {
         let groups = (columns + g - 1) / g
         for r in 0..<rows {
             for k in 0..<groups {
-                let s = step(r * groups + k)
-                if s == 0 { continue }
+                let s = Int(step(r * groups + k))
+                if s == 0 || s == pairBase { continue }
                 let lo = r * columns + k * g, hi = r * columns + min(columns, (k + 1) * g)
-                var m: Float = 0
-                for c in lo..<hi { m = max(m, abs(w[c])) }
-                m *= 1 - Float(s) / Float(grid)
-                for c in lo..<hi { w[c] = min(max(w[c], -m), m) }
+                if s < pairBase {
+                    var m: Float = 0
+                    for c in lo..<hi { m = max(m, abs(w[c])) }
+                    m *= 1 - Float(s) / Float(grid)
+                    for c in lo..<hi { w[c] = min(max(w[c], -m), m) }
+                } else {
+                    let a = (s - pairBase) / sideSteps, b = (s - pairBase) % sideSteps
+                    var mn = Float.infinity, mx = -Float.infinity
+                    for c in lo..<hi { mn = min(mn, w[c]); mx = max(mx, w[c]) }
+                    mn *= 1 - Float(a) / Float(grid)
+                    mx *= 1 - Float(b) / Float(grid)
+                    for c in lo..<hi { w[c] = min(max(w[c], mn), mx) }
+                }
             }
         }
     }

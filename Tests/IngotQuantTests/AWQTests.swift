@@ -177,8 +177,8 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
     }
 
     /// The clip search with one-sided clamps (asymmetric INT4): each group's chosen clamp is the best of the 110
-    /// candidates by a brute-force evaluation of the same error, and no group does worse than with the symmetric
-    /// ten alone.
+    /// candidates by a brute-force evaluation of the same error, the reported error is that of the chosen clamps,
+    /// and no group does worse than with the symmetric ten alone.
     @Test func asymmetricClipSearchPicksEachGroupsBestClamp() {
         var rng = TestRandom(seed: 7)
         let rows = 6, columns = 48, g = 16, tokens = 40
@@ -192,12 +192,12 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
         let sym = AWQClip.search(w, rows: rows, columns: columns, groupSize: g, inputs: x, tokens: tokens, asymmetric: false, fakeQuantize: fq)
         let asym = AWQClip.search(w, rows: rows, columns: columns, groupSize: g, inputs: x, tokens: tokens, asymmetric: true, fakeQuantize: fq)
         #expect(asym.after <= sym.after && asym.before == sym.before)
-        #expect(asym.steps.contains { $0 >= UInt8(AWQClip.pairBase) })
-        #expect(sym.steps.allSatisfy { $0 < UInt8(AWQClip.sideSteps) })
+        #expect(asym.steps.contains { Int($0) >= AWQClip.pairBase })
+        #expect(sym.steps.allSatisfy { Int($0) < AWQClip.sideSteps })
         // Brute force: each (row, group) error over tokens for every candidate code, computed directly.
-        func errors(_ code: UInt8) -> [Double] {
+        func errors(_ code: (Int) -> UInt8) -> [Double] {
             var c = w
-            AWQClip.clamp(&c, rows: rows, columns: columns, groupSize: g, steps: [UInt8](repeating: code, count: rows * columns / g))
+            AWQClip.clamp(&c, rows: rows, columns: columns, groupSize: g, steps: (0..<(rows * columns / g)).map(code))
             let d = zip(fq(c, rows, columns), w).map { $0 - $1 }
             return (0..<(rows * columns / g)).map { cell in
                 let r = cell / (columns / g), k = cell % (columns / g)
@@ -210,11 +210,13 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
                 return e / Double(tokens)
             }
         }
-        let all = AWQClip.codes(asymmetric: true).map { ($0, errors($0)) }
-        for cell in 0..<(rows * columns / g) {
-            let chosen = all.first { $0.0 == asym.steps[cell] }!.1[cell]
-            let best = all.map { $0.1[cell] }.min()!
-            #expect(chosen <= best * (1 + 1e-4) + 1e-12, "cell \(cell)")
+        let all = AWQClip.codes(asymmetric: true).map { c in errors { _ in c } }
+        let chosen = errors { asym.steps[$0] }
+        for cell in chosen.indices {
+            let best = all.map { $0[cell] }.min()!
+            #expect(chosen[cell] <= best * (1 + 1e-4) + 1e-12, "cell \(cell)")
         }
+        let mean = chosen.reduce(0, +) / Double(chosen.count)
+        #expect(abs(mean - asym.after) <= 1e-4 * mean)
     }
 }

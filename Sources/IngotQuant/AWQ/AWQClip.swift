@@ -48,6 +48,28 @@ public enum AWQClip {
             }
             gram.append(c)
         }
+        return search(w, rows: rows, columns: columns, groupSize: g, gram: gram, asymmetric: asymmetric, fakeQuantize: fakeQuantize)
+    }
+
+    /// The same search with the inputs given as their Hessian `XᵀX` (`[columns, columns]`, GPTQ's): each group's
+    /// Gram matrix is its diagonal block, divided by `tokens`.
+    public static func search(_ w: [Float], rows: Int, columns: Int, groupSize: Int?, hessian h: [Double], tokens: Int,
+                              asymmetric: Bool, fakeQuantize: ([Float], Int, Int) -> [Float]) -> (steps: [UInt8], before: Double, after: Double) {
+        let g = groupSize ?? columns
+        let groups = (columns + g - 1) / g
+        guard tokens > 0, rows > 0, h.count == columns * columns else { return ([UInt8](repeating: 0, count: rows * groups), 0, 0) }
+        let gram = (0..<groups).map { k -> [Float] in
+            let lo = k * g, n = min(columns, lo + g) - lo
+            var c = [Float](repeating: 0, count: n * n)
+            for i in 0..<n { for j in 0..<n { c[i * n + j] = Float(h[(lo + i) * columns + lo + j] / Double(tokens)) } }
+            return c
+        }
+        return search(w, rows: rows, columns: columns, groupSize: g, gram: gram, asymmetric: asymmetric, fakeQuantize: fakeQuantize)
+    }
+
+    static func search(_ w: [Float], rows: Int, columns: Int, groupSize g: Int, gram: [[Float]], asymmetric: Bool,
+                       fakeQuantize: ([Float], Int, Int) -> [Float]) -> (steps: [UInt8], before: Double, after: Double) {
+        let groups = gram.count
         let candidates = codes(asymmetric: asymmetric)
         var best = [Double](repeating: .infinity, count: rows * groups)
         var bestStep = [UInt8](repeating: 0, count: rows * groups)

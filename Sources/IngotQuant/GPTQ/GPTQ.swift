@@ -19,6 +19,9 @@ public struct GPTQ: Sendable {
     /// Static act-order (llm-compressor's default): on SmolLM2-135M (W4A16 asym g64, 32×512 wiki tokens) it
     /// took GPTQ's held-out perplexity from above round-to-nearest's to well below it.
     public var actOrder = true
+    /// Without AWQ in front, each group's scale and zero point come from the clip search (`AWQClip`, on the same
+    /// Hessian) instead of the group's min and max; the columns rounded are still the weights as given.
+    public var clipSearch = true
 
     public init(blockSize: Int = 128, dampening: Double = 0.01, actOrder: Bool = true) {
         self.blockSize = blockSize
@@ -79,9 +82,10 @@ public struct GPTQ: Sendable {
     /// Rounds `w` (`[rows, columns]`) with the group parameters `quantizer` gives it, compensating each column's
     /// error on the columns after it; returns the quantized weight (codes and the same scales and zero points).
     /// `hessian` is `XᵀX` of the inputs the linear sees; `name` names it in errors.
+    /// `gridFrom`: the weights the scales and zero points are taken from (a clipped copy of `w`; nil: `w`).
     public func quantize(_ w: [Float], rows: Int, columns: Int, hessian: [Double], quantizer: IntQuantizer, precision: ComputePrecision,
-                         name: String) throws -> QuantizedWeight {
-        var q = w.withUnsafeBufferPointer { quantizer.quantize($0, rows: rows, columns: columns, precision: precision) }
+                         name: String, gridFrom: [Float]? = nil) throws -> QuantizedWeight {
+        var q = (gridFrom ?? w).withUnsafeBufferPointer { quantizer.quantize($0, rows: rows, columns: columns, precision: precision) }
         let n = columns
         var h = hessian
         var dead = [Bool](repeating: false, count: n)

@@ -155,7 +155,18 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
             h = GPTQ.hessian(xs, tokens: tokens, columns: columns)
             hessians[site] = (divisor, h)
         }
-        let q = try gptq.quantize(values, rows: rows, columns: columns, hessian: h, quantizer: quantizer, precision: precision, name: ref.name)
+        var grid: [Float]?
+        if awq == nil, gptq.clipSearch, !AWQLayerRecipe.clipSkipped(module) {
+            let steps = AWQClip.search(values, rows: rows, columns: columns, groupSize: quantizer.groupSize, hessian: h, tokens: tokens,
+                                       asymmetric: !quantizer.symmetric) { v, r, c in
+                v.withUnsafeBufferPointer { quantizer.quantize($0, rows: r, columns: c, precision: precision).dequantized() }
+            }.steps
+            var clipped = values
+            AWQClip.clamp(&clipped, rows: rows, columns: columns, groupSize: quantizer.groupSize ?? columns, steps: steps)
+            grid = clipped
+        }
+        let q = try gptq.quantize(values, rows: rows, columns: columns, hessian: h, quantizer: quantizer, precision: precision, name: ref.name,
+                                  gridFrom: grid)
         record(Entry(layer: l, module: module, expert: e, tokens: tokens, nearest: nil))
         return q
     }

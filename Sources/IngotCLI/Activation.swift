@@ -14,6 +14,8 @@ struct ActivationAwareOptions: ParsableArguments {
     @Option(help: "FP8 activations: dynamic (per token, at runtime) or static (per-tensor input_scale from calibration).")
     var activations = "dynamic"
     @Flag(help: "Without the clip search (AWQ's, and GPTQ's choice of group scales without AWQ: plain min/max).") var noClip = false
+    @Flag(help: "Clip search with AutoAWQ's symmetric clamps only (both ends of a group to ±absmax·(1 − i/20)), also for GPTQ's group scales; default with an asymmetric quantizer: also every pair of one-sided clamps.")
+    var symmetricClip = false
     @Option(help: "Transform before rounding: awq (activation-aware scaling and clipping) in front of any integer or FP4 scheme (rtn-int4, rtn-int8, mxfp4, nvfp4a16, nvfp4); awq-int4 implies it.")
     var transform: QuantScheme.Transform?
     @Option(help: "Rounding after awq-int4's transform: rtn (to nearest) or gptq (error-compensating, on the calibration inputs' Hessian). gptq-int4 always rounds with gptq.")
@@ -56,8 +58,8 @@ struct ActivationAwareOptions: ParsableArguments {
         let opened = try OpenedModel(path: model)
         let cal = try loadCalibration(opened, quiet: quiet)
         let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq, rounding: rounding,
-                                            gptq: { var g = GPTQ(dampening: gptqDampening, actOrder: gptqActOrder); g.clipSearch = !noClip; return g }(),
-                                            staticActivations: activations == "static", clip: !noClip, layerOrderedWriter: layerOrdered,
+                                            gptq: { var g = GPTQ(dampening: gptqDampening, actOrder: gptqActOrder); g.clipSearch = !noClip; g.oneSidedClip = !symmetricClip; return g }(),
+                                            staticActivations: activations == "static", clip: !noClip, oneSidedClip: !symmetricClip, layerOrderedWriter: layerOrdered,
                                             propagateError: propagateError)
         if let note = o.note { printWarning(note) }
         let starved = cal.starvedExperts

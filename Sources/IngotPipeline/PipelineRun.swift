@@ -83,7 +83,9 @@ public struct PipelineRun {
             if usesCalibration {
                 let cal = try CalibrationArtifact.read(out + "/calibration.ingot", lazySamples: true)
                 let o = try ActivationAware.prepare(checkpoint: opened.quantizationSource, model: opened.model, calibration: cal, plan: &plan, awq: q.awq,
-                                                    rounding: q.rounding, staticActivations: q.activations == "static", clip: q.clip,
+                                                    rounding: q.rounding,
+                                                    gptq: { var g = GPTQ(); g.clipSearch = q.clip; g.oneSidedClip = !q.symmetricClip; return g }(),
+                                                    staticActivations: q.activations == "static", clip: q.clip, oneSidedClip: !q.symmetricClip,
                                                     propagateError: q.propagateError)
                 source = o.source
                 meta += o.metadata

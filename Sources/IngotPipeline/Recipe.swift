@@ -18,6 +18,7 @@ import Yams
 ///   transform: awq            # AWQ in front of any integer or FP4 scheme (awq-int4 implies it)
 ///   rounding: gptq            # after awq-int4's transform: rtn (default) or gptq
 ///   propagate_error: true     # AWQ / GPTQ on the quantized path's layer inputs (default: when GPTQ rounds)
+///   clip: true                # the clip search (AWQ's, and GPTQ's group scales); symmetric_clip: true for AutoAWQ's clamps only
 ///   group_size: 64
 ///   ignore: ["re:.*layers\\.0\\..*"]
 ///   overrides: [{pattern: "re:.*down_proj", scheme: rtn-int8}]
@@ -40,6 +41,8 @@ public struct Recipe: Sendable {
         public var plan: QuantizationPlan
         public var activations = "dynamic"
         public var clip = true
+        /// The clip search with symmetric clamps only (no one-sided pairs).
+        public var symmetricClip = false
         public var rounding: QuantScheme.Rounding = .nearest
         /// AWQ's searches and GPTQ's Hessians on the quantized path's layer inputs (`PropagatedInputs`).
         public var propagateError: Bool?
@@ -220,7 +223,7 @@ public struct Recipe: Sendable {
             calibration = step
         }
         guard let q = try keys(root["quantize"], "quantize", ["scheme", "group_size", "symmetric", "convention", "fp8_granularity",
-                                                              "activations", "clip", "transform", "rounding", "propagate_error", "ignore", "overrides"]) else {
+                                                              "activations", "clip", "symmetric_clip", "transform", "rounding", "propagate_error", "ignore", "overrides"]) else {
             throw bad("quantize", "is required")
         }
         /// The step's (or an override's, over `base`) settings from its keys.
@@ -270,6 +273,7 @@ public struct Recipe: Sendable {
             qs.activations = a
         }
         qs.clip = try bool(q, "clip", "quantize") ?? true
+        qs.symmetricClip = try bool(q, "symmetric_clip", "quantize") ?? false
         let rounding = try str(q, "rounding", "quantize").map {
             guard let r = QuantScheme.Rounding(rawValue: $0) else { throw bad("quantize.rounding", "must be rtn or gptq") }
             return r

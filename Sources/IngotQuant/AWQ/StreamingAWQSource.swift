@@ -75,6 +75,20 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
         return buffer.view(name: name, dtype: info.dtype, shape: info.shape, byteCount: info.byteCount)
     }
 
+    /// A tensor with AWQ's scales folded in but not its clip, in f32 with the output's rounding (GPTQ after AWQ
+    /// rounds these, on the grid of the clipped weights); nil for a tensor AWQ does not transform.
+    public func unclipped(named name: String) throws -> [Float]? {
+        guard let l = layerOf[name], let info = tensors.first(where: { $0.name == name }) else { return nil }
+        let result = try layerResult(l)
+        var values = try base.tensor(named: name).floats()
+        result.transform.apply(tensor: name, values: &values, names: names[l], config: awq.model.config, columns: info.shape.last ?? 1, clip: false)
+        let buffer = TensorBuffer(uninitializedByteCount: info.byteCount)
+        try values.withUnsafeBytes { src in
+            try FloatCodecs.convert(src, from: .f32, to: info.dtype, into: buffer.storage, count: values.count)
+        }
+        return try buffer.view(name: name, dtype: info.dtype, shape: info.shape, byteCount: info.byteCount).floats()
+    }
+
     /// Layer `l`'s search, run on first use (the latest layer's transform is cached; every layer's with
     /// `retainAllLayers`).
     public func layerResult(_ l: Int) throws -> AWQ.LayerResult {

@@ -22,6 +22,8 @@ public struct GPTQ: Sendable {
     /// Without AWQ in front, each group's scale and zero point come from the clip search (`AWQClip`, on the same
     /// Hessian) instead of the group's min and max; the columns rounded are still the weights as given.
     public var clipSearch = true
+    /// The clip search also tries one-sided clamps (asymmetric quantizers).
+    public var oneSidedClip = true
 
     public init(blockSize: Int = 128, dampening: Double = 0.01, actOrder: Bool = true) {
         self.blockSize = blockSize

@@ -155,17 +155,21 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
             h = GPTQ.hessian(xs, tokens: tokens, columns: columns)
             hessians[site] = (divisor, h)
         }
-        var grid: [Float]?
-        if awq == nil, gptq.clipSearch, !AWQLayerRecipe.clipSkipped(module) {
+        var grid: [Float]?, target = values
+        if let awq, ref.slice == nil, let u = try awq.unclipped(named: ref.name), u.count == values.count {
+            // After AWQ: the clipped weights set the grid, the scaled weights before the clip are rounded.
+            grid = values
+            target = u
+        } else if awq == nil, gptq.clipSearch, !AWQLayerRecipe.clipSkipped(module) {
             let steps = AWQClip.search(values, rows: rows, columns: columns, groupSize: quantizer.groupSize, hessian: h, tokens: tokens,
-                                       asymmetric: !quantizer.symmetric) { v, r, c in
+                                       asymmetric: gptq.oneSidedClip && !quantizer.symmetric) { v, r, c in
                 v.withUnsafeBufferPointer { quantizer.quantize($0, rows: r, columns: c, precision: precision).dequantized() }
             }.steps
             var clipped = values
             AWQClip.clamp(&clipped, rows: rows, columns: columns, groupSize: quantizer.groupSize ?? columns, steps: steps)
             grid = clipped
         }
-        let q = try gptq.quantize(values, rows: rows, columns: columns, hessian: h, quantizer: quantizer, precision: precision, name: ref.name,
+        let q = try gptq.quantize(target, rows: rows, columns: columns, hessian: h, quantizer: quantizer, precision: precision, name: ref.name,
                                   gridFrom: grid)
         record(Entry(layer: l, module: module, expert: e, tokens: tokens, nearest: nil))
         return q

@@ -64,29 +64,26 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
     public var metadata: [(key: String, value: String)] { base.metadata }
 
     public func tensor(named name: String) throws -> TensorView {
-        guard let l = layerOf[name], let info = tensors.first(where: { $0.name == name }) else { return try base.tensor(named: name) }
-        let result = try layerResult(l)
-        var values = try base.tensor(named: name).floats()
-        result.transform.apply(tensor: name, values: &values, names: names[l], config: awq.model.config, columns: info.shape.last ?? 1)
-        let buffer = TensorBuffer(uninitializedByteCount: info.byteCount)
-        try values.withUnsafeBytes { src in
-            try FloatCodecs.convert(src, from: .f32, to: info.dtype, into: buffer.storage, count: values.count)
-        }
-        return buffer.view(name: name, dtype: info.dtype, shape: info.shape, byteCount: info.byteCount)
+        try transformed(name, clip: true) ?? base.tensor(named: name)
     }
 
     /// A tensor with AWQ's scales folded in but not its clip, in f32 with the output's rounding (GPTQ after AWQ
     /// rounds these, on the grid of the clipped weights); nil for a tensor AWQ does not transform.
     public func unclipped(named name: String) throws -> [Float]? {
+        try transformed(name, clip: false)?.floats()
+    }
+
+    /// Layer tensor `name` as AWQ's transform writes it (clipped or not), in the output dtype; nil outside the layers.
+    private func transformed(_ name: String, clip: Bool) throws -> TensorView? {
         guard let l = layerOf[name], let info = tensors.first(where: { $0.name == name }) else { return nil }
         let result = try layerResult(l)
         var values = try base.tensor(named: name).floats()
-        result.transform.apply(tensor: name, values: &values, names: names[l], config: awq.model.config, columns: info.shape.last ?? 1, clip: false)
+        result.transform.apply(tensor: name, values: &values, names: names[l], config: awq.model.config, columns: info.shape.last ?? 1, clip: clip)
         let buffer = TensorBuffer(uninitializedByteCount: info.byteCount)
         try values.withUnsafeBytes { src in
             try FloatCodecs.convert(src, from: .f32, to: info.dtype, into: buffer.storage, count: values.count)
         }
-        return try buffer.view(name: name, dtype: info.dtype, shape: info.shape, byteCount: info.byteCount).floats()
+        return buffer.view(name: name, dtype: info.dtype, shape: info.shape, byteCount: info.byteCount)
     }
 
     /// Layer `l`'s search, run on first use (the latest layer's transform is cached; every layer's with

@@ -54,6 +54,10 @@ struct ActivationAwareOptions: ParsableArguments {
         if propagateError == true, !(awq || rounding == .gptq) {
             throw ValidationError("--propagate-error applies to AWQ and GPTQ (awq-int4, gptq-int4, --transform awq, --rounding gptq)")
         }
+        if noClip || symmetricClip, !(awq || rounding == .gptq) {
+            throw ValidationError("--\(noClip ? "no-clip" : "symmetric-clip") applies to AWQ and GPTQ (awq-int4, gptq-int4, --transform awq, --rounding gptq)")
+        }
+        if noClip, symmetricClip { throw ValidationError("--no-clip and --symmetric-clip contradict each other: pick one") }
         guard awq || rounding == .gptq || activations == "static" || scheme.calibratedActivations else { return (src, [], nil) }
         let opened = try OpenedModel(path: model)
         let cal = try loadCalibration(opened, quiet: quiet)

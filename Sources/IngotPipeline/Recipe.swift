@@ -274,6 +274,7 @@ public struct Recipe: Sendable {
         }
         qs.clip = try bool(q, "clip", "quantize") ?? true
         qs.symmetricClip = try bool(q, "symmetric_clip", "quantize") ?? false
+        if !qs.clip, qs.symmetricClip { throw bad("quantize.symmetric_clip", "contradicts clip: false (no clip search at all)") }
         let rounding = try str(q, "rounding", "quantize").map {
             guard let r = QuantScheme.Rounding(rawValue: $0) else { throw bad("quantize.rounding", "must be rtn or gptq") }
             return r

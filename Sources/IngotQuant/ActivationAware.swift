@@ -85,7 +85,7 @@ public enum ActivationAware {
             guard let quantizer = s.weightQuantizer else { throw Failure.wrongScheme("AWQ needs an INT or FP4 scheme") }
             var job = AWQ(model: model, calibration: cal, quantizer: quantizer)
             job.clip = clip && quantizer.clipsPerGroup
-            job.asymmetricClip = oneSidedClip
+            job.oneSidedClip = oneSidedClip
             job.progress = progress
             job.propagation = propagation
             meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(job.clip)),

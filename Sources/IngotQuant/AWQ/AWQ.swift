@@ -29,7 +29,7 @@ public struct AWQ {
     public var duoScaling = true
     public var clip = true
     /// The clip search also clamps each end of a group on its own when the quantizer is asymmetric.
-    public var asymmetricClip = true
+    public var oneSidedClip = true
     /// Bytes of candidate outputs held at once by a block search; more candidates than fit are evaluated in
     /// chunks (routed experts are then read once per chunk).
     public var candidateMemory = 512 << 20
@@ -421,7 +421,7 @@ struct LayerSearch {
         transform.apply(module: module, expert: e, to: &wt, columns: columns)
         let g = awq.quantizer.groupSize ?? columns
         let result = AWQClip.search(wt, rows: wt.count / columns, columns: columns, groupSize: g, inputs: x, tokens: r,
-                                    asymmetric: awq.asymmetricClip && awq.quantizer.clipsAsymmetric) { fq($0, $1, $2) }
+                                    asymmetric: awq.oneSidedClip && awq.quantizer.clipsAsymmetric) { fq($0, $1, $2) }
         transform.update(.init(module, e)) { $0.clip = result.steps; $0.clipGroupSize = g }
         clipBefore += result.before; clipAfter += result.after; clipCount += 1
     }

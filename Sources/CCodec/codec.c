@@ -122,7 +122,7 @@ void ic_huffman_tables(const uint8_t lengths[256], const uint32_t codes[256], ui
             bits += l;
             count++;
         }
-        multi[p] = e | (uint64_t)count << 32 | (uint64_t)bits << 35;
+        multi[p] = e << 32 | count << 8 | bits;
     }
 }
 
@@ -133,27 +133,14 @@ typedef struct {
     uint8_t *out;
 } ic_state;
 
-// Fast path: 8 readable payload bytes give ≥ 56 bits, enough for four lookups of ≤ 12 bits; each lookup stores
-// 4 output bytes (≤ 4 valid), so 16 output bytes of room are needed.
-static inline int ic_fast_ok(const ic_state *s) { return s->i + 16 <= s->count && (s->bitpos >> 3) + 8 <= s->length; }
-
-static inline int ic_fast_step(ic_state *s) {
-    uint64_t w;
-    memcpy(&w, s->p + (s->bitpos >> 3), 8);
-    w >>= s->bitpos & 7;
-    unsigned used = 0, ok = 1;
-    for (int k = 0; k < 4; k++) {
-        uint64_t e = s->multi[w & 4095];
-        unsigned c = (unsigned)(e >> 32) & 7, b = (unsigned)(e >> 35);
-        ok &= c != 0;
-        uint32_t y = (uint32_t)e;
-        memcpy(s->out + s->i, &y, 4);
-        s->i += c;
-        w >>= b;
-        used += b;
-    }
-    s->bitpos += used;
-    return ok;
+// Fast path: a step loads 8 payload bytes (≥ 57 valid bits after the bit offset) and makes four lookups of ≤ 12
+// bits; each stores 4 output bytes (≤ 4 of them symbols), so a step consumes ≤ 48 bits and needs 16 bytes of
+// output room. The number of steps that stay within both bounds is computed up front, so the steps themselves
+// check nothing.
+static inline size_t ic_safe_steps(const ic_state *s) {
+    if (s->i + 16 > s->count || (s->bitpos >> 3) + 8 > s->length) return 0;
+    size_t out = (s->count - s->i - 16) / 16 + 1, in = (s->length - 8 - (s->bitpos >> 3)) / 6 + 1;
+    return out < in ? out : in;
 }
 
 static int ic_tail(ic_state *s, const uint16_t *single) {
@@ -171,22 +158,86 @@ static int ic_tail(ic_state *s, const uint16_t *single) {
     return 0;
 }
 
+// `steps` fast steps of each of the first M streams, interleaved, on local copies of their positions (so they stay in
+// registers). A lookup of a window that starts with no code yields no symbols and no bits, and so does every later
+// lookup of that step: a step that consumes no bits marks the stream as stalled on invalid input.
+#define IC_LOCALS(k) \
+    const uint8_t *p##k = s[k].p; const uint64_t *t##k = s[k].multi; uint8_t *o##k = s[k].out + s[k].i; size_t b##k = s[k].bitpos;
+#define IC_LOOKUP(k) do { \
+        uint64_t e = t##k[w & 4095]; uint32_t y = (uint32_t)(e >> 32); \
+        memcpy(o##k, &y, 4); o##k += (e >> 8) & 7; w >>= e & 63; u += (unsigned)(e & 0xFF); \
+    } while (0)
+#define IC_STEP(k) do { \
+        uint64_t w; memcpy(&w, p##k + (b##k >> 3), 8); w >>= b##k & 7; unsigned u = 0; \
+        IC_LOOKUP(k); IC_LOOKUP(k); IC_LOOKUP(k); IC_LOOKUP(k); \
+        b##k += u; stalled |= u == 0; \
+    } while (0)
+#define IC_STORE(k) do { s[k].i = (size_t)(o##k - s[k].out); s[k].bitpos = b##k; } while (0)
+
+static inline __attribute__((always_inline)) int ic_run4(ic_state *s, size_t steps) {
+    IC_LOCALS(0) IC_LOCALS(1) IC_LOCALS(2) IC_LOCALS(3)
+    unsigned stalled = 0;
+    for (size_t j = 0; j < steps; j++) { IC_STEP(0); IC_STEP(1); IC_STEP(2); IC_STEP(3); }
+    IC_STORE(0); IC_STORE(1); IC_STORE(2); IC_STORE(3);
+    return (int)stalled;
+}
+
+static inline __attribute__((always_inline)) int ic_run3(ic_state *s, size_t steps) {
+    IC_LOCALS(0) IC_LOCALS(1) IC_LOCALS(2)
+    unsigned stalled = 0;
+    for (size_t j = 0; j < steps; j++) { IC_STEP(0); IC_STEP(1); IC_STEP(2); }
+    IC_STORE(0); IC_STORE(1); IC_STORE(2);
+    return (int)stalled;
+}
+
+static inline __attribute__((always_inline)) int ic_run2(ic_state *s, size_t steps) {
+    IC_LOCALS(0) IC_LOCALS(1)
+    unsigned stalled = 0;
+    for (size_t j = 0; j < steps; j++) { IC_STEP(0); IC_STEP(1); }
+    IC_STORE(0); IC_STORE(1);
+    return (int)stalled;
+}
+
+static inline __attribute__((always_inline)) int ic_run1(ic_state *s, size_t steps) {
+    IC_LOCALS(0)
+    unsigned stalled = 0;
+    for (size_t j = 0; j < steps; j++) IC_STEP(0);
+    IC_STORE(0);
+    return (int)stalled;
+}
+
 IC_CLONES
 int ic_huffman_decode(ic_huffman_block *blocks, size_t n) {
-    for (size_t b = 0; b < n; b += 2) {
-        ic_state a = {blocks[b].payload, blocks[b].length, 0, 0, blocks[b].count, blocks[b].multi, blocks[b].out};
-        if (b + 1 < n) {
-            ic_state c = {blocks[b + 1].payload, blocks[b + 1].length, 0, 0, blocks[b + 1].count, blocks[b + 1].multi, blocks[b + 1].out};
-            while (ic_fast_ok(&a) && ic_fast_ok(&c)) {
-                if (!(ic_fast_step(&a) & ic_fast_step(&c))) return 1;
-            }
-            while (ic_fast_ok(&c)) if (!ic_fast_step(&c)) return 1;
-            if (ic_tail(&c, blocks[b + 1].single)) return 1;
-            blocks[b + 1].bits = c.bitpos;
+    // Up to four blocks at a time: independent lookup chains hide the table loads' latency (the tables of four
+    // blocks do not fit L1). A block that runs out of fast-path room finishes with the one-symbol table and leaves
+    // the group; the others go on interleaved.
+    for (size_t b = 0; b < n; b += 4) {
+        ic_state s[4];
+        size_t id[4];
+        unsigned m = n - b < 4 ? (unsigned)(n - b) : 4;
+        for (unsigned k = 0; k < m; k++) {
+            ic_huffman_block *x = blocks + b + k;
+            s[k] = (ic_state){x->payload, x->length, 0, 0, x->count, x->multi, x->out};
+            id[k] = b + k;
         }
-        while (ic_fast_ok(&a)) if (!ic_fast_step(&a)) return 1;
-        if (ic_tail(&a, blocks[b].single)) return 1;
-        blocks[b].bits = a.bitpos;
+        while (m > 0) {
+            size_t steps = SIZE_MAX;
+            for (unsigned k = 0; k < m; k++) { size_t t = ic_safe_steps(&s[k]); if (t < steps) steps = t; }
+            if (steps > 0) {
+                int bad = m == 4 ? ic_run4(s, steps) : m == 3 ? ic_run3(s, steps) : m == 2 ? ic_run2(s, steps) : ic_run1(s, steps);
+                if (bad) return 1;
+                continue;
+            }
+            // Finish the blocks with no fast-path room left; the last active one takes each one's place.
+            for (unsigned k = 0; k < m;) {
+                if (ic_safe_steps(&s[k]) > 0) { k++; continue; }
+                if (ic_tail(&s[k], blocks[id[k]].single)) return 1;
+                blocks[id[k]].bits = s[k].bitpos;
+                m--;
+                s[k] = s[m];
+                id[k] = id[m];
+            }
+        }
     }
     return 0;
 }

@@ -29,6 +29,21 @@ struct HuffmanTests {
         #expect(Huffman.lengths((0..<256).map { $0 < 20 ? 1 << (20 - $0) : 0 }).max()! <= UInt8(Huffman.maxLength))
     }
 
+    @Test func everyInterleavingOfBlocks() throws {
+        // Planes of 1 to 9 blocks, the last one partial or whole, decode four, three, two and one block at a time;
+        // blocks with different codes (one nearly uniform) leave the fast path at different points.
+        var g = SystemRandomNumberGenerator()
+        for blocks in 1...9 {
+            for partial in [0, 1, 40_001] {
+                let n = (blocks - (partial == 0 ? 0 : 1)) * Huffman.blockSize + partial
+                let data: [UInt8] = (0..<n).map { i in
+                    (i / Huffman.blockSize) % 3 == 1 ? UInt8.random(in: 0...255, using: &g) : UInt8(118 + min(6, (i &* 2654435761 >> 7) % 9))
+                }
+                _ = try roundTrip(data)
+            }
+        }
+    }
+
     @Test func compressesExponentLikeData() throws {
         // bf16 exponents of N(0, 0.02) weights cluster around 118-122: entropy ≈ 2.6 bits.
         var g = SystemRandomNumberGenerator()
@@ -56,6 +71,22 @@ struct HuffmanTests {
             let m = data.withUnsafeBytes { s in b.withUnsafeMutableBytes { Huffman.encodeReference(s, into: $0) } }
             #expect(n == m && a[0..<n] == b[0..<m], "\(data.count) bytes")
             #expect(data.withUnsafeBytes { Huffman.plan($0).encodedSize } == m)
+        }
+    }
+
+    @Test func damagedPayloadsOfManyBlocksAreRejectedOrDecodeInBounds() throws {
+        // A valid five-block plane with bytes flipped: decoding must fail or write exactly the requested bytes.
+        var g = SystemRandomNumberGenerator()
+        let data: [UInt8] = (0..<(4 * Huffman.blockSize + 1000)).map { _ in UInt8(116 + Int.random(in: 0...7, using: &g)) }
+        var enc = [UInt8](repeating: 0, count: Huffman.bound(data.count))
+        let n = data.withUnsafeBytes { s in enc.withUnsafeMutableBytes { Huffman.encode(s, into: $0) } }
+        for _ in 0..<40 {
+            var bad = Array(enc[0..<n])
+            for _ in 0..<8 { bad[Int.random(in: 0..<n, using: &g)] ^= UInt8.random(in: 1...255, using: &g) }
+            var out = [UInt8](repeating: 0, count: data.count + 64)
+            let sentinel = Array(out[data.count...])
+            _ = try? bad.withUnsafeBytes { s in try out.withUnsafeMutableBytes { try Huffman.decode(s, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<data.count])) } }
+            #expect(Array(out[data.count...]) == sentinel)
         }
     }
 

@@ -28,7 +28,7 @@ size_t ic_huffman_pack(const uint8_t *src, size_t n, const uint32_t table[256], 
 
 /// Lookup tables of a canonical code of lengths ≤ 12 (`codes[s]` bit-reversed, as packed): single[p] =
 /// symbol | length << 8 for the code starting the 12-bit window p (length 0: no code), multi[p] = up to four whole
-/// codes in the window: symbols in bytes 0-3, count << 32, bits << 35.
+/// codes in the window: bits in bits 0-7, count in bits 8-10, the symbols in bytes 4-7.
 void ic_huffman_tables(const uint8_t lengths[256], const uint32_t codes[256], uint16_t single[4096], uint64_t multi[4096]);
 
 /// One block to decode: `length` payload bytes, `count` symbols into `out`, with its tables.
@@ -43,7 +43,7 @@ typedef struct {
     size_t bits;
 } ic_huffman_block;
 
-/// Decodes the blocks, two at a time with their lookups interleaved (independent blocks keep two dependency
+/// Decodes the blocks, four at a time with their lookups interleaved (independent blocks keep four dependency
 /// chains in flight). Never reads past a payload nor writes past `count` symbols. Returns 0, or 1 when a
 /// block's bits are not a code of its table.
 int ic_huffman_decode(ic_huffman_block *blocks, size_t n);

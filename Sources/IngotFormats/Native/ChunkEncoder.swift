@@ -59,10 +59,27 @@ enum ChunkEncoder {
         return Encoded(codec: .zstd, bytes: out, planes: [], storedHash: h, rawHash: rawHash, storedSize: n)
     }
 
-    /// Decodes a chunk's stored bytes into `dst` (exactly `chunk.rawSize` bytes), verifying both checksums.
+    /// Decodes a chunk's stored bytes into `dst` (exactly `chunk.rawSize` bytes), verifying its checksums.
+    ///
+    /// A raw chunk is checked against `xxh64` before it is copied. A coded chunk is decoded first (the decoders are
+    /// safe on any bytes) and its output checked against `raw_xxh64`, which covers every stored bit that can change
+    /// it; `xxh64` is computed only when that fails, to report a damaged stored chunk as such. This hashes each
+    /// chunk once instead of twice; full verification (`IngotFile.verifyAll`) checks every `xxh64`.
     static func decode(_ stored: UnsafeRawBufferPointer, chunk: NativeChunk, into dst: UnsafeMutableRawBufferPointer,
                        dtype: DType, context: ZstdContext, file: String, owner: String, index: Int) throws {
-        guard XXH64.hash(stored) == chunk.storedHash else { throw NativeError.chunkChecksum(file: file, tensor: owner, chunk: index) }
+        if chunk.codec == .raw {
+            guard XXH64.hash(stored) == chunk.storedHash else { throw NativeError.chunkChecksum(file: file, tensor: owner, chunk: index) }
+        }
+        do {
+            try decodeUnchecked(stored, chunk: chunk, into: dst, dtype: dtype, context: context, file: file, owner: owner, index: index)
+        } catch {
+            guard XXH64.hash(stored) == chunk.storedHash else { throw NativeError.chunkChecksum(file: file, tensor: owner, chunk: index) }
+            throw error
+        }
+    }
+
+    private static func decodeUnchecked(_ stored: UnsafeRawBufferPointer, chunk: NativeChunk, into dst: UnsafeMutableRawBufferPointer,
+                                        dtype: DType, context: ZstdContext, file: String, owner: String, index: Int) throws {
         func fail(_ f: ZstdContext.DecompressFailure) -> NativeError {
             switch f {
             case .notAFrame: .chunkDecode(file: file, tensor: owner, chunk: index, reason: "not a zstd frame")

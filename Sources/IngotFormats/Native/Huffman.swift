@@ -9,6 +9,8 @@ import CCodec
 enum Huffman {
     static let maxLength = 12
     static let blockSize = 1 << 18
+    /// Blocks decoded together (`ic_huffman_decode` interleaves four).
+    static let interleave = 4
 
     enum Failure: Error, Equatable { case corrupt(String) }
 
@@ -186,13 +188,13 @@ enum Huffman {
     /// Decodes exactly `dst.count` bytes from `src`, which must be consumed entirely. Never reads out of bounds.
     ///
     /// Table-driven (`ic_huffman_decode`): a 12-bit lookup yields up to four whole symbols (exponent codes average
-    /// ~2.7 bits), and blocks are decoded two at a time, their lookups interleaved; a one-symbol table finishes
-    /// each block.
+    /// ~2.7 bits), and blocks are decoded `interleave` at a time, their lookups interleaved; a one-symbol table
+    /// finishes each block.
     static func decode(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws {
         let d = dst.baseAddress?.assumingMemoryBound(to: UInt8.self)
         let size = 1 << maxLength
-        let single = UnsafeMutablePointer<UInt16>.allocate(capacity: 2 * size)
-        let multi = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * size)
+        let single = UnsafeMutablePointer<UInt16>.allocate(capacity: interleave * size)
+        let multi = UnsafeMutablePointer<UInt64>.allocate(capacity: interleave * size)
         defer { single.deallocate(); multi.deallocate() }
         var lens = [UInt8](repeating: 0, count: 256)
         var pos = 0, start = 0
@@ -201,7 +203,7 @@ enum Huffman {
         while start < dst.count {
             blocks.removeAll(keepingCapacity: true)
             payloads.removeAll(keepingCapacity: true)
-            for slot in 0..<2 where start < dst.count {
+            for slot in 0..<interleave where start < dst.count {
                 let end = min(dst.count, start + blockSize)
                 guard pos + 132 <= src.count else { throw Failure.corrupt("truncated block header") }
                 for k in 0..<128 { let b = src[pos + k]; lens[2 * k] = b & 0xF; lens[2 * k + 1] = b >> 4 }

@@ -5,8 +5,21 @@ import IngotModel
 
 /// OpenBLAS, for the products that still call it directly (AWQ's clip search): one thread, Ingot parallelizes around it.
 public enum BLAS {
-    private static let once: Void = { openblas_set_num_threads(1) }()
-    /// Called before any sgemm; sets OpenBLAS to one thread, once per process.
+    private static let once: Void = {
+        openblas_set_num_threads(1)
+        // The pthreads build starts its worker pool when it loads, and idle workers spin on sched_yield for about
+        // 2^28 cycles before they sleep: on a 2-core machine that is a core taken from Ingot's own workers for the
+        // first ~0.1 s of every run (and after every threaded call). With one thread the pool is never used, so it
+        // is shut down (`blas_thread_shutdown_`, exported by that build, found at run time so other builds link).
+        #if os(Linux)
+        if let symbol = dlsym(nil, "blas_thread_shutdown_") {  // nil: RTLD_DEFAULT, every loaded library
+            typealias Shutdown = @convention(c) () -> Int32
+            _ = unsafeBitCast(symbol, to: Shutdown.self)()
+        }
+        #endif
+    }()
+    /// Called before any sgemm (and first thing by the `ingot` executable); sets OpenBLAS to one thread and stops
+    /// its idle worker pool, once per process.
     public static func useSingleThreadedKernels() { _ = once }
 }
 

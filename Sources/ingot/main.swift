@@ -8,6 +8,8 @@ import IngotForward
 
 // OpenBLAS falls back to SSE3 kernels on CPUs it does not know (2.6× slower here); ask for the right ones.
 BLASCore.overrideIfMisdetected()
+// Ingot runs OpenBLAS on one thread inside its own workers; its idle pool would spin on a core meanwhile.
+BLAS.useSingleThreadedKernels()
 
 // A file-size limit (ulimit -f) must surface as a write error, not kill the process mid-write.
 signal(SIGXFSZ, SIG_IGN)

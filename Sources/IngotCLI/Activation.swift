@@ -25,6 +25,8 @@ struct ActivationAwareOptions: ParsableArguments {
     var gptqActOrder = true
     @Flag(inversion: .prefixedNo, help: "AWQ's searches and GPTQ's Hessians on each layer's input along the quantized model's path (the layers before it quantized), as llm-compressor's sequential pipeline, instead of the full-precision input. Default: on when GPTQ rounds (where the family allows it), off for AWQ alone.")
     var propagateError: Bool?
+    @Option(help: "AWQ: rows of the calibration sample its scale searches run on, the leading whole sequences (0: every row). Its clip search, and GPTQ, use the whole sample (calibrate's --sample-tokens). Default: 4096.")
+    var searchTokens: Int?
     @Option(help: "Write AWQ's per-mapping losses as JSON here.") var awqLog: String?
     @Flag(help: "Use a calibration made for a different checkpoint (fingerprints differ).") var ignoreFingerprint = false
     @OptionGroup var calibration: CalibrationOptions
@@ -33,6 +35,7 @@ struct ActivationAwareOptions: ParsableArguments {
         guard activations == "dynamic" || activations == "static" else { throw ValidationError("--activations must be dynamic or static") }
         guard calib == nil || data == nil else { throw ValidationError("give --calib or --data, not both") }
         guard gptqDampening >= 0, gptqDampening.isFinite else { throw ValidationError("--gptq-dampening must be a finite number ≥ 0") }
+        if let searchTokens, searchTokens < 0 { throw ValidationError("--search-tokens must be ≥ 0 (0: every sample row), got \(searchTokens)") }
     }
 
     /// Loads (or computes) the calibration for `model`, checking it was made for this checkpoint.
@@ -58,12 +61,14 @@ struct ActivationAwareOptions: ParsableArguments {
             throw ValidationError("--\(noClip ? "no-clip" : "symmetric-clip") applies to AWQ and GPTQ (awq-int4, gptq-int4, --transform awq, --rounding gptq)")
         }
         if noClip, symmetricClip { throw ValidationError("--no-clip and --symmetric-clip contradict each other: pick one") }
+        if searchTokens != nil, !awq { throw ValidationError("--search-tokens applies to AWQ (awq-int4, --transform awq)") }
         guard awq || rounding == .gptq || activations == "static" || scheme.calibratedActivations else { return (src, [], nil) }
         let opened = try OpenedModel(path: model)
         let cal = try loadCalibration(opened, quiet: quiet)
         let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq, rounding: rounding,
                                             gptq: { var g = GPTQ(dampening: gptqDampening, actOrder: gptqActOrder); g.clipSearch = !noClip; g.oneSidedClip = !symmetricClip; return g }(),
-                                            staticActivations: activations == "static", clip: !noClip, oneSidedClip: !symmetricClip, layerOrderedWriter: layerOrdered,
+                                            staticActivations: activations == "static", clip: !noClip, oneSidedClip: !symmetricClip,
+                                            searchTokens: searchTokens.map { $0 == 0 ? nil : $0 } ?? AWQ.defaultSearchTokens, layerOrderedWriter: layerOrdered,
                                             propagateError: propagateError)
         if let note = o.note { printWarning(note) }
         let starved = cal.starvedExperts

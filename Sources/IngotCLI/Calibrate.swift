@@ -18,7 +18,8 @@ struct CalibrationOptions: ParsableArguments {
     var expertMode: Calibration.ExpertMode = .routed
     @Option(help: "Experts routed fewer tokens than this are starved.") var minExpertTokens = 32
     @Option(help: "Starved experts: all-token statistics, or plain round-to-nearest.") var starvedExperts: Calibration.StarvedExpertPolicy = .allTokens
-    @Option(help: "Rows of each layer's input kept for AWQ's searches (whole sequences).") var sampleTokens = 4096
+    @Option(help: "Rows of each layer's input kept for AWQ and GPTQ (whole sequences): AWQ's clip search and GPTQ's Hessians use them all, AWQ's scale searches the first --search-tokens.")
+    var sampleTokens = Calibration.Settings().sampleTokens
 
     func validate() throws {
         guard samples > 0, seqLen > 1 else { throw ValidationError("--samples must be ≥ 1 and --seq-len ≥ 2") }

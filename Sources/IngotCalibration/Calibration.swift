@@ -70,8 +70,10 @@ public struct Calibration: Sendable {
         public var expertMode: ExpertMode = .routed
         public var minExpertTokens = 32
         public var starved: StarvedExpertPolicy = .allTokens
-        /// Rows of layer input kept for AWQ's loss and clip searches (whole sequences, at least one).
-        public var sampleTokens = 4096
+        /// Rows of layer input kept for AWQ's searches and GPTQ's Hessians (whole sequences, at least one). AWQ's
+        /// clip search gains from every row (`AWQ.searchTokens`); each costs `hidden × 4` bytes per layer in the
+        /// calibration file.
+        public var sampleTokens = 16384
         public init() {}
     }
 

@@ -86,6 +86,7 @@ public struct PipelineRun {
                                                     rounding: q.rounding,
                                                     gptq: { var g = GPTQ(); g.clipSearch = q.clip; g.oneSidedClip = !q.symmetricClip; return g }(),
                                                     staticActivations: q.activations == "static", clip: q.clip, oneSidedClip: !q.symmetricClip,
+                                                    searchTokens: q.searchTokens,
                                                     propagateError: q.propagateError)
                 source = o.source
                 meta += o.metadata

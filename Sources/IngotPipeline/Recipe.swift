@@ -19,6 +19,7 @@ import Yams
 ///   rounding: gptq            # after awq-int4's transform: rtn (default) or gptq
 ///   propagate_error: true     # AWQ / GPTQ on the quantized path's layer inputs (default: when GPTQ rounds)
 ///   clip: true                # the clip search (AWQ's, and GPTQ's group scales); symmetric_clip: true for AutoAWQ's clamps only
+///   search_tokens: 4096       # sample rows AWQ's scale searches run on (0: all); the clip takes the whole sample
 ///   group_size: 64
 ///   ignore: ["re:.*layers\\.0\\..*"]
 ///   overrides: [{pattern: "re:.*down_proj", scheme: rtn-int8}]
@@ -46,6 +47,8 @@ public struct Recipe: Sendable {
         public var rounding: QuantScheme.Rounding = .nearest
         /// AWQ's searches and GPTQ's Hessians on the quantized path's layer inputs (`PropagatedInputs`).
         public var propagateError: Bool?
+        /// Sample rows AWQ's scale searches run on (nil: every row; `AWQ.searchTokens`).
+        public var searchTokens: Int? = AWQ.defaultSearchTokens
         /// A transform asked for in front of the scheme's rounding (nil: the scheme's own).
         public var transform: QuantScheme.Transform?
         public var awq: Bool { (transform ?? scheme.transform) == .awq }
@@ -223,7 +226,7 @@ public struct Recipe: Sendable {
             calibration = step
         }
         guard let q = try keys(root["quantize"], "quantize", ["scheme", "group_size", "symmetric", "convention", "fp8_granularity",
-                                                              "activations", "clip", "symmetric_clip", "transform", "rounding", "propagate_error", "ignore", "overrides"]) else {
+                                                              "activations", "clip", "symmetric_clip", "search_tokens", "transform", "rounding", "propagate_error", "ignore", "overrides"]) else {
             throw bad("quantize", "is required")
         }
         /// The step's (or an override's, over `base`) settings from its keys.
@@ -288,6 +291,10 @@ public struct Recipe: Sendable {
         qs.propagateError = try bool(q, "propagate_error", "quantize")
         guard qs.propagateError != true || qs.awq || qs.rounding == .gptq else {
             throw bad("quantize.propagate_error", "applies to AWQ and GPTQ (awq-int4, gptq-int4, transform: awq, rounding: gptq)")
+        }
+        if let t = try int(q, "search_tokens", "quantize", min: 0) {
+            guard qs.awq else { throw bad("quantize.search_tokens", "applies to AWQ (awq-int4, transform: awq)") }
+            qs.searchTokens = t == 0 ? nil : t
         }
         quantize = qs
         if qs.usesCalibration && calibration == nil {

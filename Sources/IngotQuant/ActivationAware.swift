@@ -39,14 +39,15 @@ public enum ActivationAware {
     }
 
     /// `awq`: transform the weights; `clip`, `oneSidedClip`: AWQ's clip search, with one-sided clamps for asymmetric
-    /// quantizers; `rounding`: `.gptq` rounds the plan's default-scheme linears with GPTQ (after
+    /// quantizers; `searchTokens`: sample rows AWQ's scale searches run on (`AWQ.searchTokens`); `rounding`: `.gptq` rounds the plan's default-scheme linears with GPTQ (after
     /// AWQ's transform when both); `propagateError`: both work on each layer's input along the quantized path
     /// (`PropagatedInputs`) instead of the full-precision one (nil: whenever GPTQ rounds and the family allows it;
     /// the outcome's `note` says when it does not); `staticActivations`: add FP8 input scales to `plan`. `layerOrderedWriter`: the
     /// consumer reads tensors in storage order (QuantizeJob), so one layer at a time is kept.
     public static func prepare(checkpoint: TensorSource, model: ReferenceModel, calibration cal: Calibration, plan: inout QuantizationPlan,
                                awq: Bool, rounding: QuantScheme.Rounding = .nearest, gptq: GPTQ = GPTQ(), staticActivations: Bool,
-                               clip: Bool = true, oneSidedClip: Bool = true, layerOrderedWriter: Bool = true, propagateError: Bool? = nil,
+                               clip: Bool = true, oneSidedClip: Bool = true, searchTokens: Int? = AWQ.defaultSearchTokens,
+                               layerOrderedWriter: Bool = true, propagateError: Bool? = nil,
                                progress: ProgressReporter = SilentProgress()) throws -> Outcome {
         var meta: [(key: String, value: JSON)] = [("calibration", .object(cal.provenance + [("tokens", .int(cal.tokens))]))]
         if plan.defaults.scheme.calibratedActivations {
@@ -86,10 +87,12 @@ public enum ActivationAware {
             var job = AWQ(model: model, calibration: cal, quantizer: quantizer)
             job.clip = clip && quantizer.clipsPerGroup
             job.oneSidedClip = oneSidedClip
+            job.searchTokens = searchTokens
             job.progress = progress
             job.propagation = propagation
             meta.append(("awq", .object([("grid", .int(job.grid)), ("duo_scaling", .bool(job.duoScaling)), ("clip", .bool(job.clip)),
-                                         ("one_sided_clip", .bool(job.clip && oneSidedClip && quantizer.clipsAsymmetric))])))
+                                         ("one_sided_clip", .bool(job.clip && oneSidedClip && quantizer.clipsAsymmetric)),
+                                         ("search_tokens", searchTokens.map { .int($0) } ?? .string("all"))])))
             stream = try StreamingAWQSource(base: checkpoint, awq: job, retainAllLayers: !layerOrderedWriter)
             source = stream!
         }

@@ -108,6 +108,15 @@ import Testing
         // It applies to AWQ and GPTQ only, and is refused by name where the layers read state it does not carry.
         let rtn = try ingot(["quantize", fixture("tiny-moe-austen"), "--scheme", "rtn-int4", "--propagate-error", "-o", dir.file("q.ingot")])
         #expect(rtn.status == 2 && rtn.stderr.contains("--propagate-error applies to AWQ and GPTQ"), "\(rtn.stderr)")
+        // AWQ's search rows and the clip flags are refused where nothing uses them, or when they contradict.
+        for (flags, message) in [(["--scheme", "gptq-int4", "--search-tokens", "64"], "--search-tokens applies to AWQ"),
+                                 (["--scheme", "awq-int4", "--search-tokens", "-1"], "--search-tokens must be ≥ 0"),
+                                 (["--scheme", "rtn-int4", "--symmetric-clip"], "--symmetric-clip applies to AWQ and GPTQ"),
+                                 (["--scheme", "awq-int4", "--no-clip", "--symmetric-clip"], "contradict each other")] {
+            let r = try ingot(["quantize", fixture("tiny-moe-austen")] + flags + ["--calib", dir.file("cal.ingot"), "-o", dir.file("q.ingot")])
+            #expect(r.status == 2 && r.stderr.contains(message), "\(flags): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir.file("q.ingot")))
+        }
         let src = fixture("families/tiny-gemma4")
         writeBytes(Array("[11, 40, 120, 5, 6, 7, 8, 9]".utf8), to: dir.file("ids8.json"))
         #expect(try ingot(["calibrate", src, "--data", dir.file("ids8.json"), "--samples", "1", "--seq-len", "8", "-o", dir.file("g4.ingot"),

@@ -35,6 +35,9 @@ import IngotQuant
         ("quantize: {scheme: rtn-int4, group_sise: 3}", "group_sise"),
         ("quantize: {scheme: rtn-int4}\nexports: [gguff]", "exports[0]"),
         ("quantize: {scheme: rtn-int4, group_size: 0}", "group_size"),
+        ("calibration: {data: d.txt}\nquantize: {scheme: awq-int4, search_tokens: -1}", "'quantize.search_tokens' must be an integer ≥ 0"),
+        ("quantize: {scheme: rtn-int4, search_tokens: 64}", "quantize.search_tokens"),
+        ("calibration: {data: d.txt}\nquantize: {scheme: awq-int4, clip: false, symmetric_clip: true}", "quantize.symmetric_clip"),
     ])
     func mistakesAreNamed(body: String, message: String) {
         do {

@@ -90,6 +90,40 @@ func fakeQuantized(_ source: TensorSource, _ q: IntQuantizer) throws -> TensorSo
         #expect(try awq.transformed(r).values.allSatisfy { $0.allSatisfy(\.isFinite) })
     }
 
+    /// `searchTokens`: the shared scale searches run on the sample's leading whole sequences and pick what they pick
+    /// on a calibration whose sample is only those sequences; the clip search still takes the whole sample.
+    @Test(arguments: ["tiny-llama", "tiny-mixtral"])
+    func scaleSearchesTakeTheLeadingSequencesAndTheClipTheWholeSample(name: String) throws {
+        let dir = fixture("peers/models/" + name)
+        let seqs = Array(try tokenRows(fixture("peers/data/calib_text.safetensors")).prefix(8))
+        let lead = seqs[0].count + seqs[1].count
+        let (m, whole) = try calibrate(dir, sequences: seqs)
+        var short = Calibration.Settings()
+        short.sampleTokens = lead
+        let (_, leading) = try calibrate(dir, sequences: seqs, settings: short)
+        #expect(whole.sampleLengths.reduce(0, +) == seqs.reduce(0) { $0 + $1.count } && leading.sampleLengths.reduce(0, +) == lead)
+        let q = IntQuantizer(bits: 4, groupSize: 32, symmetric: false)
+        var a = AWQ(model: m, calibration: whole, quantizer: q)
+        a.searchTokens = lead + seqs[2].count - 1  // rounds down to whole sequences
+        var b = AWQ(model: m, calibration: leading, quantizer: q)
+        b.searchTokens = nil
+        let ra = try a.run(), rb = try b.run()
+        let shared = { (r: AWQ.Result) in r.log.filter { $0.expert == nil && $0.skipped == nil } }
+        #expect(!shared(ra).isEmpty)
+        #expect(shared(ra).allSatisfy { $0.tokens == lead })
+        #expect(shared(ra).map(\.bestRatio) == shared(rb).map(\.bestRatio))
+        #expect(shared(ra).map(\.bestLoss) == shared(rb).map(\.bestLoss))
+        // The clip saw different rows: every sample row in `a`, the leading sequences in `b`.
+        let clips = { (r: AWQ.Result) in r.layers.map { $0.transform.linears.compactMapValues(\.clip) } }
+        #expect(clips(ra) != clips(rb))
+        // Every row when the limit covers the sample.
+        var c = AWQ(model: m, calibration: whole, quantizer: q)
+        c.searchTokens = 1 << 30
+        var d = c
+        d.searchTokens = nil
+        #expect(try c.run().log.map(\.bestLoss) == d.run().log.map(\.bestLoss))
+    }
+
     /// The llm-compressor comparison: tiny Llama, AWQ W4A16 asymmetric group 32, calibration = the 32 rows of
     /// `calib_text`; logits on the reference rows of `eval_text` against the fp32 reference. llm-compressor's AWQ
     /// reached rel. L2 0.0675 and its RTN 0.074 (`llmc/checks.json`).

@@ -1,6 +1,7 @@
 import COpenBLAS
 import Foundation
 import IngotCore
+import IngotForward
 
 /// AWQ's clip search (AutoAWQ `_compute_best_clip`, llm-awq `auto_clip.py`): for each output row and input group,
 /// the symmetric clamp `±absmax·(1 − i/20)`, i = 0..<10, whose quantized group output differs least from the
@@ -107,7 +108,15 @@ public enum AWQClip {
 
     static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize g: Int, step: (Int) -> UInt8) {
         let groups = (columns + g - 1) / g
-        for r in 0..<rows {
+        // Rows in parallel (each element is clamped on its own: the same values for any worker count).
+        let rowBlock = 64
+        w.withUnsafeMutableBufferPointer { buffer in
+        let wp = UncheckedSendable(buffer)
+        withoutActuallyEscaping(step) { step in
+        let stepBox = UncheckedSendable(step)
+        parallelFor((rows + rowBlock - 1) / rowBlock) { b in
+        let w = wp.value, step = stepBox.value
+        for r in (b * rowBlock)..<min(rows, (b + 1) * rowBlock) {
             for k in 0..<groups {
                 let s = Int(step(r * groups + k))
                 if s == 0 || s == pairBase { continue }
@@ -127,24 +136,32 @@ public enum AWQClip {
                 }
             }
         }
+        }
+        }
+        }
     }
 
-    /// d C dᵀ for every (row, group) of `d`.
+    /// d C dᵀ for every (row, group) of `d`; groups in parallel (each group's product is the same call whatever the
+    /// worker count, so the errors are too).
     static func groupErrors(_ d: [Float], rows: Int, columns: Int, groupSize g: Int, gram: [[Float]]) -> [Double] {
         let groups = gram.count
+        BLAS.useSingleThreadedKernels()
         var out = [Double](repeating: 0, count: rows * groups)
-        var dg = [Float](), dc = [Float]()
-        for k in 0..<groups {
-            let lo = k * g, n = min(columns, lo + g) - lo
-            dg = [Float](repeating: 0, count: rows * n)
-            for r in 0..<rows { for c in 0..<n { dg[r * n + c] = d[r * columns + lo + c] } }
-            dc = [Float](repeating: 0, count: rows * n)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(n), 1, dg, Int32(n), gram[k], Int32(n),
-                        0, &dc, Int32(n))
-            for r in 0..<rows {
-                var s = 0.0
-                for c in 0..<n { s += Double(dc[r * n + c]) * Double(dg[r * n + c]) }
-                out[r * groups + k] = s
+        out.withUnsafeMutableBufferPointer { o in
+            let outBox = UncheckedSendable(o)
+            parallelFor(groups) { k in
+                let out = outBox.value
+                let lo = k * g, n = min(columns, lo + g) - lo
+                var dg = [Float](repeating: 0, count: rows * n)
+                for r in 0..<rows { for c in 0..<n { dg[r * n + c] = d[r * columns + lo + c] } }
+                var dc = [Float](repeating: 0, count: rows * n)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(n), 1, dg, Int32(n), gram[k], Int32(n),
+                            0, &dc, Int32(n))
+                for r in 0..<rows {
+                    var s = 0.0
+                    for c in 0..<n { s += Double(dc[r * n + c]) * Double(dg[r * n + c]) }
+                    out[r * groups + k] = s
+                }
             }
         }
         return out

@@ -7,6 +7,8 @@ import torch
 from transformers import DeepseekV3Config, DeepseekV3ForCausalLM, PreTrainedTokenizerFast
 
 out = sys.argv[1]
+if os.path.exists(out):
+    sys.exit(f"make_tiny_deepseek_austen: {out} exists; give a new directory")
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 600
 here = os.path.dirname(os.path.abspath(__file__))
 fx = os.path.join(here, "..", "fixtures")

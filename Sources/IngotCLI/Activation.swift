@@ -68,7 +68,7 @@ struct ActivationAwareOptions: ParsableArguments {
         let o = try ActivationAware.prepare(checkpoint: src, model: opened.model, calibration: cal, plan: &plan, awq: awq, rounding: rounding,
                                             gptq: { var g = GPTQ(dampening: gptqDampening, actOrder: gptqActOrder); g.clipSearch = !noClip; g.oneSidedClip = !symmetricClip; return g }(),
                                             staticActivations: activations == "static", clip: !noClip, oneSidedClip: !symmetricClip,
-                                            searchTokens: searchTokens.map { $0 == 0 ? nil : $0 } ?? AWQ.defaultSearchTokens, layerOrderedWriter: layerOrdered,
+                                            searchTokens: searchTokens.map(AWQ.searchTokens(option:)) ?? AWQ.defaultSearchTokens, layerOrderedWriter: layerOrdered,
                                             propagateError: propagateError)
         if let note = o.note { printWarning(note) }
         let starved = cal.starvedExperts

@@ -294,7 +294,7 @@ public struct Recipe: Sendable {
         }
         if let t = try int(q, "search_tokens", "quantize", min: 0) {
             guard qs.awq else { throw bad("quantize.search_tokens", "applies to AWQ (awq-int4, transform: awq)") }
-            qs.searchTokens = t == 0 ? nil : t
+            qs.searchTokens = AWQ.searchTokens(option: t)
         }
         quantize = qs
         if qs.usesCalibration && calibration == nil {

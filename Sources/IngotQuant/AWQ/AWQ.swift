@@ -42,6 +42,8 @@ public struct AWQ {
     /// rows of the whole sample.
     public var searchTokens: Int? = AWQ.defaultSearchTokens
     public static let defaultSearchTokens = 4096
+    /// `searchTokens` from a user's value (`--search-tokens`, recipe `search_tokens`): 0 means every row.
+    public static func searchTokens(option n: Int) -> Int? { n == 0 ? nil : n }
     public var progress: ProgressReporter = SilentProgress()
     /// Layer inputs along the quantized path instead of the calibration sample (nil: the full-precision sample).
     public var propagation: PropagatedInputs?

@@ -107,16 +107,22 @@ public enum AWQClip {
     }
 
     static func clamp(_ w: inout [Float], rows: Int, columns: Int, groupSize g: Int, step: (Int) -> UInt8) {
-        let groups = (columns + g - 1) / g
-        // Rows in parallel (each element is clamped on its own: the same values for any worker count).
+        // Blocks of rows in parallel (each element is clamped on its own: the same values for any worker count).
         let rowBlock = 64
         w.withUnsafeMutableBufferPointer { buffer in
-        let wp = UncheckedSendable(buffer)
-        withoutActuallyEscaping(step) { step in
-        let stepBox = UncheckedSendable(step)
-        parallelFor((rows + rowBlock - 1) / rowBlock) { b in
-        let w = wp.value, step = stepBox.value
-        for r in (b * rowBlock)..<min(rows, (b + 1) * rowBlock) {
+            withoutActuallyEscaping(step) { step in
+                let shared = UncheckedSendable((buffer, step))
+                parallelFor((rows + rowBlock - 1) / rowBlock) { b in
+                    let (w, step) = shared.value
+                    clampRows((b * rowBlock)..<min(rows, (b + 1) * rowBlock), of: w, columns: columns, groupSize: g, step: step)
+                }
+            }
+        }
+    }
+
+    static func clampRows(_ rows: Range<Int>, of w: UnsafeMutableBufferPointer<Float>, columns: Int, groupSize g: Int, step: (Int) -> UInt8) {
+        let groups = (columns + g - 1) / g
+        for r in rows {
             for k in 0..<groups {
                 let s = Int(step(r * groups + k))
                 if s == 0 || s == pairBase { continue }
@@ -135,9 +141,6 @@ public enum AWQClip {
                     for c in lo..<hi { w[c] = min(max(w[c], mn), mx) }
                 }
             }
-        }
-        }
-        }
         }
     }
 

@@ -12,6 +12,11 @@ import Foundation
 ///
 /// The destination is claimed first (`Destinations.claim`: never an input, not an existing file without
 /// `overwrite`, locked against other writers); without `overwrite` the final rename never replaces anything.
+///
+/// Where the filesystem supports it (Linux `O_DIRECT`), whole 4 KiB-aligned blocks go from the buffer straight to
+/// the device: writing hundreds of GB does not evict the page cache (the mapped input among it), and the copy into
+/// freshly allocated page-cache pages, the dearest part of a buffered write, disappears. The last partial block is
+/// written zero-padded and the file truncated to its size. Elsewhere (tmpfs, other systems) writes are buffered.
 public final class OutputFile {
     public let path: String
     public let temporaryPath: String
@@ -19,8 +24,20 @@ public final class OutputFile {
     /// Inside an `OutputDirectory`'s temporary directory: no claim, the directory's commit publishes it.
     private let staged: Bool
     private var fd: Int32
+    /// The buffer being filled, and the one the background writer may be writing (see `submit`).
     private var buffer: UnsafeMutableRawBufferPointer
+    private var spare: UnsafeMutableRawBufferPointer
     private var buffered = 0
+    /// Full buffers are written on this queue while the caller fills the other one: the stage computes while the
+    /// disk writes. Only one write is ever in flight, and the caller waits for it (`waitForWriter`) before it
+    /// touches the file or the spare buffer itself.
+    private let writer = BackgroundWriter()
+    /// The background write's failure, thrown by every later write and by `commit`.
+    private var writerError: Error?
+    /// Writes bypass the page cache (`O_DIRECT`): only whole `directBlock`s, from the aligned buffers, at aligned
+    /// offsets.
+    private var direct = false
+    static let directBlock = 4096
     private var committed = false
     /// Every streaming stage ends in an output file, so this is where freed heap pages are handed back.
     private var trimmer = HeapTrimmer()
@@ -47,24 +64,36 @@ public final class OutputFile {
             throw IOError(.create, path: path, errno: e.errno)  // name what the user asked for, not our temporary
         }
         Destinations.temporaries.add(tmp)
-        buffer = .allocate(byteCount: bufferSize, alignment: 64)
+        let size = max(Self.directBlock, (bufferSize + Self.directBlock - 1) / Self.directBlock * Self.directBlock)
+        buffer = .allocate(byteCount: size, alignment: Self.directBlock)
+        spare = .allocate(byteCount: size, alignment: Self.directBlock)
+        #if canImport(Glibc)
+        // Set after creating (not an open flag): on a filesystem without direct I/O, open(O_CREAT | O_DIRECT) can
+        // create the file and still fail.
+        let flags = fcntl(fd, F_GETFL)
+        if ingot_o_direct() != 0, flags >= 0, fcntl(fd, F_SETFL, flags | ingot_o_direct()) == 0 { direct = true }
+        #endif
     }
 
     deinit {
         if !committed { discard() }
+        writer.stop()  // after waiting for its last write
         buffer.deallocate()
+        spare.deallocate()
     }
 
     /// Appends bytes.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0 else { return }
-        if bytes.count >= buffer.count {
-            try flush()
-            try writeAll(bytes)
-        } else {
-            if buffered + bytes.count > buffer.count { try flush() }
-            (buffer.baseAddress! + buffered).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            buffered += bytes.count
+        // Everything goes through the buffers: the caller's memory is free to reuse on return, and direct I/O
+        // needs aligned memory.
+        var done = 0
+        while done < bytes.count {
+            let n = min(bytes.count - done, buffer.count - buffered)
+            (buffer.baseAddress! + buffered).copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+            buffered += n
+            done += n
+            if buffered == buffer.count { try submit() }
         }
         offset += bytes.count
     }
@@ -78,40 +107,71 @@ public final class OutputFile {
         try write([UInt8](repeating: 0, count: count))
     }
 
-    /// Writes `bytes` at an absolute position already written (e.g. patching a header). Flushes first.
-    public func patch(at position: Int, _ bytes: [UInt8]) throws {
-        try flush()
-        var done = 0
-        while done < bytes.count {
-            let n = try bytes.withUnsafeBytes { raw in
-                try syscall(.write, temporaryPath) {
-                    pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(position + done))
-                }
-            }
-            done += n
+    /// Hands the full buffer to the background writer and continues in the spare one (once its write is done).
+    private func submit() throws {
+        try waitForWriter()
+        swap(&buffer, &spare)
+        let bytes = UncheckedSendable(UnsafeRawBufferPointer(rebasing: spare[0..<buffered]))
+        buffered = 0
+        // Unretained: the file waits for its writer before it goes away (`discard`, `deinit`).
+        let me = UncheckedSendable(Unmanaged.passUnretained(self))
+        writer.submit {
+            let file = me.value.takeUnretainedValue()
+            do { try file.writeAll(bytes.value) } catch { file.writerError = error }
         }
     }
 
-    public func flush() throws {
-        guard buffered > 0 else { return }
-        try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<buffered]))
-        buffered = 0
+    /// Waits for the background write; rethrows its failure.
+    private func waitForWriter() throws {
+        writer.wait()
+        if let e = writerError { throw e }
     }
 
+    /// Writes the last buffered bytes and waits for every write. With direct I/O a partial last block is written
+    /// zero-padded and the file truncated to `offset`.
+    private func flushLast() throws {
+        try waitForWriter()
+        guard buffered > 0 else { return }
+        var count = buffered
+        if direct, count % Self.directBlock != 0 {
+            let padded = (count / Self.directBlock + 1) * Self.directBlock
+            UnsafeMutableRawBufferPointer(rebasing: buffer[count..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
+            count = padded
+        }
+        try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        buffered = 0
+        if written > offset { try syscall(.write, path) { ftruncate(fd, off_t(offset)) } }
+    }
+
+    /// Writes `bytes` at the end of the file (on the caller's thread or the background writer, never both).
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
         var done = 0
         let tmp = temporaryPath
         while done < bytes.count {
             let n: Int
             do { n = try syscall(.write, tmp) { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) } } catch let e as IOError {
+                // A filesystem that accepted O_DIRECT but refuses this write: go on buffered (nothing was written).
+                if direct, e.errno == EINVAL, stopDirect() { continue }
                 throw IOError(.write, path: path, errno: e.errno)
             }
             if n == 0 { throw IOError(.write, path: path, errno: EIO) }
             done += n
+            // A short direct write leaves the next one unaligned: finish buffered.
+            if direct, done < bytes.count, n % Self.directBlock != 0, !stopDirect() { throw IOError(.write, path: path, errno: EIO) }
         }
         written += bytes.count
         startWriteback()
         trimmer.processed(bytes.count)
+    }
+
+    /// Clears `O_DIRECT`; later writes are buffered. False if the flag cannot be cleared.
+    private func stopDirect() -> Bool {
+        #if canImport(Glibc)
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~ingot_o_direct()) == 0 else { return false }
+        #endif
+        direct = false
+        return true
     }
 
     /// Bytes handed to the kernel so far, and how many of them have been scheduled for writeback.
@@ -124,7 +184,7 @@ public final class OutputFile {
     /// stage computes, and `commit()`'s fsync, which alone makes the file durable, has only the tail left.
     private func startWriteback() {
         #if canImport(Glibc)
-        guard written - scheduled >= Self.writebackStep else { return }
+        guard !direct, written - scheduled >= Self.writebackStep else { return }
         _ = ingot_start_writeback(fd, __off64_t(scheduled), __off64_t(written - scheduled))
         scheduled = written
         #endif
@@ -133,7 +193,7 @@ public final class OutputFile {
     /// Flushes, fsyncs, and renames the temporary file to `path`.
     public func commit() throws {
         do {
-            try flush()
+            try flushLast()
             let tmp = temporaryPath
             try syscall(.sync, tmp) { fsync(fd) }
             close(fd)
@@ -155,6 +215,7 @@ public final class OutputFile {
 
     /// Closes and removes the temporary file.
     public func discard() {
+        writer.wait()
         if fd >= 0 { close(fd); fd = -1 }
         if !committed {
             unlink(temporaryPath)
@@ -162,6 +223,59 @@ public final class OutputFile {
             if !staged { Destinations.release(path) }
         }
         committed = true
+    }
+}
+
+/// One thread that runs an `OutputFile`'s writes, one at a time, while the caller goes on (a thread of its own: a
+/// write blocked on the disk must not hold one of the workers `parallelFor` counts on).
+private final class BackgroundWriter: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var job: (@Sendable () -> Void)?
+    private var stopping = false
+
+    init() {
+        let t = Thread { [self] in run() }
+        t.name = "ingot.output-file"
+        t.start()
+    }
+
+    private func run() {
+        condition.lock()
+        while true {
+            while job == nil, !stopping { condition.wait() }
+            guard let j = job else { break }
+            condition.unlock()
+            j()
+            condition.lock()
+            job = nil
+            condition.broadcast()
+        }
+        condition.unlock()
+    }
+
+    /// Runs `j` on the thread, after the previous job has finished.
+    func submit(_ j: @escaping @Sendable () -> Void) {
+        condition.lock()
+        while job != nil { condition.wait() }
+        job = j
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Returns once no job is running or waiting.
+    func wait() {
+        condition.lock()
+        while job != nil { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Ends the thread once its job (if any) is done.
+    func stop() {
+        condition.lock()
+        while job != nil { condition.wait() }
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
 

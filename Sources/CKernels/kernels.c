@@ -4,7 +4,8 @@
 // of CK_GROUP_COLUMNS; a group's weight rows are packed (widened to f32) into panels of 16 columns, k-major
 // (panel[p·16 + j] = w[c + j, p]); then 6-row tiles of x run the 6×16 micro-kernel over every panel: 12 AVX
 // accumulators, one broadcast of x and two loads of the panel per step of p. Each output element is one chain of
-// fused multiply-adds over p in order, started from 0, so its value does not depend on the tile it falls in.
+// fused multiply-adds over p in order, started from 0, so its value does not depend on the tile it falls in (nor
+// on whether it falls in a 6-row AVX2 tile or, on AVX-512 CPUs, a 12-row tile of 16-lane accumulators).
 #include "CKernels.h"
 
 #include <math.h>
@@ -22,22 +23,25 @@ static size_t round16(size_t n) { return (n + NR - 1) / NR * NR; }
 
 // MARK: dispatch
 
-static __thread int forced_portable = 0;  // per thread: a test forcing it does not change other threads
+static __thread int level_cap = 3;  // per thread: a test capping it does not change other threads
 
 int ck_simd_level(void) {
 #if CK_X86
     static int level = -1;
     if (level < 0) {
         __builtin_cpu_init();
-        level = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) ? 2 : 0;
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        level = avx2 ? (__builtin_cpu_supports("avx512f") ? 3 : 2) : 0;
     }
-    return forced_portable ? 0 : level;
+    return level < level_cap ? level : level_cap;
 #else
     return 0;
 #endif
 }
 
-void ck_force_portable(int portable) { forced_portable = portable; }
+void ck_force_portable(int portable) { level_cap = portable ? 0 : 3; }
+
+void ck_cap_simd_level(int cap) { level_cap = cap < 0 ? 0 : cap > 3 ? 3 : cap; }
 
 // MARK: widening
 
@@ -143,6 +147,40 @@ static void micro_avx2(size_t k, const float *const a[MR], const float *b, float
 }
 #endif
 
+#if CK_X86
+enum { MR_WIDE = 12 };
+
+/// The 12×16 tile in AVX-512: one 16-lane accumulator per row, the panel row loaded once per step of p and each
+/// x value broadcast from memory into its fused multiply-add. Twelve independent chains keep both FMA units busy.
+/// Every output element is the same chain as in `micro_avx2` (fused multiply-adds over p in order, from 0), so the
+/// results are bitwise those of the AVX2 tile.
+__attribute__((target("avx512f")))
+static void micro_avx512(size_t k, const float *const a[MR_WIDE], const float *b, float *c, size_t ldc, size_t mr, size_t nr) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    const float *a6 = a[6], *a7 = a[7], *a8 = a[8], *a9 = a[9], *a10 = a[10], *a11 = a[11];
+    for (size_t p = 0; p < k; p++) {
+        __m512 v = _mm512_loadu_ps(b + p * NR);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[p]), v, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[p]), v, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[p]), v, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[p]), v, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[p]), v, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[p]), v, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a6[p]), v, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a7[p]), v, c7);
+        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a8[p]), v, c8);
+        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a9[p]), v, c9);
+        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a10[p]), v, c10);
+        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a11[p]), v, c11);
+    }
+    __m512 rows[MR_WIDE] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    __mmask16 m = (__mmask16)(nr >= NR ? 0xFFFFu : (1u << nr) - 1);
+    for (size_t r = 0; r < mr; r++) _mm512_mask_storeu_ps(c + r * ldc, m, rows[r]);
+}
+#endif
+
 static inline void micro(size_t k, const float *const a[MR], const float *b, float *c, size_t ldc, size_t mr, size_t nr) {
 #if CK_X86
     if (ck_simd_level() >= 2) { micro_avx2(k, a, b, c, ldc, mr, nr); return; }
@@ -154,7 +192,22 @@ static inline void micro(size_t k, const float *const a[MR], const float *b, flo
 /// `cols` (≤ panels·16), in 6-row tiles; a tile short of 6 rows repeats its first row (results not stored).
 static void tile_rows(size_t k, const float *a, size_t lda, size_t rows, const float *packed, size_t cols, float *c, size_t ldc) {
     size_t panels = (cols + NR - 1) / NR;
-    for (size_t r = 0; r < rows; r += MR) {
+    size_t r = 0;
+#if CK_X86
+    // With AVX-512: 12-row tiles while more than 6 rows are left (a tile short of 12 repeats its first row).
+    if (ck_simd_level() >= 3) {
+        for (; r + MR < rows; r += MR_WIDE) {
+            size_t mr = rows - r < MR_WIDE ? rows - r : MR_WIDE;
+            const float *ap[MR_WIDE];
+            for (size_t i = 0; i < MR_WIDE; i++) ap[i] = a + (r + (i < mr ? i : 0)) * lda;
+            for (size_t pi = 0; pi < panels; pi++) {
+                size_t nr = cols - pi * NR < NR ? cols - pi * NR : NR;
+                micro_avx512(k, ap, packed + pi * NR * k, c + r * ldc + pi * NR, ldc, mr, nr);
+            }
+        }
+    }
+#endif
+    for (; r < rows; r += MR) {
         size_t mr = rows - r < MR ? rows - r : MR;
         const float *ap[MR];
         for (size_t i = 0; i < MR; i++) ap[i] = a + (r + (i < mr ? i : 0)) * lda;

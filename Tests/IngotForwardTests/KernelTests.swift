@@ -68,6 +68,23 @@ struct KernelTests {
         }
     }
 
+    /// The AVX-512 12-row tiles give bitwise the AVX2 tiles' results (same fused multiply-add chain per output),
+    /// for row counts around the tile sizes and ragged column panels. (On a CPU without AVX-512 both runs take
+    /// the AVX2 tiles.)
+    @Test func wideTilesEqualAVX2TilesBitwise() {
+        for (rows, inputs, outputs) in [(7, 33, 65), (12, 16, 16), (13, 200, 130), (24, 64, 64), (25, 96, 200), (40, 5, 3)] {
+            let x = Self.values(rows * inputs, seed: 5), w = Self.values(outputs * inputs, seed: 6)
+            var results: [[Float]] = []
+            for cap in [3, 2] {
+                ck_cap_simd_level(Int32(cap))
+                defer { ck_cap_simd_level(3) }
+                // One worker: the cap holds on this thread only.
+                results.append(Parallelism.withWorkers(1) { Kernels.linear(x, w, rows: rows, inputs: inputs, outputs: outputs) })
+            }
+            #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "[\(rows)×\(inputs)]·[\(outputs)]ᵀ")
+        }
+    }
+
     /// A row's output is bitwise the same alone, at any place in a batch, and with any thread count.
     @Test func linearIsIndependentOfBatchAndThreads() {
         let rows = 50, inputs = 96, outputs = 200

@@ -2,9 +2,10 @@
 //
 // Written in C because Swift cannot compile one function for AVX2 + FMA while the rest of the binary stays
 // baseline x86-64: each kernel has an AVX2 + FMA body chosen at run time (`ck_simd_level`) and a portable body
-// (the scalar reference). Every product is computed the same way wherever its row or column sits in a tile, so
-// results do not depend on how the work is split (threads, batch, tile position); only the instruction set chosen
-// at run time changes their last bits, as it does for any BLAS.
+// (the scalar reference); on AVX-512 CPUs the matrix products also run 12-row tiles, bitwise equal to the AVX2
+// ones. Every product is computed the same way wherever its row or column sits in a tile, so results do not depend
+// on how the work is split (threads, batch, tile position); only the choice between the portable and the SIMD
+// bodies changes their last bits, as it does for any BLAS.
 #ifndef INGOT_CKERNELS_H
 #define INGOT_CKERNELS_H
 
@@ -15,10 +16,13 @@
 extern "C" {
 #endif
 
-/// 2 when the AVX2 + FMA bodies run, 0 for the portable ones.
+/// 3 when the AVX-512 matrix tiles run beside the AVX2 + FMA bodies, 2 for AVX2 + FMA alone, 0 for the portable
+/// bodies.
 int ck_simd_level(void);
 /// Forces the portable bodies (1) or lets the CPU choose (0) on the calling thread only; for tests comparing both.
 void ck_force_portable(int portable);
+/// Caps the level on the calling thread (3: no cap); for tests comparing the AVX-512 and AVX2 tiles.
+void ck_cap_simd_level(int cap);
 
 /// Element types a weight matrix can be read from (widened to f32 exactly while packing).
 enum { CK_F32 = 0, CK_BF16 = 1, CK_F16 = 2 };

@@ -2,9 +2,10 @@ import IngotCore
 
 /// Encodes and decodes single chunks. Pure: the output depends only on the input bytes, dtype and level.
 enum ChunkEncoder {
+    /// An encoded chunk; its stored bytes are the first `storedSize` bytes of the output buffer `encode` was
+    /// given, or the raw bytes themselves when `codec` is raw.
     struct Encoded {
         var codec: ChunkCodec
-        var bytes: [UInt8]  // empty for raw: the caller writes the source bytes
         var planes: [PlaneEntry]
         var storedHash: UInt64
         var rawHash: UInt64
@@ -14,49 +15,50 @@ enum ChunkEncoder {
     /// Compression must save at least 2% or the chunk (or plane) is stored raw.
     static let worthIt = 0.98
 
-    /// Planes and coder output of the chunks being encoded or decoded, reused across chunks (one buffer per
-    /// worker at a time, at most a chunk and its coded bound each).
+    /// Planes of the chunks being encoded or decoded, reused across chunks (one buffer per worker at a time, at
+    /// most a chunk each).
     static let scratch = ScratchPool()
 
-    static func encode(_ raw: UnsafeRawBufferPointer, dtype: DType, level: Int32?, context: ZstdContext) -> Encoded {
+    /// The output capacity `encode` needs for a chunk of `n` bytes.
+    static func outputCapacity(_ n: Int) -> Int { max(ZstdContext.bound(n), n + Huffman.bound(n)) }
+
+    /// Encodes `raw` into `out` (capacity ≥ `outputCapacity(raw.count)`), which the caller reuses chunk after
+    /// chunk: nothing is allocated per chunk.
+    static func encode(_ raw: UnsafeRawBufferPointer, dtype: DType, level: Int32?, context: ZstdContext,
+                       into out: UnsafeMutableRawBufferPointer) -> Encoded {
+        precondition(out.count >= outputCapacity(raw.count), "ChunkEncoder.encode: output capacity")
         let rawHash = XXH64.hash(raw)
-        let rawResult = Encoded(codec: .raw, bytes: [], planes: [], storedHash: rawHash, rawHash: rawHash, storedSize: raw.count)
+        let rawResult = Encoded(codec: .raw, planes: [], storedHash: rawHash, rawHash: rawHash, storedSize: raw.count)
         guard let level, raw.count >= 64 else { return rawResult }
         if let w = BytePlanes.width(dtype), raw.count % w == 0 {
             let planeSize = raw.count / w
-            return scratch.withBuffer(byteCount: raw.count + Huffman.bound(planeSize)) { buffer in
-            let planes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<raw.count])
-            let scratch = UnsafeMutableRawBufferPointer(rebasing: buffer[raw.count...])
-            BytePlanes.split(raw, width: w, into: planes)
-            var out = [UInt8]()
-            out.reserveCapacity(raw.count)
-            var entries: [PlaneEntry] = []
-            for k in 0..<w {
-                let plane = UnsafeRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
-                // The exact coded size is known from the histogram: only code planes that shrink.
-                let plan = Huffman.plan(plane)
-                if Double(plan.encodedSize) < Double(planeSize) * worthIt {
-                    let n = Huffman.encode(plane, plan: plan, into: scratch)
-                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                    entries.append(PlaneEntry(codec: .huffman, storedSize: n))
-                } else {
-                    out.append(contentsOf: plane)
-                    entries.append(PlaneEntry(codec: .raw, storedSize: planeSize))
+            return scratch.withBuffer(byteCount: raw.count) { planes in
+                BytePlanes.split(raw, width: w, into: planes)
+                // Plane k goes at `pos` ≤ (k)·planeSize; `outputCapacity` leaves Huffman's bound after it.
+                var pos = 0
+                var entries: [PlaneEntry] = []
+                for k in 0..<w {
+                    let plane = UnsafeRawBufferPointer(rebasing: planes[(k * planeSize)..<((k + 1) * planeSize)])
+                    // The exact coded size is known from the histogram: only code planes that shrink.
+                    let plan = Huffman.plan(plane)
+                    if Double(plan.encodedSize) < Double(planeSize) * worthIt {
+                        let n = Huffman.encode(plane, plan: plan, into: UnsafeMutableRawBufferPointer(rebasing: out[pos...]))
+                        entries.append(PlaneEntry(codec: .huffman, storedSize: n))
+                        pos += n
+                    } else {
+                        (out.baseAddress! + pos).copyMemory(from: plane.baseAddress!, byteCount: planeSize)
+                        entries.append(PlaneEntry(codec: .raw, storedSize: planeSize))
+                        pos += planeSize
+                    }
                 }
-            }
-            guard Double(out.count) < Double(raw.count) * worthIt else { return rawResult }
-            let h = out.withUnsafeBytes { XXH64.hash($0) }
-            return Encoded(codec: .byteplane, bytes: out, planes: entries, storedHash: h, rawHash: rawHash, storedSize: out.count)
+                guard Double(pos) < Double(raw.count) * worthIt else { return rawResult }
+                let h = XXH64.hash(UnsafeRawBufferPointer(rebasing: out[0..<pos]))
+                return Encoded(codec: .byteplane, planes: entries, storedHash: h, rawHash: rawHash, storedSize: pos)
             }
         }
-        let compressed: [UInt8]? = scratch.withBuffer(byteCount: ZstdContext.bound(raw.count)) { buffer in
-            guard let n = context.compress(raw, into: buffer, level: level), Double(n) < Double(raw.count) * worthIt else { return nil }
-            return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        }
-        guard let out = compressed else { return rawResult }
-        let n = out.count
-        let h = out.withUnsafeBytes { XXH64.hash($0) }
-        return Encoded(codec: .zstd, bytes: out, planes: [], storedHash: h, rawHash: rawHash, storedSize: n)
+        guard let n = context.compress(raw, into: out, level: level), Double(n) < Double(raw.count) * worthIt else { return rawResult }
+        let h = XXH64.hash(UnsafeRawBufferPointer(rebasing: out[0..<n]))
+        return Encoded(codec: .zstd, planes: [], storedHash: h, rawHash: rawHash, storedSize: n)
     }
 
     /// Decodes a chunk's stored bytes into `dst` (exactly `chunk.rawSize` bytes), verifying its checksums.

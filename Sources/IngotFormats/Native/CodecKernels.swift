@@ -45,12 +45,15 @@ extension CodecKernels {
         }
         var stored = [Int](repeating: 0, count: jobs.count)
         let t0 = monotonicSeconds()
+        let outputs = ScratchPool()
         stored.withUnsafeMutableBufferPointer { out in
             let o = UncheckedSendable(out)
             parallelFor(jobs.count) { j in
                 let (t, r) = jobs[j]
                 let piece = UnsafeRawBufferPointer(rebasing: views[t].bytes[r])
-                o.value[j] = ZstdPool.shared.withContext { ChunkEncoder.encode(piece, dtype: views[t].dtype, level: level, context: $0).storedSize }
+                o.value[j] = outputs.withBuffer(byteCount: ChunkEncoder.outputCapacity(piece.count)) { buffer in
+                    ZstdPool.shared.withContext { ChunkEncoder.encode(piece, dtype: views[t].dtype, level: level, context: $0, into: buffer).storedSize }
+                }
             }
         }
         let seconds = monotonicSeconds() - t0

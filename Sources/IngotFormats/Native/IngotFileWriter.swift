@@ -104,7 +104,14 @@ public final class IngotFileWriter {
         try out.writeZeros(NativeLayout.alignUp(out.offset, alignment) - out.offset)
     }
 
-    /// Encodes the chunks of every buffer (all in parallel, split by index), then writes them in order.
+    /// Output buffers of the chunks encoded together (`writeChunks`), reused window after window.
+    private var outputs: [UnsafeMutableRawBufferPointer] = []
+
+    deinit { for o in outputs { o.deallocate() } }
+
+    /// Encodes the chunks of every buffer and writes them in order, a window of chunks at a time: the window's
+    /// chunks are encoded in parallel (split by index) into the reused `outputs`, so memory stays bounded by the
+    /// window whatever the tensor's size, and no fresh pages are faulted in per chunk.
     private func writeChunks(_ buffers: [(bytes: UnsafeRawBufferPointer, dtype: DType)]) throws -> [[NativeChunk]] {
         let size = options.chunkSize
         var jobs: [(buffer: Int, range: Range<Int>)] = []
@@ -112,25 +119,38 @@ public final class IngotFileWriter {
             let count = max(1, (buf.bytes.count + size - 1) / size)
             for k in 0..<count { jobs.append((b, (k * size)..<min(buf.bytes.count, (k + 1) * size))) }
         }
-        var encoded = [ChunkEncoder.Encoded?](repeating: nil, count: jobs.count)
-        let level = options.level
-        encoded.withUnsafeMutableBufferPointer { slots in
-            let s = UncheckedSendable(slots)
-            let work = { (j: Int) in
-                let job = jobs[j], buf = buffers[job.buffer]
-                let piece = UnsafeRawBufferPointer(rebasing: buf.bytes[job.range])
-                s.value[j] = ZstdPool.shared.withContext { ChunkEncoder.encode(piece, dtype: buf.dtype, level: level, context: $0) }
+        // Four chunks per worker: enough to balance chunks of unequal cost.
+        let workers = options.threads > 0 ? options.threads : Parallelism.resolvedWorkers
+        let window = min(jobs.count, 4 * max(1, workers))
+        let capacity = ChunkEncoder.outputCapacity(min(size, buffers.map(\.bytes.count).max() ?? 0))
+        for k in 0..<window where k >= outputs.count || outputs[k].count < capacity {
+            if k < outputs.count { outputs[k].deallocate(); outputs[k] = .allocate(byteCount: capacity, alignment: 64) } else {
+                outputs.append(.allocate(byteCount: capacity, alignment: 64))
             }
-            parallelFor(jobs.count, workers: options.threads, work)
         }
         var result = [[NativeChunk]](repeating: [], count: buffers.count)
-        for (j, e) in encoded.enumerated() {
-            let e = e!, job = jobs[j]
-            let offset = e.codec == .raw
-                ? try appendStored(UnsafeRawBufferPointer(rebasing: buffers[job.buffer].bytes[job.range]), codec: .raw)
-                : try e.bytes.withUnsafeBytes { try appendStored($0, codec: e.codec) }
-            result[job.buffer].append(NativeChunk(offset: offset, rawSize: job.range.count, storedSize: e.storedSize, codec: e.codec,
-                                                  storedHash: e.storedHash, rawHash: e.rawHash, planes: e.planes))
+        var encoded = [ChunkEncoder.Encoded?](repeating: nil, count: window)
+        let level = options.level, slots = UncheckedSendable(outputs)
+        for first in stride(from: 0, to: jobs.count, by: window) {
+            let n = min(window, jobs.count - first)
+            encoded.withUnsafeMutableBufferPointer { e in
+                let e = UncheckedSendable(e)
+                parallelFor(n, workers: options.threads) { i in
+                    let job = jobs[first + i], buf = buffers[job.buffer]
+                    let piece = UnsafeRawBufferPointer(rebasing: buf.bytes[job.range])
+                    e.value[i] = ZstdPool.shared.withContext {
+                        ChunkEncoder.encode(piece, dtype: buf.dtype, level: level, context: $0, into: slots.value[i])
+                    }
+                }
+            }
+            for i in 0..<n {
+                let e = encoded[i]!, job = jobs[first + i]
+                let stored = e.codec == .raw ? UnsafeRawBufferPointer(rebasing: buffers[job.buffer].bytes[job.range])
+                                             : UnsafeRawBufferPointer(rebasing: outputs[i][0..<e.storedSize])
+                let offset = try appendStored(stored, codec: e.codec)
+                result[job.buffer].append(NativeChunk(offset: offset, rawSize: job.range.count, storedSize: e.storedSize, codec: e.codec,
+                                                      storedHash: e.storedHash, rawHash: e.rawHash, planes: e.planes))
+            }
         }
         return result
     }

@@ -46,6 +46,18 @@ struct ForwardTests {
         #expect(rel <= 1e-5, "\(c.model): relative L2 \(rel)")
     }
 
+    /// Experts run side by side (one per worker) give bitwise the logits of the serial expert loop (one worker),
+    /// on every MoE fixture: unfused, fused, with a shared expert (DeepSeek-V3) and a hybrid MoE.
+    @Test(arguments: ["peers/models/tiny-mixtral", "peers/models/tiny-qwen3moe-fused", "peers/models/tiny-deepseekv3",
+                      "tiny-moe-austen", "families/tiny-qwen3.5-moe"])
+    func parallelExpertsEqualTheSerialLoopBitwise(model path: String) throws {
+        let model = try ReferenceModel(directory: fixture(path))
+        let ids = (0..<40).map { ($0 * 37 + 11) % model.config.vocabSize }
+        let serial = try Parallelism.withWorkers(1) { try model.logits(ids) }
+        let parallel = try Parallelism.withWorkers(3) { try model.logits(ids) }
+        #expect(serial.map(\.bitPattern) == parallel.map(\.bitPattern), "\(path)")
+    }
+
     @Test func unsupportedArchitectureIsNamed() {
         #expect(throws: ModelConfig.Failure.unsupported(field: "model_type", value: "gpt2")) {
             _ = try ModelConfig(json: JSON.parse(#"{"model_type":"gpt2","hidden_size":8}"#))

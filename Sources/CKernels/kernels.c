@@ -500,8 +500,14 @@ void ck_attention_rows(const float *q, size_t ldq, const float *k, size_t ldk, c
             if (w < NR) memset(panel + j * NR + w, 0, (NR - w) * sizeof(float));
         }
     }
-    for (size_t t0 = r0; t0 < r1; t0 += MR) {
-        size_t mr = r1 - t0 < MR ? r1 - t0 : MR, te = t0 + mr - kb;  // this tile needs keys [kb, kb + te)
+    // Tiles of 6 query rows, 12 with AVX-512 (whose 12-row products then take both steps).
+#if CK_X86
+    size_t tile = ck_simd_level() >= 3 ? MR_WIDE : MR;
+#else
+    size_t tile = MR;
+#endif
+    for (size_t t0 = r0; t0 < r1; t0 += tile) {
+        size_t mr = r1 - t0 < tile ? r1 - t0 : tile, te = t0 + mr - kb;  // this tile needs keys [kb, kb + te)
         float *st = s + (t0 - r0) * lk;
         tile_rows(dk, q + t0 * ldq, ldq, mr, kp, te, st, lk);
         for (size_t i = 0; i < mr; i++) {
@@ -513,6 +519,19 @@ void ck_attention_rows(const float *q, size_t ldq, const float *k, size_t ldk, c
             if (hi < te) memset(row + hi, 0, (te - hi) * sizeof(float));
         }
         // out[t] = Σ_j p[t, j] · v[j] over the tile's keys: the zeros outside each row's own keys add nothing.
+#if CK_X86
+        if (mr > MR) {
+            const float *ap[MR_WIDE];
+            for (size_t i = 0; i < MR_WIDE; i++) ap[i] = st + (i < mr ? i : 0) * lk;
+            size_t g = 0;
+            for (; g + 1 < vpanels; g += 2) {
+                size_t nr1 = dv - (g + 1) * NR < NR ? dv - (g + 1) * NR : NR;
+                micro_avx512_x2(te, ap, vp + g * NR * lk, vp + (g + 1) * NR * lk, out + t0 * ldo + g * NR, ldo, mr, nr1);
+            }
+            if (g < vpanels) micro_avx512(te, ap, vp + g * NR * lk, out + t0 * ldo + g * NR, ldo, mr, dv - g * NR);
+            continue;
+        }
+#endif
         for (size_t g = 0; g < vpanels; g++) {
             const float *ap[MR];
             for (size_t i = 0; i < MR; i++) ap[i] = st + (i < mr ? i : 0) * lk;

@@ -68,9 +68,10 @@ struct KernelTests {
         }
     }
 
-    /// The AVX-512 12-row tiles give bitwise the AVX2 tiles' results (same fused multiply-add chain per output),
-    /// for row counts around the tile sizes and ragged column panels. (On a CPU without AVX-512 both runs take
-    /// the AVX2 tiles.)
+    /// The AVX-512 12-row tiles and panel packing give bitwise the AVX2 tiles' and scalar packing's results (same
+    /// fused multiply-add chain per output), f32 and bf16 weights, for row counts around the tile sizes, inputs
+    /// around the 16-element packing blocks and ragged column panels. (On a CPU without AVX-512 both runs take the
+    /// AVX2 path.)
     @Test func wideTilesEqualAVX2TilesBitwise() {
         for (rows, inputs, outputs) in [(7, 33, 65), (12, 16, 16), (13, 200, 130), (24, 64, 64), (25, 96, 200), (40, 5, 3)] {
             let x = Self.values(rows * inputs, seed: 5), w = Self.values(outputs * inputs, seed: 6)
@@ -82,6 +83,26 @@ struct KernelTests {
                 results.append(Parallelism.withWorkers(1) { Kernels.linear(x, w, rows: rows, inputs: inputs, outputs: outputs) })
             }
             #expect(results[0].map(\.bitPattern) == results[1].map(\.bitPattern), "[\(rows)×\(inputs)]·[\(outputs)]ᵀ")
+            // bf16 weights, widened while packed (the AVX-512 packing against the scalar one).
+            let h = w.map { HalfFloat.f32ToBF16($0) }
+            var bf: [[Float]] = []
+            for cap in [3, 2] {
+                ck_cap_simd_level(Int32(cap))
+                defer { ck_cap_simd_level(3) }
+                var y = [Float](repeating: .nan, count: rows * outputs)
+                Parallelism.withWorkers(1) {
+                    x.withUnsafeBufferPointer { xp in
+                        h.withUnsafeBytes { wp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                Kernels.linear(xp.baseAddress, wp.baseAddress, elementType: Int32(CK_BF16), rows: rows, inputs: inputs,
+                                               outputs: outputs, into: yp.baseAddress)
+                            }
+                        }
+                    }
+                }
+                bf.append(y)
+            }
+            #expect(bf[0].map(\.bitPattern) == bf[1].map(\.bitPattern), "bf16 [\(rows)×\(inputs)]·[\(outputs)]ᵀ")
         }
     }
 

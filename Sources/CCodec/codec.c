@@ -4,7 +4,7 @@
 #include <string.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__ELF__)
-#define IC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define IC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define IC_CLONES
 #endif
@@ -104,6 +104,54 @@ size_t ic_huffman_pack(const uint8_t *src, size_t n, const uint32_t table[256], 
     return o;
 }
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__ELF__)
+#include <immintrin.h>
+#define IC_AVX512 1
+
+static int ic_has_avx512(void) {
+    static int known = -1;
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+/// The multi-symbol table of `ic_huffman_tables`, 16 windows at a time: each of the four steps gathers the
+/// one-symbol entry of every lane's remaining bits, and lanes whose next code is absent or does not fit stop.
+/// Entries are exactly the scalar loop's.
+__attribute__((target("avx512f")))
+static void ic_multi_avx512(const uint32_t single32[4096], uint64_t multi[4096]) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i mask12 = _mm512_set1_epi32(4095), twelve = _mm512_set1_epi32(12), ff = _mm512_set1_epi32(0xFF);
+    for (uint32_t p0 = 0; p0 < 4096; p0 += 16) {
+        __m512i p = _mm512_add_epi32(_mm512_set1_epi32((int)p0), lane);
+        __m512i bits = _mm512_setzero_si512(), count = bits, syms = bits;
+        __mmask16 active = 0xFFFF;
+        for (int step = 0; step < 4 && active; step++) {
+            __m512i idx = _mm512_and_si512(_mm512_srlv_epi32(p, bits), mask12);
+            __m512i t = _mm512_i32gather_epi32(idx, (const void *)single32, 4);
+            __m512i l = _mm512_srli_epi32(t, 8);
+            active = _mm512_mask_cmpneq_epi32_mask(active, l, _mm512_setzero_si512());
+            active = _mm512_mask_cmple_epu32_mask(active, _mm512_add_epi32(bits, l), twelve);
+            __m512i sym = _mm512_sllv_epi32(_mm512_and_si512(t, ff), _mm512_slli_epi32(count, 3));
+            syms = _mm512_mask_or_epi32(syms, active, syms, sym);
+            bits = _mm512_mask_add_epi32(bits, active, bits, l);
+            count = _mm512_mask_add_epi32(count, active, count, _mm512_set1_epi32(1));
+        }
+        __m512i low = _mm512_or_si512(_mm512_slli_epi32(count, 8), bits);
+        for (int half = 0; half < 2; half++) {
+            __m256i lo = half ? _mm512_extracti64x4_epi64(low, 1) : _mm512_castsi512_si256(low);
+            __m256i hi = half ? _mm512_extracti64x4_epi64(syms, 1) : _mm512_castsi512_si256(syms);
+            __m512i e = _mm512_or_si512(_mm512_cvtepu32_epi64(lo), _mm512_slli_epi64(_mm512_cvtepu32_epi64(hi), 32));
+            _mm512_storeu_si512((void *)(multi + p0 + 8 * half), e);
+        }
+    }
+}
+#endif
+
 void ic_huffman_tables(const uint8_t lengths[256], const uint32_t codes[256], uint16_t single[4096], uint64_t multi[4096]) {
     memset(single, 0, 4096 * sizeof single[0]);
     for (int s = 0; s < 256; s++) {
@@ -111,6 +159,14 @@ void ic_huffman_tables(const uint8_t lengths[256], const uint32_t codes[256], ui
         if (l == 0) continue;
         for (uint32_t f = codes[s]; f < 4096; f += 1u << l) single[f] = (uint16_t)(s | l << 8);
     }
+#ifdef IC_AVX512
+    if (ic_has_avx512()) {
+        uint32_t single32[4096];
+        for (int f = 0; f < 4096; f++) single32[f] = single[f];
+        ic_multi_avx512(single32, multi);
+        return;
+    }
+#endif
     for (uint32_t p = 0; p < 4096; p++) {
         unsigned bits = 0, count = 0;
         uint64_t e = 0;

@@ -1,3 +1,4 @@
+import CCodec
 import Testing
 @testable import IngotFormats
 
@@ -10,6 +11,40 @@ struct HuffmanTests {
         try enc[0..<n].withUnsafeBytes { s in try dec.withUnsafeMutableBytes { try Huffman.decode(s, into: $0) } }
         #expect(dec == data)
         return n
+    }
+
+    /// `ic_huffman_tables` (the AVX-512 build on CPUs that have it) against a plain walk of the code, for every
+    /// 12-bit window of several codes: complete and incomplete, one symbol, lengths 1 to 12. An entry holds the
+    /// symbols whose whole codes fit in the window, at most four, their bit total and count.
+    @Test func decodeTablesMatchAPlainWalkOfTheCode() throws {
+        var lengthSets: [[UInt8]] = [
+            Huffman.lengths((0..<256).map { $0 < 20 ? 1 << (20 - $0) : 0 }),  // skewed, up to 12 bits
+            Huffman.lengths((0..<256).map { _ in 1 }),                           // uniform: all 8 bits
+            Huffman.lengths((0..<256).map { $0 == 9 ? 5 : 0 }),                  // one symbol
+            (0..<256).map { $0 < 3 ? UInt8(2) : 0 },                              // incomplete: 3 codes of 2 bits
+        ]
+        var g = TestRandomWalk(seed: 3)
+        for _ in 0..<6 { lengthSets.append(Huffman.lengths((0..<256).map { _ in g.next() % 5 == 0 ? 0 : 1 << (g.next() % 14) })) }
+        for lens in lengthSets {
+            let codes = try #require(Huffman.codes(lens))
+            var single = [UInt16](repeating: 0, count: 4096), multi = [UInt64](repeating: 0, count: 4096)
+            ic_huffman_tables(lens, codes, &single, &multi)
+            // The one-symbol table by its definition: the symbol whose (bit-reversed) code is a prefix of the window.
+            var one = [(symbol: Int, length: Int)?](repeating: nil, count: 4096)
+            for s in 0..<256 where lens[s] > 0 {
+                for w in 0..<4096 where w & ((1 << Int(lens[s])) - 1) == Int(codes[s]) { one[w] = (s, Int(lens[s])) }
+            }
+            for w in 0..<4096 {
+                #expect(single[w] == (one[w].map { UInt16($0.symbol | $0.length << 8) } ?? 0), "single[\(w)]")
+                var bits = 0, count = 0, symbols: UInt64 = 0
+                while count < 4, let next = one[(w >> bits) & 4095], bits + next.length <= 12 {
+                    symbols |= UInt64(next.symbol) << (8 * count)
+                    bits += next.length
+                    count += 1
+                }
+                #expect(multi[w] == symbols << 32 | UInt64(count) << 8 | UInt64(bits), "multi[\(w)] for lengths \(lens.prefix(8))…")
+            }
+        }
     }
 
     @Test func distributions() throws {
@@ -124,4 +159,11 @@ struct BytePlaneTests {
             }
         }
     }
+}
+
+/// xorshift, for the test's random code-length sets.
+struct TestRandomWalk {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> Int { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return Int(state >> 33) }
 }

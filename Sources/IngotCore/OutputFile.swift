@@ -28,7 +28,7 @@ public final class OutputFile {
     private var buffer: UnsafeMutableRawBufferPointer
     private var spare: UnsafeMutableRawBufferPointer
     private var buffered = 0
-    /// Full buffers are written on this queue while the caller fills the other one: the stage computes while the
+    /// Full buffers are written on this thread while the caller fills the other one: the stage computes while the
     /// disk writes. Only one write is ever in flight, and the caller waits for it (`waitForWriter`) before it
     /// touches the file or the spare buffer itself.
     private let writer = BackgroundWriter()

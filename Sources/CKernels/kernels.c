@@ -204,28 +204,14 @@ enum { MR_WIDE = 12 };
 /// results are bitwise those of the AVX2 tile.
 __attribute__((target("avx512f")))
 static void micro_avx512(size_t k, const float *const a[MR_WIDE], const float *b, float *c, size_t ldc, size_t mr, size_t nr) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    const float *a6 = a[6], *a7 = a[7], *a8 = a[8], *a9 = a[9], *a10 = a[10], *a11 = a[11];
+    __m512 acc[MR_WIDE];
+    for (int r = 0; r < MR_WIDE; r++) acc[r] = _mm512_setzero_ps();
     for (size_t p = 0; p < k; p++) {
         __m512 v = _mm512_loadu_ps(b + p * NR);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[p]), v, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[p]), v, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[p]), v, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[p]), v, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[p]), v, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[p]), v, c5);
-        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a6[p]), v, c6);
-        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a7[p]), v, c7);
-        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a8[p]), v, c8);
-        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a9[p]), v, c9);
-        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a10[p]), v, c10);
-        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a11[p]), v, c11);
+        for (int r = 0; r < MR_WIDE; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r][p]), v, acc[r]);
     }
-    __m512 rows[MR_WIDE] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
     __mmask16 m = (__mmask16)(nr >= NR ? 0xFFFFu : (1u << nr) - 1);
-    for (size_t r = 0; r < mr; r++) _mm512_mask_storeu_ps(c + r * ldc, m, rows[r]);
+    for (size_t r = 0; r < mr; r++) _mm512_mask_storeu_ps(c + r * ldc, m, acc[r]);
 }
 #endif
 
@@ -236,28 +222,16 @@ static void micro_avx512(size_t k, const float *const a[MR_WIDE], const float *b
 __attribute__((target("avx512f")))
 static void micro_avx512_x2(size_t k, const float *const a[MR_WIDE], const float *b0, const float *b1, float *c, size_t ldc,
                             size_t mr, size_t nr1) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0;
-    __m512 c10 = c0, c11 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0, d7 = c0, d8 = c0, d9 = c0;
-    __m512 d10 = c0, d11 = c0;
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    const float *a6 = a[6], *a7 = a[7], *a8 = a[8], *a9 = a[9], *a10 = a[10], *a11 = a[11];
+    __m512 left[MR_WIDE], right[MR_WIDE];
+    for (int r = 0; r < MR_WIDE; r++) left[r] = right[r] = _mm512_setzero_ps();
     for (size_t p = 0; p < k; p++) {
-        __m512 u = _mm512_loadu_ps(b0 + p * NR), v = _mm512_loadu_ps(b1 + p * NR), x;
-        x = _mm512_set1_ps(a0[p]); c0 = _mm512_fmadd_ps(x, u, c0); d0 = _mm512_fmadd_ps(x, v, d0);
-        x = _mm512_set1_ps(a1[p]); c1 = _mm512_fmadd_ps(x, u, c1); d1 = _mm512_fmadd_ps(x, v, d1);
-        x = _mm512_set1_ps(a2[p]); c2 = _mm512_fmadd_ps(x, u, c2); d2 = _mm512_fmadd_ps(x, v, d2);
-        x = _mm512_set1_ps(a3[p]); c3 = _mm512_fmadd_ps(x, u, c3); d3 = _mm512_fmadd_ps(x, v, d3);
-        x = _mm512_set1_ps(a4[p]); c4 = _mm512_fmadd_ps(x, u, c4); d4 = _mm512_fmadd_ps(x, v, d4);
-        x = _mm512_set1_ps(a5[p]); c5 = _mm512_fmadd_ps(x, u, c5); d5 = _mm512_fmadd_ps(x, v, d5);
-        x = _mm512_set1_ps(a6[p]); c6 = _mm512_fmadd_ps(x, u, c6); d6 = _mm512_fmadd_ps(x, v, d6);
-        x = _mm512_set1_ps(a7[p]); c7 = _mm512_fmadd_ps(x, u, c7); d7 = _mm512_fmadd_ps(x, v, d7);
-        x = _mm512_set1_ps(a8[p]); c8 = _mm512_fmadd_ps(x, u, c8); d8 = _mm512_fmadd_ps(x, v, d8);
-        x = _mm512_set1_ps(a9[p]); c9 = _mm512_fmadd_ps(x, u, c9); d9 = _mm512_fmadd_ps(x, v, d9);
-        x = _mm512_set1_ps(a10[p]); c10 = _mm512_fmadd_ps(x, u, c10); d10 = _mm512_fmadd_ps(x, v, d10);
-        x = _mm512_set1_ps(a11[p]); c11 = _mm512_fmadd_ps(x, u, c11); d11 = _mm512_fmadd_ps(x, v, d11);
+        __m512 u = _mm512_loadu_ps(b0 + p * NR), v = _mm512_loadu_ps(b1 + p * NR);
+        for (int r = 0; r < MR_WIDE; r++) {
+            __m512 x = _mm512_set1_ps(a[r][p]);
+            left[r] = _mm512_fmadd_ps(x, u, left[r]);
+            right[r] = _mm512_fmadd_ps(x, v, right[r]);
+        }
     }
-    __m512 left[MR_WIDE] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    __m512 right[MR_WIDE] = {d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11};
     __mmask16 m = (__mmask16)(nr1 >= NR ? 0xFFFFu : (1u << nr1) - 1);
     for (size_t r = 0; r < mr; r++) {
         _mm512_storeu_ps(c + r * ldc, left[r]);

@@ -106,6 +106,8 @@ public final class IngotFileWriter {
 
     /// Output buffers of the chunks encoded together (`writeChunks`), reused window after window.
     private var outputs: [UnsafeMutableRawBufferPointer] = []
+    /// Raw bytes of chunks a window holds at most once every worker has one.
+    static let windowBytes = 256 << 20
 
     deinit { for o in outputs { o.deallocate() } }
 
@@ -119,9 +121,10 @@ public final class IngotFileWriter {
             let count = max(1, (buf.bytes.count + size - 1) / size)
             for k in 0..<count { jobs.append((b, (k * size)..<min(buf.bytes.count, (k + 1) * size))) }
         }
-        // Four chunks per worker: enough to balance chunks of unequal cost.
-        let workers = options.threads > 0 ? options.threads : Parallelism.resolvedWorkers
-        let window = min(jobs.count, 4 * max(1, workers))
+        // Four chunks per worker balance chunks of unequal cost; beyond one chunk per worker, the window is capped at
+        // `windowBytes` of chunks, since its buffers stay resident for the writer's life.
+        let workers = max(1, options.threads > 0 ? options.threads : Parallelism.resolvedWorkers)
+        let window = min(jobs.count, max(workers, min(4 * workers, Self.windowBytes / size)))
         let capacity = ChunkEncoder.outputCapacity(min(size, buffers.map(\.bytes.count).max() ?? 0))
         for k in 0..<window where k >= outputs.count || outputs[k].count < capacity {
             if k < outputs.count { outputs[k].deallocate(); outputs[k] = .allocate(byteCount: capacity, alignment: 64) } else {

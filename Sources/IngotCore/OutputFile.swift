@@ -23,7 +23,7 @@ public final class OutputFile {
     private let overwrite: Bool
     /// Inside an `OutputDirectory`'s temporary directory: no claim, the directory's commit publishes it.
     private let staged: Bool
-    private var fd: Int32
+    private let sink: FileSink
     /// The buffer being filled, and the one the background writer may be writing (see `submit`).
     private var buffer: UnsafeMutableRawBufferPointer
     private var spare: UnsafeMutableRawBufferPointer
@@ -32,15 +32,9 @@ public final class OutputFile {
     /// disk writes. Only one write is ever in flight, and the caller waits for it (`waitForWriter`) before it
     /// touches the file or the spare buffer itself.
     private let writer = BackgroundWriter()
-    /// The background write's failure, thrown by every later write and by `commit`.
-    private var writerError: Error?
-    /// Writes bypass the page cache (`O_DIRECT`): only whole `directBlock`s, from the aligned buffers, at aligned
-    /// offsets.
-    private var direct = false
+    /// Direct I/O writes whole blocks of this size (see `FileSink.direct`).
     static let directBlock = 4096
     private var committed = false
-    /// Every streaming stage ends in an output file, so this is where freed heap pages are handed back.
-    private var trimmer = HeapTrimmer()
     /// Bytes written so far (including buffered ones).
     public private(set) var offset: Int = 0
 
@@ -59,11 +53,13 @@ public final class OutputFile {
         if !staged { try Destinations.claim(path, kind: .file, overwrite: overwrite) }
         self.temporaryPath = Destinations.temporaryName(for: path)
         let tmp = temporaryPath
+        let fd: Int32
         do { fd = try syscall(.open, tmp) { open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) } } catch let e as IOError {
             if !staged { Destinations.release(path) }
             throw IOError(.create, path: path, errno: e.errno)  // name what the user asked for, not our temporary
         }
         Destinations.temporaries.add(tmp)
+        sink = FileSink(path: path, temporaryPath: tmp, fd: fd)
         let size = max(Self.directBlock, (bufferSize + Self.directBlock - 1) / Self.directBlock * Self.directBlock)
         buffer = .allocate(byteCount: size, alignment: Self.directBlock)
         spare = .allocate(byteCount: size, alignment: Self.directBlock)
@@ -71,7 +67,7 @@ public final class OutputFile {
         // Set after creating (not an open flag): on a filesystem without direct I/O, open(O_CREAT | O_DIRECT) can
         // create the file and still fail.
         let flags = fcntl(fd, F_GETFL)
-        if ingot_o_direct() != 0, flags >= 0, fcntl(fd, F_SETFL, flags | ingot_o_direct()) == 0 { direct = true }
+        if ingot_o_direct() != 0, flags >= 0, fcntl(fd, F_SETFL, flags | ingot_o_direct()) == 0 { sink.direct = true }
         #endif
     }
 
@@ -113,18 +109,16 @@ public final class OutputFile {
         swap(&buffer, &spare)
         let bytes = UncheckedSendable(UnsafeRawBufferPointer(rebasing: spare[0..<buffered]))
         buffered = 0
-        // Unretained: the file waits for its writer before it goes away (`discard`, `deinit`).
-        let me = UncheckedSendable(Unmanaged.passUnretained(self))
+        let sink = sink
         writer.submit {
-            let file = me.value.takeUnretainedValue()
-            do { try file.writeAll(bytes.value) } catch { file.writerError = error }
+            do { try sink.writeAll(bytes.value) } catch { sink.error = error }
         }
     }
 
     /// Waits for the background write; rethrows its failure.
     private func waitForWriter() throws {
         writer.wait()
-        if let e = writerError { throw e }
+        if let e = sink.error { throw e }
     }
 
     /// Writes the last buffered bytes and waits for every write. With direct I/O a partial last block is written
@@ -133,61 +127,14 @@ public final class OutputFile {
         try waitForWriter()
         guard buffered > 0 else { return }
         var count = buffered
-        if direct, count % Self.directBlock != 0 {
+        if sink.direct, count % Self.directBlock != 0 {
             let padded = (count / Self.directBlock + 1) * Self.directBlock
             UnsafeMutableRawBufferPointer(rebasing: buffer[count..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
             count = padded
         }
-        try writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        try sink.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
         buffered = 0
-        if written > offset { try syscall(.write, path) { ftruncate(fd, off_t(offset)) } }
-    }
-
-    /// Writes `bytes` at the end of the file (on the caller's thread or the background writer, never both).
-    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        let tmp = temporaryPath
-        while done < bytes.count {
-            let n: Int
-            do { n = try syscall(.write, tmp) { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) } } catch let e as IOError {
-                // A filesystem that accepted O_DIRECT but refuses this write: go on buffered (nothing was written).
-                if direct, e.errno == EINVAL, stopDirect() { continue }
-                throw IOError(.write, path: path, errno: e.errno)
-            }
-            if n == 0 { throw IOError(.write, path: path, errno: EIO) }
-            done += n
-            // A short direct write leaves the next one unaligned: finish buffered.
-            if direct, done < bytes.count, n % Self.directBlock != 0, !stopDirect() { throw IOError(.write, path: path, errno: EIO) }
-        }
-        written += bytes.count
-        startWriteback()
-        trimmer.processed(bytes.count)
-    }
-
-    /// Clears `O_DIRECT`; later writes are buffered. False if the flag cannot be cleared.
-    private func stopDirect() -> Bool {
-        #if canImport(Glibc)
-        let flags = fcntl(fd, F_GETFL)
-        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~ingot_o_direct()) == 0 else { return false }
-        #endif
-        direct = false
-        return true
-    }
-
-    /// Bytes handed to the kernel so far, and how many of them have been scheduled for writeback.
-    private var written = 0, scheduled = 0
-    /// Writeback is started every this many bytes.
-    static let writebackStep = 8 << 20
-
-    /// Asks the kernel to start writing back what has been written since the last call (Linux: `sync_file_range`
-    /// with `SYNC_FILE_RANGE_WRITE`, which does not wait), every `writebackStep` bytes: the disk works while the
-    /// stage computes, and `commit()`'s fsync, which alone makes the file durable, has only the tail left.
-    private func startWriteback() {
-        #if canImport(Glibc)
-        guard !direct, written - scheduled >= Self.writebackStep else { return }
-        _ = ingot_start_writeback(fd, __off64_t(scheduled), __off64_t(written - scheduled))
-        scheduled = written
-        #endif
+        if sink.written > offset { try syscall(.write, path) { ftruncate(sink.fd, off_t(offset)) } }
     }
 
     /// Flushes, fsyncs, and renames the temporary file to `path`.
@@ -195,9 +142,9 @@ public final class OutputFile {
         do {
             try flushLast()
             let tmp = temporaryPath
-            try syscall(.sync, tmp) { fsync(fd) }
-            close(fd)
-            fd = -1
+            try syscall(.sync, tmp) { fsync(sink.fd) }
+            close(sink.fd)
+            sink.fd = -1
             if staged {
                 try syscall(.rename, path) { rename(tmp, path) }
                 Destinations.temporaries.remove(tmp)
@@ -216,13 +163,81 @@ public final class OutputFile {
     /// Closes and removes the temporary file.
     public func discard() {
         writer.wait()
-        if fd >= 0 { close(fd); fd = -1 }
+        if sink.fd >= 0 { close(sink.fd); sink.fd = -1 }
         if !committed {
             unlink(temporaryPath)
             Destinations.temporaries.remove(temporaryPath)
             if !staged { Destinations.release(path) }
         }
         committed = true
+    }
+}
+
+/// The temporary file's descriptor and what writing to it needs, shared by an `OutputFile` and its writer thread.
+/// The writer's jobs hold this, never the `OutputFile`: were a job to hold the last reference to the file, the file's
+/// deinit would run on the writer thread and wait for that thread's own job.
+private final class FileSink: @unchecked Sendable {
+    let path: String, temporaryPath: String
+    var fd: Int32
+    /// Writes bypass the page cache (`O_DIRECT`): only whole `OutputFile.directBlock`s, from aligned buffers, at
+    /// aligned offsets.
+    var direct = false
+    /// The background write's failure, thrown by every later write and by `commit`.
+    var error: Error?
+    /// Every streaming stage ends in an output file, so this is where freed heap pages are handed back.
+    var trimmer = HeapTrimmer()
+
+    init(path: String, temporaryPath: String, fd: Int32) {
+        self.path = path
+        self.temporaryPath = temporaryPath
+        self.fd = fd
+    }
+
+    /// Writes `bytes` at the end of the file (on the caller's thread or the background writer, never both).
+    func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        let tmp = temporaryPath
+        while done < bytes.count {
+            let n: Int
+            do { n = try syscall(.write, tmp) { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) } } catch let e as IOError {
+                // A filesystem that accepted O_DIRECT but refuses this write: go on buffered (nothing was written).
+                if direct, e.errno == EINVAL, stopDirect() { continue }
+                throw IOError(.write, path: path, errno: e.errno)
+            }
+            if n == 0 { throw IOError(.write, path: path, errno: EIO) }
+            done += n
+            // A short direct write leaves the next one unaligned: finish buffered.
+            if direct, done < bytes.count, n % OutputFile.directBlock != 0, !stopDirect() { throw IOError(.write, path: path, errno: EIO) }
+        }
+        written += bytes.count
+        startWriteback()
+        trimmer.processed(bytes.count)
+    }
+
+    /// Clears `O_DIRECT`; later writes are buffered. False if the flag cannot be cleared.
+    func stopDirect() -> Bool {
+        #if canImport(Glibc)
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~ingot_o_direct()) == 0 else { return false }
+        #endif
+        direct = false
+        return true
+    }
+
+    /// Bytes handed to the kernel so far, and how many of them have been scheduled for writeback.
+    var written = 0, scheduled = 0
+    /// Writeback is started every this many bytes.
+    static let writebackStep = 8 << 20
+
+    /// Asks the kernel to start writing back what has been written since the last call (Linux: `sync_file_range`
+    /// with `SYNC_FILE_RANGE_WRITE`, which does not wait), every `writebackStep` bytes: the disk works while the
+    /// stage computes, and `commit()`'s fsync, which alone makes the file durable, has only the tail left.
+    func startWriteback() {
+        #if canImport(Glibc)
+        guard !direct, written - scheduled >= Self.writebackStep else { return }
+        _ = ingot_start_writeback(fd, __off64_t(scheduled), __off64_t(written - scheduled))
+        scheduled = written
+        #endif
     }
 }
 

@@ -46,7 +46,9 @@ import Testing
                 let f = try OutputFile(path: dir + "/out.bin", bufferSize: 4096)
                 try f.write([UInt8](repeating: 7, count: 50_000))  // several background writes in flight or done
             }
-            #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+            FileHandle.standardError.write("CHECK\n".data(using: .utf8)!)
+            let left = try FileManager.default.contentsOfDirectory(atPath: dir)
+            #expect(left.isEmpty, "left behind in \(place): \(left)")
         }
     }
 }

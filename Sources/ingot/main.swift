@@ -14,14 +14,8 @@ BLAS.useSingleThreadedKernels()
 // A file-size limit (ulimit -f) must surface as a write error, not kill the process mid-write.
 signal(SIGXFSZ, SIG_IGN)
 
-#if canImport(Glibc)
-// Layer-sized buffers (hundreds of MB, allocated and freed once per layer from many threads) go straight to mmap
-// and back to the kernel when freed. With glibc's adaptive threshold they were served from per-thread arenas
-// that kept growing (anonymous memory rose layer after layer while streaming a large MoE).
-@_silgen_name("mallopt") func mallopt(_ param: Int32, _ value: Int32) -> Int32
-let M_MMAP_THRESHOLD: Int32 = -3  // <malloc.h>
-_ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
-#endif
+// Activation-sized buffers are reused from the heap; layer-sized ones are mapped on their own (see HeapPolicy).
+HeapPolicy.install()
 
 // Temporaries and destination locks are removed on SIGINT/SIGTERM/SIGHUP and at exit.
 Destinations.installSignalCleanup()

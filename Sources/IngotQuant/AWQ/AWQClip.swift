@@ -28,8 +28,6 @@ public enum AWQClip {
         (0..<sideSteps).map { UInt8($0) }
             + (asymmetric ? (0..<(sideSteps * sideSteps)).map { UInt8(pairBase + $0) } : [])
     }
-    /// Bytes of one block of weight rows searched at a time (f32).
-    static let blockBytes = 32 << 20
 
     /// The best clip step of each (row, group) of `w` (`[rows, columns]`), with the mean error before and after
     /// over all (row, group) cells. `clamp` applies the steps.
@@ -68,6 +66,13 @@ public enum AWQClip {
         return search(w, rows: rows, columns: columns, groupSize: g, gram: gram, asymmetric: asymmetric, fakeQuantize: fakeQuantize)
     }
 
+    /// Rows of one tile of the search: a tile is these rows of one input group, searched by one worker.
+    static let tileRows = 64
+
+    /// Every candidate of every (row, group) cell, tile by tile: a tile's group values are clamped, quantized and
+    /// scored against its Gram matrix for each candidate while they stay in cache, and only the tile is copied.
+    /// Tiles are fixed by the shape alone, and each cell's candidates are compared in order, so the steps do not
+    /// depend on the worker count.
     static func search(_ w: [Float], rows: Int, columns: Int, groupSize g: Int, gram: [[Float]], asymmetric: Bool,
                        fakeQuantize: ([Float], Int, Int) -> [Float]) -> (steps: [UInt8], before: Double, after: Double) {
         let groups = gram.count
@@ -75,26 +80,44 @@ public enum AWQClip {
         var best = [Double](repeating: .infinity, count: rows * groups)
         var bestStep = [UInt8](repeating: 0, count: rows * groups)
         var first = [Double](repeating: 0, count: rows * groups)
-        // Rows are independent (each row's groups are quantized and scored on their own): blocks of rows keep the
-        // working copies small whatever the weight's size (an MLA o_proj is 470 MB in f32).
-        let block = max(1, blockBytes / max(columns * 4, 1))
-        var r0 = 0
-        while r0 < rows {
-            let n = min(block, rows - r0)
-            let original = Array(w[(r0 * columns)..<((r0 + n) * columns)])
-            for (i, code) in candidates.enumerated() {
-                var clamped = original
-                clamp(&clamped, rows: n, columns: columns, groupSize: g) { _ in code }
-                var d = fakeQuantize(clamped, n, columns)
-                for j in d.indices { d[j] -= original[j] }
-                let err = groupErrors(d, rows: n, columns: columns, groupSize: g, gram: gram)
-                for j in err.indices {
-                    let cell = r0 * groups + j
-                    if i == 0 { first[cell] = err[j] }
-                    if err[j] < best[cell] { best[cell] = err[j]; bestStep[cell] = code }
+        let blocks = (rows + tileRows - 1) / tileRows
+        BLAS.useSingleThreadedKernels()
+        best.withUnsafeMutableBufferPointer { bestp in
+            bestStep.withUnsafeMutableBufferPointer { stepp in
+                first.withUnsafeMutableBufferPointer { firstp in
+                    w.withUnsafeBufferPointer { wp in
+                        withoutActuallyEscaping(fakeQuantize) { fq in
+                            let shared = UncheckedSendable((wp, bestp, stepp, firstp, fq))
+                            parallelFor(blocks * groups) { t in
+                                let (w, best, step, first, fq) = shared.value
+                                let r0 = (t / groups) * tileRows, k = t % groups
+                                let n = min(tileRows, rows - r0), lo = k * g, width = min(columns, lo + g) - lo
+                                var original = [Float](repeating: 0, count: n * width)
+                                for r in 0..<n { for c in 0..<width { original[r * width + c] = w[(r0 + r) * columns + lo + c] } }
+                                var clamped = original
+                                var product = [Float](repeating: 0, count: n * width)
+                                for (i, code) in candidates.enumerated() {
+                                    clamped.withUnsafeMutableBufferPointer { c in
+                                        original.withUnsafeBufferPointer { o in c.baseAddress!.update(from: o.baseAddress!, count: o.count) }
+                                        clampRows(0..<n, of: c, columns: width, groupSize: width) { _ in code }
+                                    }
+                                    var d = fq(clamped, n, width)
+                                    for j in d.indices { d[j] -= original[j] }
+                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(width), Int32(width), 1, d, Int32(width),
+                                                gram[k], Int32(width), 0, &product, Int32(width))
+                                    for r in 0..<n {
+                                        var e = 0.0
+                                        for c in 0..<width { e += Double(product[r * width + c]) * Double(d[r * width + c]) }
+                                        let cell = (r0 + r) * groups + k
+                                        if i == 0 { first[cell] = e }
+                                        if e < best[cell] { best[cell] = e; step[cell] = code }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
-            r0 += n
         }
         let n = Double(rows * groups)
         return (bestStep, first.reduce(0, +) / n, best.reduce(0, +) / n)
@@ -142,31 +165,5 @@ public enum AWQClip {
                 }
             }
         }
-    }
-
-    /// d C dᵀ for every (row, group) of `d`; groups in parallel (each group's product is the same call whatever the
-    /// worker count, so the errors are too).
-    static func groupErrors(_ d: [Float], rows: Int, columns: Int, groupSize g: Int, gram: [[Float]]) -> [Double] {
-        let groups = gram.count
-        BLAS.useSingleThreadedKernels()
-        var out = [Double](repeating: 0, count: rows * groups)
-        out.withUnsafeMutableBufferPointer { o in
-            let outBox = UncheckedSendable(o)
-            parallelFor(groups) { k in
-                let out = outBox.value
-                let lo = k * g, n = min(columns, lo + g) - lo
-                var dg = [Float](repeating: 0, count: rows * n)
-                for r in 0..<rows { for c in 0..<n { dg[r * n + c] = d[r * columns + lo + c] } }
-                var dc = [Float](repeating: 0, count: rows * n)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(n), 1, dg, Int32(n), gram[k], Int32(n),
-                            0, &dc, Int32(n))
-                for r in 0..<rows {
-                    var s = 0.0
-                    for c in 0..<n { s += Double(dc[r * n + c]) * Double(dg[r * n + c]) }
-                    out[r * groups + k] = s
-                }
-            }
-        }
-        return out
     }
 }

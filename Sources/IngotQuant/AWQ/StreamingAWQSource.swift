@@ -95,6 +95,8 @@ public final class StreamingAWQSource: TensorSource, @unchecked Sendable {
         if let r = cache, r.layer == l { return r }
         if let r = results[l], retainAll { return r }
         let r = try awq.searchLayer(l)
+        // The search's buffers are free now; hand their pages back before the next layer's (HeapPolicy).
+        HeapTrimmer.trim()
         cache = r
         var logged = r
         if !retainAll { logged.transform = LayerTransform() }  // the log is kept for the report; the transform only in the cache

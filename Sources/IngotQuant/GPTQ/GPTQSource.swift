@@ -187,6 +187,8 @@ public final class GPTQSource: RoundedWeightSource, @unchecked Sendable {
         capture = nil
         expertInputs = nil
         hessians = [:]
+        // The previous layer's buffers are free now; hand their pages back before this layer's (HeapPolicy).
+        HeapTrimmer.trim()
         let c = try LayerCapture(model: model, calibration: calibration, layer: l, recipe: model.config.awqRecipe(layer: l), input: input)
         capture = (l, c)
         return c

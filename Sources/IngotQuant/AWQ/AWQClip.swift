@@ -94,21 +94,19 @@ public enum AWQClip {
                                 let n = min(tileRows, rows - r0), lo = k * g, width = min(columns, lo + g) - lo
                                 var original = [Float](repeating: 0, count: n * width)
                                 for r in 0..<n { for c in 0..<width { original[r * width + c] = w[(r0 + r) * columns + lo + c] } }
+                                let ends = RowEnds(original, rows: n, width: width)
                                 var clamped = original
                                 var product = [Float](repeating: 0, count: n * width)
+                                var errors = [Double](repeating: 0, count: n)
                                 for (i, code) in candidates.enumerated() {
-                                    clamped.withUnsafeMutableBufferPointer { c in
-                                        original.withUnsafeBufferPointer { o in c.baseAddress!.update(from: o.baseAddress!, count: o.count) }
-                                        clampRows(0..<n, of: c, columns: width, groupSize: width) { _ in code }
-                                    }
+                                    ends.clamp(original, code: code, into: &clamped)
                                     var d = fq(clamped, n, width)
                                     for j in d.indices { d[j] -= original[j] }
                                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(width), Int32(width), 1, d, Int32(width),
                                                 gram[k], Int32(width), 0, &product, Int32(width))
+                                    rowErrors(product, d, rows: n, width: width, into: &errors)
                                     for r in 0..<n {
-                                        var e = 0.0
-                                        for c in 0..<width { e += Double(product[r * width + c]) * Double(d[r * width + c]) }
-                                        let cell = (r0 + r) * groups + k
+                                        let e = errors[r], cell = (r0 + r) * groups + k
                                         if i == 0 { first[cell] = e }
                                         if e < best[cell] { best[cell] = e; step[cell] = code }
                                     }
@@ -121,6 +119,76 @@ public enum AWQClip {
         }
         let n = Double(rows * groups)
         return (bestStep, first.reduce(0, +) / n, best.reduce(0, +) / n)
+    }
+
+    /// Each row's absmax, minimum and maximum, computed once for all of a tile's candidates with the loops
+    /// `clampRows` uses, so every clamp equals `clampRows`' (NaNs are skipped by both and stay NaN).
+    struct RowEnds {
+        var absmax: [Float] = [], low: [Float] = [], high: [Float] = []
+        let width: Int
+
+        init(_ w: [Float], rows: Int, width: Int) {
+            self.width = width
+            for r in 0..<rows {
+                var m: Float = 0, mn = Float.infinity, mx = -Float.infinity
+                for c in (r * width)..<((r + 1) * width) { m = max(m, abs(w[c])); mn = min(mn, w[c]); mx = max(mx, w[c]) }
+                absmax.append(m); low.append(mn); high.append(mx)
+            }
+        }
+
+        /// `w` clamped row by row by `code` (one group per row), into `out`.
+        func clamp(_ w: [Float], code: UInt8, into out: inout [Float]) {
+            let s = Int(code)
+            out.withUnsafeMutableBufferPointer { o in
+                w.withUnsafeBufferPointer { w in
+                    for r in absmax.indices {
+                        let lo: Float, hi: Float
+                        if s == 0 || s == pairBase {
+                            lo = -Float.infinity; hi = Float.infinity
+                        } else if s < pairBase {
+                            let m = absmax[r] * (1 - Float(s) / Float(grid))
+                            lo = -m; hi = m
+                        } else {
+                            let a = (s - pairBase) / sideSteps, b = (s - pairBase) % sideSteps
+                            lo = low[r] * (1 - Float(a) / Float(grid)); hi = high[r] * (1 - Float(b) / Float(grid))
+                        }
+                        for c in (r * width)..<((r + 1) * width) { o[c] = min(max(w[c], lo), hi) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Σ_c p[r, c]·d[r, c]` of each row in f64, summed in column order: rows are interleaved eight at a time so
+    /// the additions of different rows overlap, and each row's sum is still the plain sequential one.
+    static func rowErrors(_ p: [Float], _ d: [Float], rows n: Int, width: Int, into out: inout [Double]) {
+        p.withUnsafeBufferPointer { p in
+            d.withUnsafeBufferPointer { d in
+                var r = 0
+                while r + 8 <= n {
+                    var a = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+                    let b = r * width
+                    for c in 0..<width {
+                        a.0 += Double(p[b + c]) * Double(d[b + c])
+                        a.1 += Double(p[b + width + c]) * Double(d[b + width + c])
+                        a.2 += Double(p[b + 2 * width + c]) * Double(d[b + 2 * width + c])
+                        a.3 += Double(p[b + 3 * width + c]) * Double(d[b + 3 * width + c])
+                        a.4 += Double(p[b + 4 * width + c]) * Double(d[b + 4 * width + c])
+                        a.5 += Double(p[b + 5 * width + c]) * Double(d[b + 5 * width + c])
+                        a.6 += Double(p[b + 6 * width + c]) * Double(d[b + 6 * width + c])
+                        a.7 += Double(p[b + 7 * width + c]) * Double(d[b + 7 * width + c])
+                    }
+                    (out[r], out[r + 1], out[r + 2], out[r + 3], out[r + 4], out[r + 5], out[r + 6], out[r + 7]) = a
+                    r += 8
+                }
+                while r < n {
+                    var e = 0.0
+                    for c in 0..<width { e += Double(p[r * width + c]) * Double(d[r * width + c]) }
+                    out[r] = e
+                    r += 1
+                }
+            }
+        }
     }
 
     /// Clamps each (row, group) of `w` by its code: a symmetric step to `±absmax·(1 − step/grid)`, a one-sided pair

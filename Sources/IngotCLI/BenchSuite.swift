@@ -110,8 +110,13 @@ struct BenchSuite: ParsableCommand {
                 try? FileManager.default.removeItem(atPath: out)
             }
             /// One `ingot eval` child: tokens/s of its own timing (windows × ctx ÷ seconds), perplexity in the note.
+            // The other rows' models too: a synthetic MoE last read long ago is otherwise read from disk inside its row.
+            func warmModel(_ m: String) throws {
+                if m != model { warmPageCache(Set(try Checkpoint.open(m).tensors.map(\.file)).sorted()) }
+            }
             func forward(_ row: String, _ what: String, model m: String, input: [String], ctx c: Int, tokens: Int) throws {
                 note(row)
+                try warmModel(m)
                 let r = try ChildRun.ingot(["eval", m] + input + ["--max-tokens", String(tokens), "--ctx", String(c), "--json", "--quiet"] + t, dir: dir)
                 let j = try JSON.parse(Array(r.stdout.utf8))
                 let predictions = j["predictions"]?.intValue ?? 0, windows = j["windows"]?.arrayValue?.count ?? 0
@@ -134,6 +139,7 @@ struct BenchSuite: ParsableCommand {
             if want("calibrate+awq") {
                 note("calibrate+awq")
                 let m = awqModel ?? model
+                try warmModel(m)
                 let c = try ChildRun.ingot(["calibrate", m, "--data", calibText ?? text, "--samples", String(calibSamples),
                                             "--seq-len", String(calibSeqLen), "-o", dir + "/cal.ingot", "--force", "--quiet"] + t, dir: dir)
                 let a = try ChildRun.ingot(["quantize", m, "--scheme", "awq-int4", "--group-size", "64", "--calib", dir + "/cal.ingot",

@@ -26,17 +26,16 @@ import Testing
         HeapPolicy.install()
         let n = 16 << 20, pages = n / 4096
         // Another test thread sharing this arena could take the freed block between free and malloc; one clean
-        // attempt out of three shows the policy.
+        // attempt out of three shows the policy. (The first buffer may itself reuse memory other tests freed, so
+        // only the second is counted: under a 1 MiB threshold it faults in every page.)
         var best = Int.max
         for _ in 0..<3 where best > pages / 8 {
             let a = malloc(n)!
-            let first = Self.faults { Self.touch(a, n) }
+            Self.touch(a, n)
             free(a)
             let b = malloc(n)!
-            let second = Self.faults { Self.touch(b, n) }
+            best = min(best, Self.faults { Self.touch(b, n) })
             free(b)
-            #expect(first >= pages / 2, "a fresh buffer is faulted in on first touch (\(first) faults)")
-            best = min(best, second)
         }
         #expect(best <= pages / 8, "the second buffer of the same size took \(best) faults for \(pages) pages")
     }

@@ -94,12 +94,20 @@ public enum AWQClip {
                                 let n = min(tileRows, rows - r0), lo = k * g, width = min(columns, lo + g) - lo
                                 var original = [Float](repeating: 0, count: n * width)
                                 for r in 0..<n { for c in 0..<width { original[r * width + c] = w[(r0 + r) * columns + lo + c] } }
-                                let ends = RowEnds(original, rows: n, width: width)
-                                var clamped = original
+                                // Each row's ends once for all candidates; each candidate's clamp fused with the copy.
+                                let ends = original.withUnsafeBufferPointer { o in (0..<n).map { GroupEnds(o, ($0 * width)..<(($0 + 1) * width)) } }
+                                var clamped = [Float](repeating: 0, count: n * width)
                                 var product = [Float](repeating: 0, count: n * width)
                                 var errors = [Double](repeating: 0, count: n)
                                 for (i, code) in candidates.enumerated() {
-                                    ends.clamp(original, code: code, into: &clamped)
+                                    clamped.withUnsafeMutableBufferPointer { out in
+                                        original.withUnsafeBufferPointer { o in
+                                            for r in 0..<n {
+                                                let (lo, hi) = ends[r].bounds(code) ?? (-Float.infinity, Float.infinity)
+                                                for c in (r * width)..<((r + 1) * width) { out[c] = min(max(o[c], lo), hi) }
+                                            }
+                                        }
+                                    }
                                     var d = fq(clamped, n, width)
                                     for j in d.indices { d[j] -= original[j] }
                                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(width), Int32(width), 1, d, Int32(width),
@@ -121,41 +129,25 @@ public enum AWQClip {
         return (bestStep, first.reduce(0, +) / n, best.reduce(0, +) / n)
     }
 
-    /// Each row's absmax, minimum and maximum, computed once for all of a tile's candidates with the loops
-    /// `clampRows` uses, so every clamp equals `clampRows`' (NaNs are skipped by both and stay NaN).
-    struct RowEnds {
-        var absmax: [Float] = [], low: [Float] = [], high: [Float] = []
-        let width: Int
+    /// A group's absmax, minimum and maximum (NaNs skipped), and the clamp interval of each clip code.
+    struct GroupEnds {
+        var absmax: Float = 0, low = Float.infinity, high = -Float.infinity
 
-        init(_ w: [Float], rows: Int, width: Int) {
-            self.width = width
-            for r in 0..<rows {
-                var m: Float = 0, mn = Float.infinity, mx = -Float.infinity
-                for c in (r * width)..<((r + 1) * width) { m = max(m, abs(w[c])); mn = min(mn, w[c]); mx = max(mx, w[c]) }
-                absmax.append(m); low.append(mn); high.append(mx)
-            }
+        init(_ w: UnsafeBufferPointer<Float>, _ span: Range<Int>) {
+            for c in span { absmax = max(absmax, abs(w[c])); low = min(low, w[c]); high = max(high, w[c]) }
         }
 
-        /// `w` clamped row by row by `code` (one group per row), into `out`.
-        func clamp(_ w: [Float], code: UInt8, into out: inout [Float]) {
+        /// `[lo, hi]` for `code`: `±absmax·(1 − step/grid)` for a symmetric step, `[min·(1 − a/grid),
+        /// max·(1 − b/grid)]` for a one-sided pair; nil for no clamp (step 0, pair (0, 0)).
+        func bounds(_ code: UInt8) -> (lo: Float, hi: Float)? {
             let s = Int(code)
-            out.withUnsafeMutableBufferPointer { o in
-                w.withUnsafeBufferPointer { w in
-                    for r in absmax.indices {
-                        let lo: Float, hi: Float
-                        if s == 0 || s == pairBase {
-                            lo = -Float.infinity; hi = Float.infinity
-                        } else if s < pairBase {
-                            let m = absmax[r] * (1 - Float(s) / Float(grid))
-                            lo = -m; hi = m
-                        } else {
-                            let a = (s - pairBase) / sideSteps, b = (s - pairBase) % sideSteps
-                            lo = low[r] * (1 - Float(a) / Float(grid)); hi = high[r] * (1 - Float(b) / Float(grid))
-                        }
-                        for c in (r * width)..<((r + 1) * width) { o[c] = min(max(w[c], lo), hi) }
-                    }
-                }
+            if s == 0 || s == pairBase { return nil }
+            if s < pairBase {
+                let m = absmax * (1 - Float(s) / Float(grid))
+                return (-m, m)
             }
+            let a = (s - pairBase) / sideSteps, b = (s - pairBase) % sideSteps
+            return (low * (1 - Float(a) / Float(grid)), high * (1 - Float(b) / Float(grid)))
         }
     }
 
@@ -215,22 +207,9 @@ public enum AWQClip {
         let groups = (columns + g - 1) / g
         for r in rows {
             for k in 0..<groups {
-                let s = Int(step(r * groups + k))
-                if s == 0 || s == pairBase { continue }
-                let lo = r * columns + k * g, hi = r * columns + min(columns, (k + 1) * g)
-                if s < pairBase {
-                    var m: Float = 0
-                    for c in lo..<hi { m = max(m, abs(w[c])) }
-                    m *= 1 - Float(s) / Float(grid)
-                    for c in lo..<hi { w[c] = min(max(w[c], -m), m) }
-                } else {
-                    let a = (s - pairBase) / sideSteps, b = (s - pairBase) % sideSteps
-                    var mn = Float.infinity, mx = -Float.infinity
-                    for c in lo..<hi { mn = min(mn, w[c]); mx = max(mx, w[c]) }
-                    mn *= 1 - Float(a) / Float(grid)
-                    mx *= 1 - Float(b) / Float(grid)
-                    for c in lo..<hi { w[c] = min(max(w[c], mn), mx) }
-                }
+                let span = (r * columns + k * g)..<(r * columns + min(columns, (k + 1) * g))
+                guard let (lo, hi) = GroupEnds(UnsafeBufferPointer(w), span).bounds(step(r * groups + k)) else { continue }
+                for c in span { w[c] = min(max(w[c], lo), hi) }
             }
         }
     }
